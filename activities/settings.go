@@ -1,0 +1,109 @@
+package activities
+
+import (
+	"sort"
+	"time"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+)
+
+// Settings is the part of the launcher configuration that activities need. The worker
+// builds it from nodepool.yaml; activities never read the file themselves.
+type Settings struct {
+	// LauncherName prefixes pool ids ("<name>-PoolWorker.<provider>-<pool>"). It is the
+	// same for every replica of one deployment, so that declines survive restarts.
+	LauncherName string
+	// TaskQueue is the main task queue; provider queues derive from it.
+	TaskQueue string
+	// PollInterval caps the timer between state-machine steps.
+	PollInterval time.Duration
+	// MaxHoldAge caps how long a node may stay held (0 = unlimited).
+	MaxHoldAge time.Duration
+	// Labels maps label names to their settings; a label absent here is unknown.
+	Labels map[string]LabelSettings
+	// Providers in configuration order.
+	Providers []ProviderSettings
+}
+
+// LabelSettings are the per-label settings of the top-level labels section.
+type LabelSettings struct {
+	MaxReadyAge time.Duration
+}
+
+// ProviderSettings are one provider's settings.
+type ProviderSettings struct {
+	Name          string
+	TaskQueue     string
+	LaunchTimeout time.Duration
+	LaunchRetries int
+	Pools         []PoolSettings
+}
+
+// PoolSettings are one pool's settings.
+type PoolSettings struct {
+	Name string
+	// ID is the pool worker id used in declined_by and in the pool registration.
+	ID       string
+	Labels   []string
+	Priority int
+	// MaxServers is -1 when unlimited; 0 disables the pool.
+	MaxServers int
+	// Limits are the pool's resource limits in Nodepool's names (absent = unlimited).
+	Limits         drivers.Resources
+	NodeAttributes map[string]any
+}
+
+// PoolID returns the pool worker id of a pool, in Nodepool's format.
+func PoolID(launcher, provider, pool string) string {
+	return launcher + "-PoolWorker." + provider + "-" + pool
+}
+
+// ProviderTaskQueue returns the task queue for a provider's driver steps.
+func ProviderTaskQueue(taskQueue, provider string) string {
+	return taskQueue + "-provider-" + provider
+}
+
+// Provider returns the settings of the named provider.
+func (s *Settings) Provider(name string) (*ProviderSettings, bool) {
+	for i := range s.Providers {
+		if s.Providers[i].Name == name {
+			return &s.Providers[i], true
+		}
+	}
+	return nil, false
+}
+
+// Pool returns the settings of the named pool of the provider.
+func (s *Settings) Pool(provider, pool string) (*ProviderSettings, *PoolSettings, bool) {
+	p, ok := s.Provider(provider)
+	if !ok {
+		return nil, nil, false
+	}
+	for i := range p.Pools {
+		if p.Pools[i].Name == pool {
+			return p, &p.Pools[i], true
+		}
+	}
+	return p, nil, false
+}
+
+// PoolIDs returns every pool id of this launcher, sorted.
+func (s *Settings) PoolIDs() []string {
+	var ids []string
+	for _, p := range s.Providers {
+		for _, pool := range p.Pools {
+			ids = append(ids, pool.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func (p *PoolSettings) offers(label string) bool {
+	for _, l := range p.Labels {
+		if l == label {
+			return true
+		}
+	}
+	return false
+}

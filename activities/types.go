@@ -1,0 +1,220 @@
+package activities
+
+import (
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+)
+
+// These types are activity inputs and results. They are recorded in workflow histories,
+// so their JSON names are a wire format: add fields, never rename them.
+
+// OrderKey orders requests as Nodepool does: priority prefix, then relative priority,
+// then the sequence number.
+type OrderKey struct {
+	Priority         string `json:"priority"`
+	RelativePriority int    `json:"relative_priority"`
+	Sequence         string `json:"sequence"`
+}
+
+// Less reports whether k goes before o.
+func (k OrderKey) Less(o OrderKey) bool {
+	if k.Priority != o.Priority {
+		return k.Priority < o.Priority
+	}
+	if k.RelativePriority != o.RelativePriority {
+		return k.RelativePriority < o.RelativePriority
+	}
+	return k.Sequence < o.Sequence
+}
+
+// Decision is what PlanRequest decided.
+type Decision string
+
+// Decisions of PlanRequest.
+const (
+	DecisionLaunch  Decision = "launch"
+	DecisionDecline Decision = "decline"
+	DecisionSkip    Decision = "skip"
+)
+
+// PlanInput asks for a plan for one request.
+type PlanInput struct {
+	RequestID string `json:"request_id"`
+}
+
+// NodePlan is the plan for one requested node.
+type NodePlan struct {
+	Label string            `json:"label"`
+	Need  drivers.Resources `json:"need"`
+}
+
+// Plan is the result of PlanRequest.
+type Plan struct {
+	Decision Decision `json:"decision"`
+	Reason   string   `json:"reason,omitempty"`
+	// DeclinePools are the pool ids to add to declined_by when declining.
+	DeclinePools []string `json:"decline_pools,omitempty"`
+
+	Provider          string              `json:"provider,omitempty"`
+	Pool              string              `json:"pool,omitempty"`
+	PoolID            string              `json:"pool_id,omitempty"`
+	ProviderTaskQueue string              `json:"provider_task_queue,omitempty"`
+	LaunchTimeoutSec  float64             `json:"launch_timeout_sec,omitempty"`
+	LaunchRetries     int                 `json:"launch_retries,omitempty"`
+	PollIntervalSec   float64             `json:"poll_interval_sec,omitempty"`
+	Limits            drivers.Resources   `json:"limits,omitempty"`
+	Nodes             []NodePlan          `json:"nodes,omitempty"`
+	Order             OrderKey            `json:"order"`
+	Request           drivers.RequestInfo `json:"request"`
+}
+
+// Need returns the total need of the plan's nodes.
+func (p Plan) Need() drivers.Resources {
+	total := drivers.Resources{}
+	for _, n := range p.Nodes {
+		total = total.Add(n.Need)
+	}
+	return total
+}
+
+// DeclineInput declines a request on behalf of some of our pools.
+type DeclineInput struct {
+	RequestID string   `json:"request_id"`
+	Owner     string   `json:"owner"`
+	PoolIDs   []string `json:"pool_ids"`
+	Reason    string   `json:"reason"`
+}
+
+// DeclineResult tells what the request became.
+type DeclineResult struct {
+	// State is the request's new state ("requested" or "failed"), or "" if the request
+	// was gone or no longer ours to decline.
+	State string `json:"state"`
+}
+
+// AcceptInput accepts a request and creates its nodes.
+type AcceptInput struct {
+	RequestID string `json:"request_id"`
+	Owner     string `json:"owner"`
+	Plan      Plan   `json:"plan"`
+}
+
+// AcceptResult tells whether the request was accepted and which nodes were created, in
+// node_types order.
+type AcceptResult struct {
+	Accepted bool     `json:"accepted"`
+	Gone     bool     `json:"gone,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	NodeIDs  []string `json:"node_ids,omitempty"`
+}
+
+// CreateStepInput advances one node's create state machine by one step.
+type CreateStepInput struct {
+	NodeID   string              `json:"node_id"`
+	Owner    string              `json:"owner"`
+	Provider string              `json:"provider"`
+	State    drivers.CreateState `json:"state"`
+}
+
+// DeleteStepInput advances a delete state machine by one step.
+type DeleteStepInput struct {
+	Provider string              `json:"provider"`
+	State    drivers.DeleteState `json:"state"`
+}
+
+// NodeReadyInput stores a launched instance on its node and marks it ready.
+type NodeReadyInput struct {
+	NodeID   string            `json:"node_id"`
+	Owner    string            `json:"owner"`
+	Instance drivers.Instance  `json:"instance"`
+	Need     drivers.Resources `json:"need"`
+}
+
+// FulfillInput fulfils a request with its nodes.
+type FulfillInput struct {
+	RequestID string   `json:"request_id"`
+	Owner     string   `json:"owner"`
+	NodeIDs   []string `json:"node_ids"`
+}
+
+// FulfillResult tells whether the request had vanished.
+type FulfillResult struct {
+	Gone bool `json:"gone"`
+}
+
+// NodeRefInput names a node and the lock owner acting on it.
+type NodeRefInput struct {
+	NodeID string `json:"node_id"`
+	Owner  string `json:"owner"`
+}
+
+// RequestRefInput names a request and the lock owner acting on it.
+type RequestRefInput struct {
+	RequestID string `json:"request_id"`
+	Owner     string `json:"owner"`
+}
+
+// CheckRequestResult tells whether a request still exists and its state.
+type CheckRequestResult struct {
+	Exists bool   `json:"exists"`
+	State  string `json:"state,omitempty"`
+}
+
+// HoldInstanceInput records a failed launch's instance as a held node.
+type HoldInstanceInput struct {
+	Provider       string `json:"provider"`
+	Pool           string `json:"pool"`
+	PoolID         string `json:"pool_id"`
+	Label          string `json:"label"`
+	ExternalID     string `json:"external_id"`
+	Comment        string `json:"comment"`
+	HoldExpiration int    `json:"hold_expiration"`
+	TenantName     string `json:"tenant_name,omitempty"`
+	Requestor      string `json:"requestor,omitempty"`
+}
+
+// HoldInstanceResult names the held node.
+type HoldInstanceResult struct {
+	NodeID string `json:"node_id"`
+}
+
+// StartDeleteInput starts the deletion of a node.
+type StartDeleteInput struct {
+	NodeID string `json:"node_id"`
+	Owner  string `json:"owner"`
+	// UnlockedForSec is how long the poller saw the node unlocked, and OrphanGraceSec
+	// how long a node that should be locked must be unlocked to count as orphaned.
+	UnlockedForSec float64 `json:"unlocked_for_sec,omitempty"`
+	OrphanGraceSec float64 `json:"orphan_grace_sec,omitempty"`
+}
+
+// StartDeleteResult tells whether to proceed and what to delete.
+type StartDeleteResult struct {
+	Proceed    bool   `json:"proceed"`
+	Reason     string `json:"reason,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+	Provider   string `json:"provider,omitempty"`
+	Pool       string `json:"pool,omitempty"`
+	TaskQueue  string `json:"task_queue,omitempty"`
+	State      string `json:"state,omitempty"`
+}
+
+// PoolUsageInput asks for the nodes of a pool.
+type PoolUsageInput struct {
+	Provider string `json:"provider"`
+	Pool     string `json:"pool"`
+}
+
+// PoolUsageResult maps the pool's node ids to the resources they use.
+type PoolUsageResult struct {
+	Nodes map[string]drivers.Resources `json:"nodes"`
+}
+
+// SignalLedgerInput delivers a signal to a pool ledger, starting the ledger if needed.
+type SignalLedgerInput struct {
+	WorkflowID   string `json:"workflow_id"`
+	WorkflowType string `json:"workflow_type"`
+	// StartInput is the ledger's input if it must be started.
+	StartInput any    `json:"start_input"`
+	Signal     string `json:"signal"`
+	Payload    any    `json:"payload"`
+}

@@ -1,0 +1,155 @@
+package sim
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers/driverstest"
+)
+
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// testPools are the pools of the test configuration.
+var testPools = []PoolSpec{
+	{Name: "main", Labels: []LabelSpec{{Name: "small"}, {Name: "large"}}},
+	{Name: "other", Labels: []LabelSpec{{Name: "small"}}},
+}
+
+// testConfig returns a provider configuration with slow enough boots that every
+// create step is seen.
+func testConfig() Config {
+	return Config{
+		Seed:          7,
+		BootSteps:     []float64{0.5, 2.0},
+		DeleteLatency: 0.5,
+		Flavors:       []Flavor{{Name: "s", Cores: 2, RAM: 2048}, {Name: "l", Cores: 8, RAM: 16384}},
+		CloudImages: []CloudImage{{
+			Name: "debian", Username: "zuul", PythonPath: "/usr/bin/python3",
+			ShellType: "sh", ConnectionType: "ssh", ConnectionPort: 22,
+		}},
+		Pools: []PoolConfig{
+			{Labels: []LabelConfig{{Flavor: "s", CloudImage: "debian"}, {Flavor: "l", CloudImage: "debian"}}},
+			{Labels: []LabelConfig{{Flavor: "l", CloudImage: "debian"}}},
+		},
+	}
+}
+
+// testEnv is a driver on a fresh cloud.
+type testEnv struct {
+	clock  *fakeClock
+	cloud  *Cloud
+	client *Client // nil in process
+	driver *Driver
+}
+
+// newEnv builds a driver on a fresh cloud made from cfg, in process or behind a real
+// HTTP server.
+func newEnv(t *testing.T, cfg Config, overHTTP bool) *testEnv {
+	t.Helper()
+	env := &testEnv{clock: newFakeClock()}
+	cloud, err := NewCloud(cfg, WithClock(env.clock.Now))
+	require.NoError(t, err)
+	env.cloud = cloud
+	if !overHTTP {
+		env.driver, err = New("sim-test", cfg, testPools, WithCloud(cloud))
+		require.NoError(t, err)
+		return env
+	}
+	srv := httptest.NewServer(NewHandler(cloud, nil))
+	t.Cleanup(srv.Close)
+	dcfg := cfg.withoutCloudKeys()
+	dcfg.Server = srv.URL
+	env.driver, err = New("sim-test", dcfg, testPools)
+	require.NoError(t, err)
+	env.client = env.driver.API().(*Client)
+	return env
+}
+
+// inject makes the next call of the kind fail, through HTTP when the driver uses it.
+func (e *testEnv) inject(t *testing.T, call string, code ErrorCode) {
+	t.Helper()
+	if e.client != nil {
+		require.NoError(t, e.client.InjectError(context.Background(), call, code))
+		return
+	}
+	require.NoError(t, e.cloud.InjectError(call, code))
+}
+
+func TestConformance(t *testing.T) {
+	tests := []struct {
+		name     string
+		overHTTP bool
+	}{
+		{"in process", false},
+		{"over http", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var env *testEnv
+			injector := func(code ErrorCode) func(t *testing.T) {
+				return func(t *testing.T) { env.inject(t, CallCreate, code) }
+			}
+			driverstest.Run(t, driverstest.Harness{
+				New: func(t *testing.T) drivers.Driver {
+					env = newEnv(t, testConfig(), tc.overHTTP)
+					return env.driver
+				},
+				Provider:             "sim-test",
+				Pool:                 "main",
+				Label:                "small",
+				UnknownExternalID:    "sim-424242",
+				InjectQuotaError:     injector(CodeQuotaExceeded),
+				InjectCapacityError:  injector(CodeInsufficientCapacity),
+				InjectTransientError: injector(CodeThrottling),
+				InjectPermanentError: injector(CodeInvalidParameter),
+				Advance:              func(d time.Duration) { env.clock.Advance(d) },
+				MaxSteps:             20,
+			})
+		})
+	}
+}
+
+func TestConformanceRealClock(t *testing.T) {
+	// A short run on the wall clock, without fault hooks: waits are real sleeps.
+	cfg := testConfig()
+	cfg.BootSteps = []float64{0.01, 0.02}
+	cfg.DeleteLatency = 0.01
+	driverstest.Run(t, driverstest.Harness{
+		New: func(t *testing.T) drivers.Driver {
+			d, err := New("sim-test", cfg, testPools)
+			require.NoError(t, err)
+			return d
+		},
+		Provider: "sim-test",
+		Pool:     "other",
+		Label:    "small",
+	})
+}

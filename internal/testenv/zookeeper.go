@@ -1,0 +1,765 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// ZooKeeper server settings for tests.
+const (
+	// zkMainClass runs a standalone server from a zoo.cfg.
+	zkMainClass = "org.apache.zookeeper.server.ZooKeeperServerMain"
+	// zkJar is the server jar of the Debian zookeeper package; its manifest
+	// Class-Path names the dependencies in /usr/share/java.
+	zkJar = "/usr/share/java/zookeeper.jar"
+	// zkStartTimeout bounds a server start (JVM start on a busy machine).
+	zkStartTimeout = 90 * time.Second
+	// zkStopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	zkStopTimeout = 10 * time.Second
+	// zkInstallHint names what provides the server.
+	zkInstallHint = "install java and the zookeeper package with scripts/install-deps.sh, or set ZK_TEST_ADDRESS"
+)
+
+// zkOptionalJars are added to the class path when present, so that the
+// server logs through log4j (as scripts/zookeeper.sh runs it).
+var zkOptionalJars = []string{"/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"}
+
+// ZKServer is a standalone ZooKeeper server process from the Debian package.
+type ZKServer struct {
+	// Addr is the plain client address, "127.0.0.1:<port>".
+	Addr string
+	// SecureAddr is the TLS client address when the server was started with
+	// TLS, "" otherwise.
+	SecureAddr string
+	// Dir holds zoo.cfg, the data directory and zookeeper.log.
+	Dir string
+	// LogPath is the server's log file.
+	LogPath string
+
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	stopOnce sync.Once
+}
+
+// ZKServerTLS configures a TLS client port with mutual authentication.
+type ZKServerTLS struct {
+	// CertFile and KeyFile are the server's certificate and private key
+	// (PEM, the key unencrypted PKCS#8).
+	CertFile, KeyFile string
+	// CAFile holds the CA certificates that client certificates must chain
+	// to (PEM).
+	CAFile string
+}
+
+// ZKServerOptions tunes StartZooKeeperWithOptions.
+type ZKServerOptions struct {
+	// TLS, when set, adds a TLS client port (Netty connection factory) next
+	// to the plain one.
+	TLS *ZKServerTLS
+}
+
+// StartZooKeeper starts a standalone ZooKeeper with its configuration and
+// data in dir, listening on a free loopback port, and waits until it answers
+// "ruok" with "imok"; ctx bounds the wait. The caller stops it with Stop.
+func StartZooKeeper(ctx context.Context, dir string) (*ZKServer, error) {
+	return StartZooKeeperWithOptions(ctx, dir, ZKServerOptions{})
+}
+
+// StartZooKeeperWithOptions is StartZooKeeper with options.
+func StartZooKeeperWithOptions(ctx context.Context, dir string, opts ZKServerOptions) (*ZKServer, error) {
+	java, err := zkJava()
+	if err != nil {
+		return nil, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("starting zookeeper: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, fmt.Errorf("starting zookeeper: %w", err)
+	}
+	var lastErr error
+	// A free port can be taken between probing and binding; try a few.
+	for range 3 {
+		s, err := startZK(ctx, java, dir, opts)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func zkJava() (string, error) {
+	java := os.Getenv("JAVA")
+	if java == "" {
+		var err error
+		java, err = exec.LookPath("java")
+		if err != nil {
+			return "", fmt.Errorf("finding java: %w", err)
+		}
+	}
+	if _, err := os.Stat(zkJar); err != nil {
+		return "", fmt.Errorf("finding zookeeper server jar: %w", err)
+	}
+	return java, nil
+}
+
+func startZK(ctx context.Context, java, dir string, opts ZKServerOptions) (*ZKServer, error) {
+	port, err := zkFreePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg := []string{
+		"tickTime=1000",
+		"minSessionTimeout=2000",
+		"maxSessionTimeout=60000",
+		"initLimit=10",
+		"syncLimit=5",
+		"dataDir=" + filepath.Join(dir, "data"),
+		"clientPort=" + strconv.Itoa(port),
+		"clientPortAddress=127.0.0.1",
+		"maxClientCnxns=0",
+		"admin.enableServer=false",
+		"4lw.commands.whitelist=*",
+		"forceSync=no",
+	}
+	s := &ZKServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
+	if opts.TLS != nil {
+		securePort, err := zkFreePort()
+		if err != nil {
+			return nil, err
+		}
+		keystore := filepath.Join(dir, "keystore.pem")
+		if err := concatFiles(keystore, opts.TLS.KeyFile, opts.TLS.CertFile); err != nil {
+			return nil, fmt.Errorf("writing zookeeper keystore: %w", err)
+		}
+		cfg = append(cfg,
+			"secureClientPort="+strconv.Itoa(securePort),
+			"secureClientPortAddress=127.0.0.1",
+			"serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+			"ssl.keyStore.location="+keystore,
+			"ssl.keyStore.type=PEM",
+			"ssl.trustStore.location="+opts.TLS.CAFile,
+			"ssl.trustStore.type=PEM",
+			"ssl.clientAuth=need",
+		)
+		s.SecureAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(securePort))
+	}
+	cfgPath := filepath.Join(dir, "zoo.cfg")
+	if err := os.WriteFile(cfgPath, []byte(strings.Join(cfg, "\n")+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing zoo.cfg: %w", err)
+	}
+	log4j := filepath.Join(dir, "log4j.properties")
+	if err := os.WriteFile(log4j, []byte(strings.Join([]string{
+		"log4j.rootLogger=INFO, CONSOLE",
+		"log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender",
+		"log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout",
+		"log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n",
+	}, "\n")+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing log4j.properties: %w", err)
+	}
+	classpath := []string{dir, zkJar}
+	for _, jar := range zkOptionalJars {
+		if _, err := os.Stat(jar); err == nil {
+			classpath = append(classpath, jar)
+		}
+	}
+
+	s.LogPath = filepath.Join(dir, "zookeeper.log")
+	logFile, err := os.Create(s.LogPath)
+	if err != nil {
+		return nil, fmt.Errorf("creating zookeeper log: %w", err)
+	}
+	defer logFile.Close()
+	args := []string{
+		"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-Dzookeeper.admin.enableServer=false",
+		"-Dlog4j.configuration=file:" + log4j,
+		"-cp", strings.Join(classpath, ":"),
+		zkMainClass, cfgPath,
+	}
+	s.cmd = exec.Command(java, args...)
+	s.cmd.Dir = dir
+	s.cmd.Stdout = logFile
+	s.cmd.Stderr = logFile
+	// The server dies with the test process even when Stop never runs.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting zookeeper: %w", err)
+	}
+	s.exited = make(chan struct{})
+	go func() {
+		_ = s.cmd.Wait()
+		close(s.exited)
+	}()
+
+	ctx, cancel := context.WithTimeout(ctx, zkStartTimeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if ZKRuok(s.Addr) {
+			if s.SecureAddr == "" || zkPortOpen(s.SecureAddr) {
+				return s, nil
+			}
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("zookeeper exited during start; log %s:\n%s", s.LogPath, tailFile(s.LogPath, 20))
+		case <-ctx.Done():
+			s.Stop()
+			return nil, fmt.Errorf("waiting for zookeeper on %s: %w; log %s:\n%s", s.Addr, ctx.Err(), s.LogPath, tailFile(s.LogPath, 20))
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop terminates the server (SIGTERM, then SIGKILL) and waits for it.
+func (s *ZKServer) Stop() {
+	s.stopOnce.Do(func() {
+		if s.cmd == nil || s.cmd.Process == nil {
+			return
+		}
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(zkStopTimeout):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+}
+
+// ZKRuok reports whether the ZooKeeper at addr answers "ruok" with "imok".
+func ZKRuok(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("ruok")); err != nil {
+		return false
+	}
+	buf := make([]byte, 4)
+	n, _ := conn.Read(buf)
+	return string(buf[:n]) == "imok"
+}
+
+func zkPortOpen(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+func zkFreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func concatFiles(dst string, srcs ...string) error {
+	var out []byte
+	for _, src := range srcs {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		out = append(out, b...)
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			out = append(out, '\n')
+		}
+	}
+	return os.WriteFile(dst, out, 0o600)
+}
+
+// tailFile returns the last n lines of path, for error messages.
+func tailFile(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+var (
+	zkOnce sync.Once
+	zkAddr string
+	zkErr  error
+)
+
+// ZooKeeper returns "host:port" of a real ZooKeeper for tests: ZK_TEST_ADDRESS
+// when set, otherwise a server from the Debian package started once per test
+// process (stopped by Main). It fails the test, naming
+// scripts/install-deps.sh, when no server can be started. Tests share the
+// server; use ZooKeeperChroot for isolation.
+func ZooKeeper(tb testing.TB) string {
+	tb.Helper()
+	if addr := os.Getenv("ZK_TEST_ADDRESS"); addr != "" {
+		return addr
+	}
+	zkOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "testenv-zookeeper-")
+		if err != nil {
+			zkErr = err
+			return
+		}
+		s, err := StartZooKeeper(context.Background(), dir)
+		if err != nil {
+			zkErr = err
+			_ = os.RemoveAll(dir)
+			return
+		}
+		registerStop(func() {
+			s.Stop()
+			_ = os.RemoveAll(dir)
+		})
+		zkAddr = s.Addr
+	})
+	if zkErr != nil {
+		tb.Fatalf("starting zookeeper for tests: %v\n(%s)", zkErr, zkInstallHint)
+	}
+	return zkAddr
+}
+
+// ZooKeeperChroot returns the test ZooKeeper's address and a chroot unique to
+// this test ("/t-<random>"). The chroot is deleted when the test ends.
+func ZooKeeperChroot(tb testing.TB) (addr, chroot string) {
+	tb.Helper()
+	addr = ZooKeeper(tb)
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		tb.Fatalf("generating chroot name: %v", err)
+	}
+	chroot = "/t-" + hex.EncodeToString(b[:])
+	tb.Cleanup(func() {
+		if err := zkDeleteTree(addr, chroot); err != nil {
+			tb.Logf("removing zookeeper chroot %s: %v", chroot, err)
+		}
+	})
+	return addr, chroot
+}
+
+// zkDeleteTree removes p and everything below it on the server at addr.
+func zkDeleteTree(addr, p string) error {
+	conn, err := zkConnect(addr, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var del func(string) error
+	del = func(p string) error {
+		children, _, err := conn.Children(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, c := range children {
+			if err := del(p + "/" + c); err != nil {
+				return err
+			}
+		}
+		if err := conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return err
+		}
+		return nil
+	}
+	var lastErr error
+	for range 3 {
+		if lastErr = del(p); !errors.Is(lastErr, zk.ErrNotEmpty) {
+			return lastErr
+		}
+	}
+	return lastErr
+}
+
+// zkConnect opens a quiet go-zookeeper connection and waits for a session.
+func zkConnect(addr string, dialer zk.Dialer) (*zk.Conn, error) {
+	if dialer == nil {
+		dialer = net.DialTimeout
+	}
+	conn, events, err := zk.Connect([]string{addr}, 10*time.Second,
+		zk.WithLogger(zkQuietLogger{}), zk.WithLogInfo(false), zk.WithDialer(dialer))
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return nil, errors.New("zookeeper connection closed")
+			}
+			if ev.State == zk.StateHasSession {
+				return conn, nil
+			}
+		case <-deadline:
+			conn.Close()
+			return nil, fmt.Errorf("no zookeeper session with %s", addr)
+		}
+	}
+}
+
+type zkQuietLogger struct{}
+
+func (zkQuietLogger) Printf(string, ...any) {}
+
+// ZKSessionTap is a go-zookeeper dialer for tests that watches the session
+// handshake, so that a test can expire the client's session on the server
+// (the way kazoo's test harness does: connect a second time with the same
+// session id and password, and close that session) or cut its connection
+// without losing the session. Plain TCP only.
+type ZKSessionTap struct {
+	mu        sync.Mutex
+	addr      string
+	sessionID int64
+	passwd    []byte
+	timeout   int32
+	conns     map[*zkTapConn]struct{}
+}
+
+// NewZKSessionTap returns a tap; pass its Dial as the client's dialer.
+func NewZKSessionTap() *ZKSessionTap {
+	return &ZKSessionTap{conns: make(map[*zkTapConn]struct{})}
+}
+
+// Dial opens a TCP connection and records the session the server grants on
+// it.
+func (t *ZKSessionTap) Dial(network, address string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	tc := &zkTapConn{Conn: c, tap: t}
+	t.mu.Lock()
+	t.addr = address
+	t.conns[tc] = struct{}{}
+	t.mu.Unlock()
+	return tc, nil
+}
+
+// SessionID returns the last session id the server granted (0 before any).
+func (t *ZKSessionTap) SessionID() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sessionID
+}
+
+// Drop closes the client's current connections. The client reconnects and
+// resumes the same session.
+func (t *ZKSessionTap) Drop() {
+	t.mu.Lock()
+	conns := make([]*zkTapConn, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// Expire closes the client's session on the server: its ephemeral znodes are
+// deleted at once and the client, on reconnecting, learns that its session
+// expired and starts a new one.
+func (t *ZKSessionTap) Expire(tb testing.TB) {
+	tb.Helper()
+	if err := t.expire(); err != nil {
+		tb.Fatalf("expiring zookeeper session: %v", err)
+	}
+}
+
+func (t *ZKSessionTap) expire() error {
+	t.mu.Lock()
+	addr, sid, passwd, timeout := t.addr, t.sessionID, append([]byte(nil), t.passwd...), t.timeout
+	t.mu.Unlock()
+	if sid == 0 {
+		return errors.New("no session seen yet")
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+
+	// ConnectRequest: protocolVersion, lastZxidSeen, timeOut, sessionId,
+	// passwd (length-prefixed).
+	req := binary.BigEndian.AppendUint32(nil, 0)
+	req = binary.BigEndian.AppendUint64(req, 0)
+	req = binary.BigEndian.AppendUint32(req, uint32(timeout))
+	req = binary.BigEndian.AppendUint64(req, uint64(sid))
+	req = binary.BigEndian.AppendUint32(req, uint32(len(passwd)))
+	req = append(req, passwd...)
+	if _, err := conn.Write(binary.BigEndian.AppendUint32(nil, uint32(len(req)))); err != nil {
+		return err
+	}
+	if _, err := conn.Write(req); err != nil {
+		return err
+	}
+	resp, err := readZKFrame(conn)
+	if err != nil {
+		return fmt.Errorf("reading connect response: %w", err)
+	}
+	if len(resp) < 16 {
+		return errors.New("short connect response")
+	}
+	if getSID := int64(binary.BigEndian.Uint64(resp[8:16])); getSID == 0 {
+		return nil // already expired
+	}
+	// closeSession: xid 1, opcode -11.
+	closeReq := binary.BigEndian.AppendUint32(nil, 1)
+	closeReq = binary.BigEndian.AppendUint32(closeReq, uint32(0xFFFFFFF5))
+	if _, err := conn.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(closeReq))), closeReq...)); err != nil {
+		return err
+	}
+	if _, err := readZKFrame(conn); err != nil {
+		return fmt.Errorf("reading close response: %w", err)
+	}
+	return nil
+}
+
+func readZKFrame(conn net.Conn) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > 1<<20 {
+		return nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// zkTapConn records the first frame the server sends on a connection, the
+// ConnectResponse: protocolVersion, timeOut, sessionId, passwd.
+type zkTapConn struct {
+	net.Conn
+	tap  *ZKSessionTap
+	buf  []byte
+	done bool
+}
+
+func (c *zkTapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.done && n > 0 {
+		c.buf = append(c.buf, p[:n]...)
+		c.parse()
+	}
+	return n, err
+}
+
+func (c *zkTapConn) parse() {
+	if len(c.buf) < 4 {
+		return
+	}
+	n := int(binary.BigEndian.Uint32(c.buf[:4]))
+	if len(c.buf) < 4+n {
+		return
+	}
+	c.done = true
+	body := c.buf[4 : 4+n]
+	c.buf = nil
+	if len(body) < 20 {
+		return
+	}
+	timeout := int32(binary.BigEndian.Uint32(body[4:8]))
+	sid := int64(binary.BigEndian.Uint64(body[8:16]))
+	plen := int(int32(binary.BigEndian.Uint32(body[16:20])))
+	if plen < 0 || len(body) < 20+plen {
+		return
+	}
+	c.tap.mu.Lock()
+	c.tap.sessionID = sid
+	c.tap.passwd = append([]byte(nil), body[20:20+plen]...)
+	c.tap.timeout = timeout
+	c.tap.mu.Unlock()
+}
+
+func (c *zkTapConn) Close() error {
+	c.tap.mu.Lock()
+	delete(c.tap.conns, c)
+	c.tap.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// ZKTLSFiles names the PEM files of a TLS ZooKeeper client: its certificate
+// and key, and the CA that signed the server's certificate.
+type ZKTLSFiles struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// GenerateZKCerts writes a throwaway CA, a server certificate for 127.0.0.1
+// and localhost, and a client certificate, all signed by that CA, into dir.
+func GenerateZKCerts(dir string) (ZKServerTLS, ZKTLSFiles, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return ZKServerTLS{}, ZKTLSFiles{}, fmt.Errorf("generating ca key: %w", err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "testenv zookeeper ca"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return ZKServerTLS{}, ZKTLSFiles{}, fmt.Errorf("creating ca certificate: %w", err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return ZKServerTLS{}, ZKTLSFiles{}, fmt.Errorf("parsing ca certificate: %w", err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := writePEM(caFile, "CERTIFICATE", caDER); err != nil {
+		return ZKServerTLS{}, ZKTLSFiles{}, err
+	}
+
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (certFile, keyFile string, err error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return "", "", fmt.Errorf("generating %s key: %w", name, err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: name},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(24 * time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			DNSNames:     []string{"localhost"},
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			return "", "", fmt.Errorf("creating %s certificate: %w", name, err)
+		}
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return "", "", fmt.Errorf("encoding %s key: %w", name, err)
+		}
+		certFile = filepath.Join(dir, name+".pem")
+		keyFile = filepath.Join(dir, name+"-key.pem")
+		if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+			return "", "", err
+		}
+		if err := writePEM(keyFile, "PRIVATE KEY", keyDER); err != nil {
+			return "", "", err
+		}
+		return certFile, keyFile, nil
+	}
+	serverCert, serverKey, err := issue("server", 2, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return ZKServerTLS{}, ZKTLSFiles{}, err
+	}
+	clientCert, clientKey, err := issue("client", 3, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return ZKServerTLS{}, ZKTLSFiles{}, err
+	}
+	return ZKServerTLS{CertFile: serverCert, KeyFile: serverKey, CAFile: caFile},
+		ZKTLSFiles{CertFile: clientCert, KeyFile: clientKey, CAFile: caFile}, nil
+}
+
+func writePEM(path, typ string, der []byte) error {
+	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+var (
+	zkTLSOnce   sync.Once
+	zkTLSAddr   string
+	zkTLSClient ZKTLSFiles
+	zkTLSErr    error
+)
+
+// ZooKeeperTLS returns the TLS address of a ZooKeeper that requires client
+// certificates, and the client files to connect with. The server (with its
+// own throwaway CA) is started once per test process and stopped by Main.
+func ZooKeeperTLS(tb testing.TB) (addr string, client ZKTLSFiles) {
+	tb.Helper()
+	zkTLSOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "testenv-zookeeper-tls-")
+		if err != nil {
+			zkTLSErr = err
+			return
+		}
+		serverTLS, clientTLS, err := GenerateZKCerts(dir)
+		if err != nil {
+			zkTLSErr = err
+			_ = os.RemoveAll(dir)
+			return
+		}
+		s, err := StartZooKeeperWithOptions(context.Background(), dir, ZKServerOptions{TLS: &serverTLS})
+		if err != nil {
+			zkTLSErr = err
+			_ = os.RemoveAll(dir)
+			return
+		}
+		registerStop(func() {
+			s.Stop()
+			_ = os.RemoveAll(dir)
+		})
+		zkTLSAddr, zkTLSClient = s.SecureAddr, clientTLS
+	})
+	if zkTLSErr != nil {
+		tb.Fatalf("starting tls zookeeper for tests: %v\n(%s)", zkTLSErr, zkInstallHint)
+	}
+	return zkTLSAddr, zkTLSClient
+}

@@ -1,0 +1,91 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/nodepool-temporal/nodepool-temporal/activities"
+)
+
+// a names the activities; method values on a nil pointer are enough for the SDK.
+var a *activities.Activities
+
+// zkOptions are the options of ZooKeeper bookkeeping activities: short, retried until
+// ZooKeeper answers.
+func zkOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Second,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+// lockWaitOptions retry an activity that finds a lock held by someone else for about
+// half a minute (Zuul unlocks a node right after writing "used").
+func lockWaitOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     1.5,
+			MaximumInterval:        2 * time.Second,
+			MaximumAttempts:        25,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+// stepOptions are the options of driver steps: on the provider's rate-limited task
+// queue, retried on transient errors until the deadline.
+func stepOptions(ctx workflow.Context, taskQueue string, deadline time.Duration) workflow.Context {
+	if deadline <= 0 {
+		deadline = time.Hour
+	}
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              taskQueue,
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: deadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+// errorType returns the application error type of err, or "" if it has none.
+func errorType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}
+
+// clampWait bounds a driver's wait hint by the poll interval.
+func clampWait(wait, poll time.Duration) time.Duration {
+	if wait < 0 {
+		return 0
+	}
+	if poll > 0 && wait > poll {
+		return poll
+	}
+	return wait
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// disconnected returns a context that an operator's cancel does not reach, for clean-up
+// work that must finish.
+func disconnected(ctx workflow.Context) workflow.Context {
+	d, _ := workflow.NewDisconnectedContext(ctx)
+	return d
+}

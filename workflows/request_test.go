@@ -1,0 +1,287 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/nodepool-temporal/nodepool-temporal/activities"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+)
+
+const testTQ = "np-test"
+
+// quietLogger keeps the test output readable.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...interface{}) {}
+func (quietLogger) Info(string, ...interface{})  {}
+func (quietLogger) Warn(string, ...interface{})  {}
+func (quietLogger) Error(string, ...interface{}) {}
+
+func launchPlan(labels ...string) activities.Plan {
+	p := activities.Plan{
+		Decision: activities.DecisionLaunch, Provider: "sim", Pool: "main", PoolID: "np-PoolWorker.sim-main",
+		ProviderTaskQueue: testTQ + "-provider-sim", LaunchTimeoutSec: 600, LaunchRetries: 3, PollIntervalSec: 1,
+		Limits: drivers.Resources{"instances": 10},
+		Order:  activities.OrderKey{Priority: "100", Sequence: "0000000001"},
+	}
+	for _, l := range labels {
+		p.Nodes = append(p.Nodes, activities.NodePlan{Label: l, Need: drivers.Resources{"instances": 1}})
+	}
+	return p
+}
+
+// fakeCloud scripts CreateStep/DeleteStep: every create needs two steps; ids are
+// "i-<node>-<attempt>".
+type fakeCloud struct {
+	mu        sync.Mutex
+	failNode  map[string]error // node id -> error returned by the second step
+	deleted   []string
+	steps     int
+	holdSteps bool // never complete (for cancellation tests)
+}
+
+func (f *fakeCloud) create(_ context.Context, in activities.CreateStepInput) (drivers.CreateState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.steps++
+	st := in.State
+	switch st.Step {
+	case "":
+		st.Step = "submit creating instance"
+		st.ExternalID = "i-" + in.NodeID + "-" + string(rune('0'+st.Request.Attempt))
+		st.Wait = 500 * time.Millisecond
+		return st, nil
+	default:
+		if f.holdSteps {
+			st.Step = "creating instance"
+			st.Wait = time.Second
+			return st, nil
+		}
+		if err := f.failNode[in.NodeID]; err != nil {
+			return st, err
+		}
+		st.Step = "complete"
+		st.Complete = true
+		st.Instance = &drivers.Instance{ExternalID: st.ExternalID, Ready: true, InterfaceIP: "192.0.2.10"}
+		return st, nil
+	}
+}
+
+func (f *fakeCloud) delete(_ context.Context, in activities.DeleteStepInput) (drivers.DeleteState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := in.State
+	if st.Step == "" {
+		st.Step = "deleting instance"
+		st.Wait = time.Second
+		return st, nil
+	}
+	f.deleted = append(f.deleted, st.ExternalID)
+	st.Complete = true
+	return st, nil
+}
+
+type harness struct {
+	env   *testsuite.TestWorkflowEnvironment
+	cloud *fakeCloud
+}
+
+func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger{})
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(HandleRequest)
+	env.RegisterActivity(&activities.Activities{})
+	h := &harness{env: env, cloud: &fakeCloud{failNode: map[string]error{}}}
+	env.OnActivity(a.PlanRequest, mock.Anything, mock.Anything).Return(plan, nil)
+	env.OnActivity(a.AcceptRequest, mock.Anything, mock.Anything).Return(activities.AcceptResult{Accepted: true, NodeIDs: nodeIDs}, nil)
+	env.OnActivity(a.CreateStep, mock.Anything, mock.Anything).Return(h.cloud.create)
+	env.OnActivity(a.DeleteStep, mock.Anything, mock.Anything).Return(h.cloud.delete)
+	env.OnActivity(a.NodeReady, mock.Anything, mock.Anything).Return(nil)
+	env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", mock.Anything, mock.Anything).Return(nil)
+	// The ledger grants after a second of workflow time.
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalCapacity, Grant{Granted: true})
+	}, time.Second)
+	return h
+}
+
+func (h *harness) run() {
+	h.env.ExecuteWorkflow(HandleRequest, RequestInput{RequestID: "100-0000000001", TaskQueue: testTQ})
+}
+
+func TestHandleRequestFulfils(t *testing.T) {
+	tests := []struct {
+		name   string
+		labels []string
+		nodes  []string
+	}{
+		{"one label", []string{"small"}, []string{"0000000007"}},
+		{"two labels keep order", []string{"small", "large"}, []string{"0000000008", "0000000009"}},
+		{"duplicate labels", []string{"small", "small", "small"}, []string{"0000000010", "0000000011", "0000000012"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, launchPlan(tc.labels...), tc.nodes)
+			var fulfilled []string
+			h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(
+				func(_ context.Context, in activities.FulfillInput) (activities.FulfillResult, error) {
+					fulfilled = in.NodeIDs
+					return activities.FulfillResult{}, nil
+				})
+			h.run()
+			require.True(t, h.env.IsWorkflowCompleted())
+			require.NoError(t, h.env.GetWorkflowError())
+			var res RequestResult
+			require.NoError(t, h.env.GetWorkflowResult(&res))
+			require.Equal(t, OutcomeFulfilled, res.Outcome)
+			require.Equal(t, tc.nodes, res.NodeIDs)
+			require.Equal(t, tc.nodes, fulfilled)
+			require.Empty(t, h.cloud.deleted, "no instance deleted on success")
+			require.Equal(t, 2*len(tc.nodes), h.cloud.steps, "one activity per state-machine step")
+		})
+	}
+}
+
+func TestHandleRequestRetriesThenDeclines(t *testing.T) {
+	h := newHarness(t, launchPlan("small", "large"), []string{"0000000001", "0000000002"})
+	h.cloud.failNode["0000000002"] = &temporal.ApplicationError{}
+	h.cloud.failNode["0000000002"] = temporal.NewNonRetryableApplicationError("no capacity", activities.ErrTypeCapacity, nil)
+	var declined activities.DeclineInput
+	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DeclineInput) (activities.DeclineResult, error) {
+			declined = in
+			return activities.DeclineResult{State: "failed"}, nil
+		})
+	removed := map[string]bool{}
+	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NodeRefInput) error { removed[in.NodeID] = true; return nil })
+	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeDeclined, res.Outcome)
+	require.Equal(t, []string{"np-PoolWorker.sim-main"}, declined.PoolIDs)
+	// Three failed attempts of node 2, each instance deleted before the next attempt,
+	// then both nodes' instances and znodes deleted before declining.
+	require.ElementsMatch(t, []string{"i-0000000002-1", "i-0000000002-2", "i-0000000002-3", "i-0000000001-1"}, h.cloud.deleted)
+	require.True(t, removed["0000000001"] && removed["0000000002"])
+}
+
+func TestHandleRequestDeletedMidLaunch(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000003"})
+	h.cloud.holdSteps = true
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalRequestDeleted, nil) }, 10*time.Second)
+	var removed []string
+	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NodeRefInput) error { removed = append(removed, in.NodeID); return nil })
+	h.env.OnActivity(a.ReleaseRequest, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeGone, res.Outcome)
+	require.Equal(t, []string{"i-0000000003-1"}, h.cloud.deleted)
+	require.Equal(t, []string{"0000000003"}, removed)
+}
+
+func TestHandleRequestCancelDeclines(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000004"})
+	h.cloud.holdSteps = true
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, 10*time.Second)
+	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(nil)
+	declined := false
+	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DeclineInput) (activities.DeclineResult, error) {
+			declined = true
+			return activities.DeclineResult{State: "failed"}, nil
+		})
+	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	var canceled *temporal.CanceledError
+	require.True(t, errors.As(h.env.GetWorkflowError(), &canceled), "workflow ends cancelled: %v", h.env.GetWorkflowError())
+	require.True(t, declined)
+	require.Equal(t, []string{"i-0000000004-1"}, h.cloud.deleted)
+}
+
+func TestHandleRequestHoldsFailedInstances(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000005"})
+	h.cloud.failNode["0000000005"] = errors.New("boom")
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalHoldFailed, HoldFailed{HoldExpiration: 3600})
+	}, 100*time.Millisecond)
+	var held []activities.HoldInstanceInput
+	h.env.OnActivity(a.HoldInstance, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.HoldInstanceInput) (activities.HoldInstanceResult, error) {
+			held = append(held, in)
+			return activities.HoldInstanceResult{NodeID: "90000000" + string(rune('0'+len(held)))}, nil
+		})
+	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(activities.DeclineResult{State: "failed"}, nil)
+	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeDeclined, res.Outcome)
+	require.Len(t, held, 3, "every failed attempt's instance is held")
+	require.Equal(t, 3600, held[0].HoldExpiration)
+	require.Empty(t, h.cloud.deleted, "held instances are not deleted")
+	require.Len(t, res.HeldNodes, 3)
+}
+
+func TestHandleRequestDeclinesUnservable(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger{})
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	env.OnActivity(a.PlanRequest, mock.Anything, mock.Anything).Return(activities.Plan{
+		Decision: activities.DecisionDecline, Reason: "node type(s) [nope] not available", DeclinePools: []string{"p1", "p2"},
+	}, nil)
+	var got activities.DeclineInput
+	env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DeclineInput) (activities.DeclineResult, error) {
+			got = in
+			return activities.DeclineResult{State: "failed"}, nil
+		})
+	env.ExecuteWorkflow(HandleRequest, RequestInput{RequestID: "100-0000000009", TaskQueue: testTQ})
+	require.NoError(t, env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeDeclined, res.Outcome)
+	require.Equal(t, "failed", res.State)
+	require.Equal(t, []string{"p1", "p2"}, got.PoolIDs)
+}
+
+func TestHandleRequestStatusQuery(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000006"})
+	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+	var mid RequestStatus
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(QueryStatus)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&mid))
+	}, 1200*time.Millisecond)
+	h.run()
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, "launching", mid.Phase)
+	require.Len(t, mid.Nodes, 1)
+	require.Equal(t, "0000000006", mid.Nodes[0].NodeID)
+	require.Equal(t, "submit creating instance", mid.Nodes[0].Step)
+	require.Equal(t, "i-0000000006-1", mid.Nodes[0].ExternalID)
+}

@@ -1,0 +1,241 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// reregisterRetry is the pause between attempts to restore a registration
+// after a new session.
+const reregisterRetry = time.Second
+
+// Registration is a live pool registration. It is re-created automatically
+// when the client gets a new session (the old ephemeral znode died with the
+// old session). Its methods are safe for concurrent use.
+type Registration struct {
+	c      *Client
+	remove func()
+
+	mu      sync.Mutex
+	comp    PoolComponent
+	path    string
+	version int32
+	session int64
+	closed  bool
+}
+
+// RegisterPool publishes p as an ephemeral sequential znode
+// /nodepool/components/pool/<hostname><seq>, JSON with sorted keys, as
+// Nodepool's component registry does. Kind defaults to "pool" and State to
+// "running".
+func (c *Client) RegisterPool(ctx context.Context, p PoolComponent) (*Registration, error) {
+	if p.Hostname == "" {
+		return nil, errors.New("registering pool: empty hostname")
+	}
+	if p.Kind == "" {
+		p.Kind = ComponentKindPool
+	}
+	if p.State == "" {
+		p.State = ComponentStateRunning
+	}
+	p.SupportedLabels = slices.Clone(p.SupportedLabels)
+	r := &Registration{c: c, comp: p}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.createLocked(ctx); err != nil {
+		return nil, fmt.Errorf("registering pool %s: %w", p.ID, err)
+	}
+	r.remove = c.addSessionListener(r.restore)
+	return r, nil
+}
+
+// createLocked creates a fresh registration znode from r.comp.
+func (r *Registration) createLocked(ctx context.Context) error {
+	data, err := r.comp.Encode()
+	if err != nil {
+		return err
+	}
+	created, err := r.c.createMakePath(ctx, PoolComponentsPath+"/"+r.comp.Hostname, data, zk.FlagEphemeralSequential)
+	if err != nil {
+		return err
+	}
+	r.path = created
+	r.comp.Path = created
+	r.version = 0
+	// Record the session that owns the new znode, so that restore knows
+	// whether a later session event still concerns it.
+	r.session = r.c.SessionID()
+	if st, err := r.c.exists(ctx, created); err == nil {
+		r.session = st.EphemeralOwner
+	}
+	return nil
+}
+
+// restore re-creates the registration after a session change, retrying
+// until it succeeds, the registration is removed or the client closes.
+func (r *Registration) restore() {
+	for {
+		done, err := r.restoreOnce()
+		if done {
+			return
+		}
+		r.c.log.Warn("restoring pool registration", "pool", r.comp.ID, "error", err)
+		select {
+		case <-time.After(reregisterRetry):
+		case <-r.c.closed:
+			return
+		}
+	}
+}
+
+func (r *Registration) restoreOnce() (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return true, nil
+	}
+	sid := r.c.SessionID()
+	if sid == 0 {
+		return false, errors.New("no session")
+	}
+	if sid == r.session {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(r.c.life, cleanupTimeout)
+	defer cancel()
+	old := r.path
+	if err := r.createLocked(ctx); err != nil {
+		return false, err
+	}
+	r.c.log.Info("restored pool registration", "pool", r.comp.ID, "path", r.path, "previous", old)
+	return true, nil
+}
+
+// Path returns the registration's current znode path (it changes when the
+// registration is re-created).
+func (r *Registration) Path() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.path
+}
+
+// Component returns the published registration.
+func (r *Registration) Component() PoolComponent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.comp
+	p.SupportedLabels = slices.Clone(p.SupportedLabels)
+	return p
+}
+
+// SetPaused publishes whether the pool is paused.
+func (r *Registration) SetPaused(ctx context.Context, paused bool) error {
+	return r.Update(ctx, func(p *PoolComponent) { p.Paused = paused })
+}
+
+// Update applies fn to a copy of the registration and writes the result with
+// a version check, only if something changed. If the znode vanished with a
+// lost session it is re-created with the new content.
+func (r *Registration) Update(ctx context.Context, fn func(*PoolComponent)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("updating pool registration: unregistered")
+	}
+	next := r.comp
+	next.SupportedLabels = slices.Clone(r.comp.SupportedLabels)
+	fn(&next)
+	next.Path = r.comp.Path
+	if reflect.DeepEqual(next, r.comp) {
+		return nil
+	}
+	prev := r.comp
+	r.comp = next
+	if err := r.writeLocked(ctx); err != nil {
+		r.comp = prev
+		return fmt.Errorf("updating pool registration %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// writeLocked stores r.comp at r.path, refreshing the version once on a
+// conflict and re-creating the znode if it is gone.
+func (r *Registration) writeLocked(ctx context.Context) error {
+	data, err := r.comp.Encode()
+	if err != nil {
+		return err
+	}
+	for range 2 {
+		stat, err := r.c.set(ctx, r.path, data, r.version)
+		switch {
+		case err == nil:
+			r.version = stat.Version
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			return r.createLocked(ctx)
+		case errors.Is(err, zk.ErrBadVersion):
+			st, serr := r.c.exists(ctx, r.path)
+			if errors.Is(serr, zk.ErrNoNode) {
+				return r.createLocked(ctx)
+			}
+			if serr != nil {
+				return serr
+			}
+			r.version = st.Version
+		default:
+			return err
+		}
+	}
+	return ErrBadVersion
+}
+
+// Unregister deletes the registration and stops restoring it.
+func (r *Registration) Unregister(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.remove()
+	err := r.c.delete(ctx, r.path, -1)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return fmt.Errorf("unregistering pool %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// ListPools returns every pool registration, sorted by path. Entries that do
+// not parse are logged and skipped; entries that vanish while being read are
+// skipped.
+func (c *Client) ListPools(ctx context.Context) ([]PoolComponent, error) {
+	names, err := c.listChildren(ctx, PoolComponentsPath)
+	if err != nil {
+		return nil, fmt.Errorf("listing pools: %w", err)
+	}
+	out := make([]PoolComponent, 0, len(names))
+	for _, name := range names {
+		p := PoolComponentsPath + "/" + name
+		data, _, err := c.get(ctx, p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing pools: reading %s: %w", p, err)
+		}
+		comp, err := DecodePoolComponent(p, data)
+		if err != nil {
+			c.log.Warn("skipping pool registration", "path", p, "error", err)
+			continue
+		}
+		out = append(out, *comp)
+	}
+	return out, nil
+}
