@@ -21,9 +21,8 @@ var (
 const DefaultRegion = "sim-region"
 
 // Config is the sim driver's part of a provider section, decoded strictly from YAML.
-// Nodepool's common keys (name, driver, max-servers, pools[].name, labels[].name, ...)
-// are not part of it; pools and labels are matched by position with the [PoolSpec]
-// values given to [New].
+// Nodepool's common keys (name, driver, max-servers, pool priority, ...) are not part of
+// it, except the pool and label names that tie the sim keys to pools and labels.
 type Config struct {
 	// Seed seeds the cloud's random generator.
 	Seed int64 `yaml:"seed"`
@@ -60,7 +59,7 @@ type Config struct {
 	// Server is the base URL of a shared simcloud server; empty runs the cloud in
 	// process.
 	Server string `yaml:"server"`
-	// Pools hold the sim keys of each pool, in the order of the provider's pools.
+	// Pools name the provider's pools and their labels, with the labels' sim keys.
 	Pools []PoolConfig `yaml:"pools"`
 }
 
@@ -100,70 +99,42 @@ type CloudImage struct {
 	ConnectionPort int    `yaml:"connection-port"`
 }
 
-// PoolConfig holds the sim keys of one pool.
+// PoolConfig holds a pool's name and the sim keys of its labels.
 type PoolConfig struct {
+	Name   string        `yaml:"name"`
 	Labels []LabelConfig `yaml:"labels"`
 }
 
-// LabelConfig holds the sim keys of one pool label.
+// LabelConfig holds a pool label's name and its sim keys.
 type LabelConfig struct {
-	// Flavor names an entry of the provider's flavors.
+	Name string `yaml:"name"`
+	// Flavor names an entry of the provider's flavors; empty means [DefaultFlavor].
 	Flavor string `yaml:"flavor"`
-	// CloudImage names an entry of the provider's cloud-images.
+	// CloudImage names an entry of the provider's cloud-images; empty means
+	// [DefaultImage].
 	CloudImage string `yaml:"cloud-image"`
 }
 
-// PoolSpec names one pool of the provider and its labels. Callers build it from
-// Nodepool's common pool keys.
-type PoolSpec struct {
-	Name   string
-	Labels []LabelSpec
-}
+// DefaultFlavor is the size of instances of labels that name no flavor.
+var DefaultFlavor = Flavor{Name: "sim-default", Cores: 1, RAM: 1024}
 
-// LabelSpec names one label of a pool. An empty Flavor or CloudImage is taken from the
-// label at the same position in [Config.Pools].
-type LabelSpec struct {
-	Name       string
-	Flavor     string
-	CloudImage string
-}
+// DefaultImage is the image of labels that name no cloud image; it sets no connection
+// details, so nodes get Nodepool's defaults.
+var DefaultImage = CloudImage{Name: "sim-image"}
 
-// ParseProvider decodes a provider section with decode (typically the config package's
-// strict decoder of the section without Nodepool's common keys), validates it together
-// with the pool and label names, and builds the driver. pools may carry names only; the
-// flavors and cloud images come from the section by position.
-func ParseProvider(name string, decode func(any) error, pools []PoolSpec, opts ...Option) (*Driver, error) {
+// ParseProvider decodes a provider section with decode and builds the driver. decode is
+// typically the config package's strict decoder of the section without Nodepool's
+// common keys (which keeps the pool and label names).
+func ParseProvider(provider string, decode func(any) error, opts ...Option) (*Driver, error) {
 	var cfg Config
 	if err := decode(&cfg); err != nil {
-		return nil, fmt.Errorf("decoding sim provider %s: %w", name, err)
+		return nil, fmt.Errorf("decoding sim provider %s: %w", provider, err)
 	}
-	return New(name, cfg, pools, opts...)
+	return New(provider, cfg, opts...)
 }
 
-// mergePools fills the empty flavors and cloud images of pools from c.Pools by position.
-func (c *Config) mergePools(pools []PoolSpec) []PoolSpec {
-	out := make([]PoolSpec, len(pools))
-	for i, p := range pools {
-		out[i] = PoolSpec{Name: p.Name, Labels: make([]LabelSpec, len(p.Labels))}
-		for j, l := range p.Labels {
-			if i < len(c.Pools) && j < len(c.Pools[i].Labels) {
-				pos := c.Pools[i].Labels[j]
-				if l.Flavor == "" {
-					l.Flavor = pos.Flavor
-				}
-				if l.CloudImage == "" {
-					l.CloudImage = pos.CloudImage
-				}
-			}
-			out[i].Labels[j] = l
-		}
-	}
-	return out
-}
-
-// Validate reports every problem of the configuration together with the provider's
-// pools, each prefixed by its key path. pools may carry names only (see [LabelSpec]).
-func (c *Config) Validate(pools []PoolSpec) error {
+// Validate reports every problem of the configuration, each prefixed by its key path.
+func (c *Config) Validate() error {
 	var problems []error
 	add := func(path, format string, args ...any) {
 		problems = append(problems, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
@@ -212,35 +183,31 @@ func (c *Config) Validate(pools []PoolSpec) error {
 		}
 	}
 
-	if len(c.Pools) > len(pools) {
-		add("pools", "%d entries but the provider has %d pools", len(c.Pools), len(pools))
-	}
+	pools := make(map[string]bool)
 	for i, p := range c.Pools {
-		if i < len(pools) && len(p.Labels) > len(pools[i].Labels) {
-			add(fmt.Sprintf("pools[%d].labels", i), "%d entries but pool %q has %d labels",
-				len(p.Labels), pools[i].Name, len(pools[i].Labels))
+		path := fmt.Sprintf("pools[%d]", i)
+		switch {
+		case p.Name == "":
+			add(path+".name", "required")
+		case pools[p.Name]:
+			add(path+".name", "duplicate pool %q", p.Name)
 		}
-	}
-	seen := make(map[[2]string]bool)
-	for i, p := range c.mergePools(pools) {
+		pools[p.Name] = true
+		labels := make(map[string]bool)
 		for j, l := range p.Labels {
 			path := fmt.Sprintf("pools[%d].labels[%d]", i, j)
-			key := [2]string{p.Name, l.Name}
-			if seen[key] {
-				add(path, "duplicate label %q in pool %q", l.Name, p.Name)
-			}
-			seen[key] = true
 			switch {
-			case l.Flavor == "":
-				add(path+".flavor", "required (label %q)", l.Name)
-			case !flavors[l.Flavor]:
-				add(path+".flavor", "unknown flavor %q (label %q)", l.Flavor, l.Name)
+			case l.Name == "":
+				add(path+".name", "required")
+			case labels[l.Name]:
+				add(path+".name", "duplicate label %q in pool %q", l.Name, p.Name)
 			}
-			switch {
-			case l.CloudImage == "":
-				add(path+".cloud-image", "required (label %q)", l.Name)
-			case !images[l.CloudImage]:
-				add(path+".cloud-image", "unknown cloud image %q (label %q)", l.CloudImage, l.Name)
+			labels[l.Name] = true
+			if l.Flavor != "" && !flavors[l.Flavor] {
+				add(path+".flavor", "unknown flavor %q", l.Flavor)
+			}
+			if l.CloudImage != "" && !images[l.CloudImage] {
+				add(path+".cloud-image", "unknown cloud image %q", l.CloudImage)
 			}
 		}
 	}

@@ -11,6 +11,9 @@
 // choices come from one seeded generator and all times from one clock, so a run with the
 // same seed and the same sequence of calls gives the same instances, addresses and errors.
 //
+// The instances are not machines: their addresses are not reachable and they have no
+// host keys.
+//
 // The [Driver] implements drivers.Driver on top of the cloud's small [API]. By default
 // the cloud lives in the driver's process; that is right for tests, demos and a single
 // launcher worker process. With the provider key "server" the driver talks HTTP/JSON to a
@@ -46,9 +49,9 @@
 //
 // The keys seed, api-latency, boot-steps, delete-latency, quota, error-rate,
 // rate-limit-rate, capacity-error-rate, lost-reply-rate, azs and region describe the
-// cloud. With "server"
-// set they belong in the server's configuration file instead, and the driver rejects them.
-// Pools and labels are addressed by position: Nodepool's common keys (pool and label
-// names, max-servers, ...) are removed before the section is decoded into [Config], and
-// the names are passed to [New] separately as [PoolSpec] values.
+// cloud. With "server" set they belong in the server's configuration file instead, and
+// the driver rejects them. A label without flavor gets [DefaultFlavor], one without
+// cloud-image [DefaultImage], so a provider that lists only pools and labels works.
+// Nodepool's common keys (driver, max-servers, priority, ...) are removed from the
+// section before it is decoded into [Config]; see [ParseProvider].
 package sim

@@ -56,29 +56,29 @@ type labelInfo struct {
 	image  CloudImage
 }
 
-// New builds the driver of provider from its configuration and pools (see [PoolSpec]
-// for how names and positional keys combine). The cloud is, in order of preference, the
-// one given with [WithCloud], a [Client] of cfg.Server, or a new in-process [Cloud].
-func New(provider string, cfg Config, pools []PoolSpec, opts ...Option) (*Driver, error) {
+// New builds the driver of provider from its configuration. The cloud is, in order of
+// preference, the one given with [WithCloud], a [Client] of cfg.Server, or a new
+// in-process [Cloud].
+func New(provider string, cfg Config, opts ...Option) (*Driver, error) {
 	o := buildOptions(opts)
 	if o.api != nil {
 		// The cloud is given: its keys in cfg do not apply.
-		cfg.Server = ""
 		cfg = cfg.withoutCloudKeys()
+		cfg.Server = ""
 	}
-	if err := cfg.Validate(pools); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("validating sim provider %s: %w", provider, err)
 	}
-	flavors := make(map[string]Flavor, len(cfg.Flavors))
+	flavors := map[string]Flavor{"": DefaultFlavor}
 	for _, f := range cfg.Flavors {
 		flavors[f.Name] = f
 	}
-	images := make(map[string]CloudImage, len(cfg.CloudImages))
+	images := map[string]CloudImage{"": DefaultImage}
 	for _, im := range cfg.CloudImages {
 		images[im.Name] = im
 	}
 	labels := make(map[poolLabel]labelInfo)
-	for _, p := range cfg.mergePools(pools) {
+	for _, p := range cfg.Pools {
 		for _, l := range p.Labels {
 			labels[poolLabel{p.Name, l.Name}] = labelInfo{flavor: flavors[l.Flavor], image: images[l.CloudImage]}
 		}

@@ -37,12 +37,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func ptr[T any](v T) *T { return &v }
 
-// testPools are the pools of the test configuration.
-var testPools = []PoolSpec{
-	{Name: "main", Labels: []LabelSpec{{Name: "small"}, {Name: "large"}}},
-	{Name: "other", Labels: []LabelSpec{{Name: "small"}}},
-}
-
 // testConfig returns a provider configuration with slow enough boots that every
 // create step is seen.
 func testConfig() Config {
@@ -56,8 +50,11 @@ func testConfig() Config {
 			ShellType: "sh", ConnectionType: "ssh", ConnectionPort: 22,
 		}},
 		Pools: []PoolConfig{
-			{Labels: []LabelConfig{{Flavor: "s", CloudImage: "debian"}, {Flavor: "l", CloudImage: "debian"}}},
-			{Labels: []LabelConfig{{Flavor: "l", CloudImage: "debian"}}},
+			{Name: "main", Labels: []LabelConfig{
+				{Name: "small", Flavor: "s", CloudImage: "debian"},
+				{Name: "large", Flavor: "l", CloudImage: "debian"},
+			}},
+			{Name: "other", Labels: []LabelConfig{{Name: "small"}}},
 		},
 	}
 }
@@ -79,7 +76,7 @@ func newEnv(t *testing.T, cfg Config, overHTTP bool) *testEnv {
 	require.NoError(t, err)
 	env.cloud = cloud
 	if !overHTTP {
-		env.driver, err = New("sim-test", cfg, testPools, WithCloud(cloud))
+		env.driver, err = New("sim-test", cfg, WithCloud(cloud))
 		require.NoError(t, err)
 		return env
 	}
@@ -87,7 +84,7 @@ func newEnv(t *testing.T, cfg Config, overHTTP bool) *testEnv {
 	t.Cleanup(srv.Close)
 	dcfg := cfg.withoutCloudKeys()
 	dcfg.Server = srv.URL
-	env.driver, err = New("sim-test", dcfg, testPools)
+	env.driver, err = New("sim-test", dcfg)
 	require.NoError(t, err)
 	env.client = env.driver.API().(*Client)
 	return env
@@ -144,7 +141,7 @@ func TestConformanceRealClock(t *testing.T) {
 	cfg.DeleteLatency = 0.01
 	driverstest.Run(t, driverstest.Harness{
 		New: func(t *testing.T) drivers.Driver {
-			d, err := New("sim-test", cfg, testPools)
+			d, err := New("sim-test", cfg)
 			require.NoError(t, err)
 			return d
 		},

@@ -18,7 +18,7 @@ type options struct {
 }
 
 func buildOptions(opts []Option) options {
-	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), httpClient: http.DefaultClient}
+	o := options{now: time.Now, logger: slog.New(slog.DiscardHandler), httpClient: defaultHTTPClient}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -44,8 +44,16 @@ func WithCloud(api API) Option {
 	return func(o *options) { o.api = api }
 }
 
-// WithHTTPClient sets the HTTP client used to reach a simcloud server; the default is
-// http.DefaultClient. Requests are bounded by their context.
+// defaultHTTPClient keeps enough idle connections for many concurrent state machines
+// of one worker process to reuse them (http.DefaultTransport keeps two per host).
+var defaultHTTPClient = func() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: tr}
+}()
+
+// WithHTTPClient sets the HTTP client used to reach a simcloud server; the default
+// keeps up to 64 idle connections to the server. Requests are bounded by their context.
 func WithHTTPClient(c *http.Client) Option {
 	return func(o *options) { o.httpClient = c }
 }

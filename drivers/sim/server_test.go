@@ -78,7 +78,7 @@ func TestClientTransportErrors(t *testing.T) {
 	for _, url := range []string{gone.URL, teapot.URL, garbage.URL} {
 		cfg := testConfig().withoutCloudKeys()
 		cfg.Server = url
-		d, err := New("sim-test", cfg, testPools)
+		d, err := New("sim-test", cfg)
 		require.NoError(t, err)
 		_, err = d.ListInstances(ctx)
 		require.Error(t, err)

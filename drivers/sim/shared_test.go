@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,7 +29,7 @@ func sharedCloud(t *testing.T, cloudCfg Config, n int) (*Cloud, *fakeClock, []*D
 	cfg.Server = srv.URL
 	ds := make([]*Driver, n)
 	for i := range ds {
-		ds[i], err = New("shared", cfg, testPools)
+		ds[i], err = New("shared", cfg)
 		require.NoError(t, err)
 	}
 	return cloud, clock, ds
@@ -111,11 +112,11 @@ func TestConcurrentLaunchesWithFaults(t *testing.T) {
 	// Many nodes launched at once through two drivers sharing a server, with throttling,
 	// failing and lost-reply calls: every node ends up with exactly one instance, and
 	// after deletion nothing is left.
-	const nodes = 24
+	const nodes = 32
 	cloudCfg := Config{
 		Seed: 5, BootSteps: []float64{0.2, 0.3}, DeleteLatency: 0.2,
 		ErrorRate:     ErrorRateConfig{Create: 0.1, Delete: 0.1, Describe: 0.1},
-		RateLimitRate: 0.1, LostReplyRate: 0.3,
+		RateLimitRate: 0.1, LostReplyRate: 0.4,
 	}
 	cloud, clock, ds := sharedCloud(t, cloudCfg, 2)
 	ctx := context.Background()
@@ -140,7 +141,7 @@ func TestConcurrentLaunchesWithFaults(t *testing.T) {
 					continue // retry the same state
 				}
 				st = next
-				clock.Advance(st.Wait / 4)
+				clock.Advance(st.Wait/4 + time.Millisecond)
 			}
 			mu.Lock()
 			external[nodeID] = st.ExternalID
@@ -171,7 +172,7 @@ func TestConcurrentLaunchesWithFaults(t *testing.T) {
 					continue
 				}
 				del = next
-				clock.Advance(del.Wait / 4)
+				clock.Advance(del.Wait/4 + time.Millisecond)
 			}
 			return nil
 		})

@@ -160,7 +160,14 @@ func (s *Server) runResponse(r *reservation, now time.Time) *xmlRunInstancesResp
 	out := &xmlRunInstancesResponse{Xmlns: ec2Namespace, ReservationID: r.id, OwnerID: s.opts.OwnerID, Groups: xmlGroups(r.groups)}
 	for _, id := range r.instances {
 		if in, ok := s.instances[id]; ok {
-			out.Instances = append(out.Instances, s.xmlInstance(in, now))
+			x := s.xmlInstance(in, now)
+			if x.State.Name == StateRunning {
+				// RunInstances always answers with the instance still pending, as EC2 does.
+				x.State = xmlState{Code: stateCodes[StatePending], Name: StatePending}
+				x.IPAddress, x.DNSName = "", ""
+				x.NetworkInterfaces[0].Association = nil
+			}
+			out.Instances = append(out.Instances, x)
 		}
 	}
 	return out

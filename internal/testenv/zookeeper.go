@@ -44,9 +44,17 @@ const (
 	zkInstallHint = "install java and the zookeeper package with scripts/install-deps.sh, or set ZK_TEST_ADDRESS"
 )
 
-// zkOptionalJars are added to the class path when present, so that the
-// server logs through log4j (as scripts/zookeeper.sh runs it).
-var zkOptionalJars = []string{"/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"}
+// zkOptionalJars are added to the class path when present: log4j, so that
+// the server logs (as scripts/zookeeper.sh runs it), and the Netty modules
+// the TLS connection factory needs beyond those zookeeper.jar's manifest
+// names.
+var zkOptionalJars = []string{
+	"/usr/share/java/slf4j-log4j12.jar",
+	"/usr/share/java/log4j-1.2.jar",
+	"/usr/share/java/netty-codec.jar",
+	"/usr/share/java/netty-resolver.jar",
+	"/usr/share/java/netty-transport-native-unix-common.jar",
+}
 
 // ZKServer is a standalone ZooKeeper server process from the Debian package.
 type ZKServer struct {
@@ -103,19 +111,22 @@ func StartZooKeeperWithOptions(ctx context.Context, dir string, opts ZKServerOpt
 		return nil, fmt.Errorf("starting zookeeper: %w", err)
 	}
 	var lastErr error
-	// A free port can be taken between probing and binding; try a few.
+	// A free port can be taken between probing and binding; try again then.
 	for range 3 {
 		s, err := startZK(ctx, java, dir, opts)
 		if err == nil {
 			return s, nil
 		}
 		lastErr = err
-		if ctx.Err() != nil {
+		if !errors.Is(err, errZKPortTaken) {
 			break
 		}
 	}
 	return nil, lastErr
 }
+
+// errZKPortTaken reports a server that could not bind its port.
+var errZKPortTaken = errors.New("zookeeper port already in use")
 
 func zkJava() (string, error) {
 	java := os.Getenv("JAVA")
@@ -233,7 +244,11 @@ func startZK(ctx context.Context, java, dir string, opts ZKServerOptions) (*ZKSe
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("zookeeper exited during start; log %s:\n%s", s.LogPath, tailFile(s.LogPath, 20))
+			tail := tailFile(s.LogPath, 20)
+			if strings.Contains(tail, "Address already in use") {
+				return nil, fmt.Errorf("%w: %s", errZKPortTaken, s.Addr)
+			}
+			return nil, fmt.Errorf("zookeeper exited during start; log %s:\n%s", s.LogPath, tail)
 		case <-ctx.Done():
 			s.Stop()
 			return nil, fmt.Errorf("waiting for zookeeper on %s: %w; log %s:\n%s", s.Addr, ctx.Err(), s.LogPath, tailFile(s.LogPath, 20))

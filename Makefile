@@ -1,0 +1,60 @@
+# nodepool-temporal. `make` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/nodepool-temporal/nodepool-temporal/worker.Version=$(VERSION)
+BIN     := bin
+CMDS    := nodepool-launcher nodepool simcloud ec2sim
+# Packages whose tests run with the race detector (the rest run without: the end-to-end
+# tests drive separate processes, and race builds are slow on small machines).
+RACE_PKGS := ./zookeeper/... ./config/... ./drivers/... ./lifecycle/... ./activities/... ./workflows/... ./poller/...
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install system packages (ZooKeeper, kazoo) when missing
+	scripts/install-deps.sh
+
+$(BIN)/temporal-dev: $(shell find tools/devtemporal -type f 2>/dev/null)
+	scripts/build-temporal-dev.sh $@
+
+.PHONY: temporal-dev
+temporal-dev: ## build the dev Temporal server with its Web UI (bin/temporal-dev)
+	scripts/build-temporal-dev.sh $(BIN)/temporal-dev
+
+.PHONY: build
+build: temporal-dev ## build the launcher, the admin CLI, the sim clouds and the dev server into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+.PHONY: check-imports
+check-imports: ## enforce the one-way package arrows of docs/design.md
+	scripts/check-imports.sh
+
+.PHONY: vet
+vet: ## go vet every package
+	$(GO) vet ./...
+
+.PHONY: test
+test: deps build check-imports vet ## run every test (installs and starts what they need)
+	TEMPORAL_DEV_BIN=$(CURDIR)/$(BIN)/temporal-dev NODEPOOL_BIN_DIR=$(CURDIR)/$(BIN) \
+		$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+	TEMPORAL_DEV_BIN=$(CURDIR)/$(BIN)/temporal-dev NODEPOOL_BIN_DIR=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -p 1 -timeout 40m $$($(GO) list ./... | grep -v -E '/(zookeeper|config|drivers|lifecycle|activities|workflows|poller)(/|$$)')
+	GOWORK=off $(GO) -C tools/devtemporal test -count=1 ./internal/...
+
+.PHONY: run
+run: deps build ## run ZooKeeper, Temporal (Web UI on :8233) and the launcher on a simulated cloud
+	scripts/run.sh
+
+.PHONY: bench
+bench: deps build ## measure launch latency and throughput on the sim cloud (see docs/benchmarks.md)
+	scripts/bench.sh
+
+.PHONY: clean
+clean: ## remove built binaries and local run state
+	rm -rf $(BIN) .run

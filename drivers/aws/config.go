@@ -1,0 +1,327 @@
+package aws
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults of the AWS configuration, as upstream Nodepool has them.
+const (
+	DefaultPublicIPv4      = true
+	DefaultPublicIPv6      = false
+	DefaultHostKeyChecking = true
+)
+
+// Values accepted for some keys.
+var (
+	// VolumeTypes are the EBS volume types a label may ask for.
+	VolumeTypes = []string{"standard", "gp2", "gp3", "io1", "io2", "st1", "sc1"}
+	// IMDSv2Values are the accepted values of a label's imdsv2 key.
+	IMDSv2Values = []string{"required", "optional"}
+)
+
+// Config is the AWS-specific part of a provider section of nodepool.yaml. Nodepool's
+// common keys (name, driver, rate, max-servers, pools[].name, labels[].name, ...) are
+// removed by the caller before decoding, so pools and labels are matched to their
+// names by position (see PoolSpec).
+type Config struct {
+	// RegionName is the EC2 region, e.g. "us-east-1". Required.
+	RegionName string `yaml:"region-name"`
+	// ProfileName selects a profile of the shared AWS configuration files.
+	ProfileName string `yaml:"profile-name,omitempty"`
+	// Endpoint overrides the service endpoint URL, for EC2-compatible clouds and the
+	// simulator. Empty means AWS.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	// CloudImages are the images labels refer to by name.
+	CloudImages []CloudImage `yaml:"cloud-images,omitempty"`
+	// Pools are the provider's pools, in the order of the provider section.
+	Pools []Pool `yaml:"pools"`
+}
+
+// CloudImage is an existing AMI, named directly or found by filters.
+type CloudImage struct {
+	Name string `yaml:"name"`
+	// ImageID names the AMI; exclusive with ImageFilters.
+	ImageID string `yaml:"image-id,omitempty"`
+	// ImageFilters select the newest AMI matching all filters (DescribeImages filters).
+	ImageFilters   []ImageFilter `yaml:"image-filters,omitempty"`
+	Username       string        `yaml:"username"`
+	PythonPath     string        `yaml:"python-path,omitempty"`
+	ShellType      string        `yaml:"shell-type,omitempty"`
+	ConnectionType string        `yaml:"connection-type,omitempty"`
+	ConnectionPort int           `yaml:"connection-port,omitempty"`
+}
+
+// ImageFilter is one DescribeImages filter. Its keys are accepted as "name"/"values" and
+// as "Name"/"Values", as upstream does.
+type ImageFilter struct {
+	Name   string   `yaml:"name"`
+	Values []string `yaml:"values"`
+}
+
+// UnmarshalYAML decodes a filter strictly, accepting either case of the keys.
+func (f *ImageFilter) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: image filter must be a mapping", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "name", "Name":
+			if err := v.Decode(&f.Name); err != nil {
+				return fmt.Errorf("decoding image filter name: %w", err)
+			}
+		case "values", "Values":
+			if err := v.Decode(&f.Values); err != nil {
+				return fmt.Errorf("decoding image filter values: %w", err)
+			}
+		default:
+			return fmt.Errorf("line %d: field %s not found in image filter", k.Line, k.Value)
+		}
+	}
+	return nil
+}
+
+// Pool is the AWS-specific part of a pool.
+type Pool struct {
+	SubnetID        string `yaml:"subnet-id,omitempty"`
+	SecurityGroupID string `yaml:"security-group-id,omitempty"`
+	// PublicIPv4 asks for a public IPv4 address (default true). PublicIPAddress is its
+	// deprecated upstream spelling.
+	PublicIPv4      *bool `yaml:"public-ipv4,omitempty"`
+	PublicIPAddress *bool `yaml:"public-ip-address,omitempty"`
+	// PublicIPv6 asks for one IPv6 address (default false).
+	PublicIPv6 *bool `yaml:"public-ipv6,omitempty"`
+	// HostKeyChecking makes the launcher scan the node's SSH host keys (default true).
+	HostKeyChecking  *bool  `yaml:"host-key-checking,omitempty"`
+	AvailabilityZone string `yaml:"availability-zone,omitempty"`
+	// UseInternalIP makes the private address the node's interface address.
+	UseInternalIP bool    `yaml:"use-internal-ip,omitempty"`
+	Labels        []Label `yaml:"labels"`
+}
+
+// Label is the AWS-specific part of a pool label.
+type Label struct {
+	// InstanceType is the EC2 instance type; exclusive with InstanceTypes.
+	InstanceType string `yaml:"instance-type,omitempty"`
+	// InstanceTypes lists instance types in order of preference: after a capacity error
+	// the next one is tried.
+	InstanceTypes []string `yaml:"instance-types,omitempty"`
+	CloudImage    string   `yaml:"cloud-image"`
+	KeyName       string   `yaml:"key-name"`
+	EBSOptimized  bool     `yaml:"ebs-optimized,omitempty"`
+	VolumeType    string   `yaml:"volume-type,omitempty"`
+	// VolumeSize is the root volume size in GiB.
+	VolumeSize int32 `yaml:"volume-size,omitempty"`
+	IOPS       int32 `yaml:"iops,omitempty"`
+	Throughput int32 `yaml:"throughput,omitempty"`
+	// UserData is passed to the instance (the driver base64-encodes it).
+	UserData           string              `yaml:"userdata,omitempty"`
+	IAMInstanceProfile *IAMInstanceProfile `yaml:"iam-instance-profile,omitempty"`
+	Tags               map[string]string   `yaml:"tags,omitempty"`
+	// DynamicTags are formatted with the node request's attributes, e.g.
+	// "{request.tenant_name}"; a tag whose format fails is skipped.
+	DynamicTags map[string]string `yaml:"dynamic-tags,omitempty"`
+	UseSpot     bool              `yaml:"use-spot,omitempty"`
+	// OnDemandFallback launches on-demand instances after spot capacity errors.
+	OnDemandFallback bool `yaml:"on-demand-fallback,omitempty"`
+	// IMDSv2 is "required" or "optional"; empty leaves the AMI's default.
+	IMDSv2 string `yaml:"imdsv2,omitempty"`
+}
+
+// IAMInstanceProfile names an instance profile by name or by ARN.
+type IAMInstanceProfile struct {
+	Name string `yaml:"name,omitempty"`
+	Arn  string `yaml:"arn,omitempty"`
+}
+
+// PoolSpec carries the name of a pool and of its labels, in the order of the
+// provider's pools and of the pool's labels, as the caller read them from the common
+// keys.
+type PoolSpec struct {
+	Name   string
+	Labels []string
+}
+
+// DecodeConfig decodes an AWS provider section strictly (unknown keys are errors). It
+// is for callers that hold YAML with only the AWS keys, such as tests and tools.
+func DecodeConfig(data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("decoding aws provider config: %w", err)
+	}
+	return c, nil
+}
+
+// Validate returns every problem of the configuration, each prefixed by its key path,
+// joined with errors.Join. When pools is not nil it must describe the same pools and
+// labels in the same order.
+func (c *Config) Validate(pools []PoolSpec) error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if c.RegionName == "" {
+		add("region-name", "required")
+	}
+	if c.Endpoint != "" {
+		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("endpoint", "must be an http or https URL, got %q", c.Endpoint)
+		}
+	}
+	images := map[string]bool{}
+	for i, im := range c.CloudImages {
+		path := fmt.Sprintf("cloud-images[%d]", i)
+		if im.Name == "" {
+			add(path+".name", "required")
+		} else if images[im.Name] {
+			add(path+".name", "duplicate cloud image %q", im.Name)
+		}
+		images[im.Name] = true
+		if im.Username == "" {
+			add(path+".username", "required")
+		}
+		if (im.ImageID == "") == (len(im.ImageFilters) == 0) {
+			add(path, "exactly one of image-id or image-filters is required")
+		}
+		for j, f := range im.ImageFilters {
+			if f.Name == "" {
+				add(fmt.Sprintf("%s.image-filters[%d].name", path, j), "required")
+			}
+			if len(f.Values) == 0 {
+				add(fmt.Sprintf("%s.image-filters[%d].values", path, j), "at least one value is required")
+			}
+		}
+		if im.ConnectionPort < 0 || im.ConnectionPort > 65535 {
+			add(path+".connection-port", "must be a TCP port, got %d", im.ConnectionPort)
+		}
+	}
+	if len(c.Pools) == 0 {
+		add("pools", "at least one pool is required")
+	}
+	if pools != nil && len(pools) != len(c.Pools) {
+		add("pools", "%d pools decoded but %d named", len(c.Pools), len(pools))
+	}
+	poolNames := map[string]bool{}
+	for i, ps := range pools {
+		if ps.Name == "" {
+			add(fmt.Sprintf("pools[%d].name", i), "required")
+		} else if poolNames[ps.Name] {
+			add(fmt.Sprintf("pools[%d].name", i), "duplicate pool %q", ps.Name)
+		}
+		poolNames[ps.Name] = true
+		labelNames := map[string]bool{}
+		for j, l := range ps.Labels {
+			if l == "" || labelNames[l] {
+				add(fmt.Sprintf("pools[%d].labels[%d].name", i, j), "missing or duplicate label name %q", l)
+			}
+			labelNames[l] = true
+		}
+	}
+	for i, p := range c.Pools {
+		path := fmt.Sprintf("pools[%d]", i)
+		if p.PublicIPv4 != nil && p.PublicIPAddress != nil && *p.PublicIPv4 != *p.PublicIPAddress {
+			add(path, "public-ipv4 and public-ip-address disagree")
+		}
+		if pools != nil && i < len(pools) && len(pools[i].Labels) != len(p.Labels) {
+			add(path+".labels", "%d labels decoded but %d named", len(p.Labels), len(pools[i].Labels))
+		}
+		for j, l := range p.Labels {
+			validateLabel(fmt.Sprintf("%s.labels[%d]", path, j), l, images, add)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateLabel(path string, l Label, images map[string]bool, add func(path, format string, args ...any)) {
+	switch {
+	case l.InstanceType == "" && len(l.InstanceTypes) == 0:
+		add(path, "one of instance-type or instance-types is required")
+	case l.InstanceType != "" && len(l.InstanceTypes) > 0:
+		add(path, "instance-type and instance-types are exclusive")
+	}
+	for k, t := range l.InstanceTypes {
+		if t == "" {
+			add(fmt.Sprintf("%s.instance-types[%d]", path, k), "must not be empty")
+		}
+		if slices.Index(l.InstanceTypes, t) < k {
+			add(fmt.Sprintf("%s.instance-types[%d]", path, k), "duplicate instance type %q", t)
+		}
+	}
+	if l.CloudImage == "" {
+		add(path+".cloud-image", "required")
+	} else if !images[l.CloudImage] {
+		add(path+".cloud-image", "unknown cloud image %q", l.CloudImage)
+	}
+	if l.KeyName == "" {
+		add(path+".key-name", "required")
+	}
+	if l.VolumeType != "" && !slices.Contains(VolumeTypes, l.VolumeType) {
+		add(path+".volume-type", "must be one of %s, got %q", strings.Join(VolumeTypes, ", "), l.VolumeType)
+	}
+	if l.VolumeSize < 0 {
+		add(path+".volume-size", "must not be negative")
+	}
+	if l.IOPS < 0 {
+		add(path+".iops", "must not be negative")
+	}
+	if l.Throughput < 0 {
+		add(path+".throughput", "must not be negative")
+	}
+	if l.IMDSv2 != "" && !slices.Contains(IMDSv2Values, l.IMDSv2) {
+		add(path+".imdsv2", "must be required or optional, got %q", l.IMDSv2)
+	}
+	if p := l.IAMInstanceProfile; p != nil && (p.Name == "") == (p.Arn == "") {
+		add(path+".iam-instance-profile", "exactly one of name or arn is required")
+	}
+	if l.OnDemandFallback && !l.UseSpot {
+		add(path+".on-demand-fallback", "requires use-spot")
+	}
+	for _, k := range sortedKeys(l.DynamicTags) {
+		if _, err := formatTag(l.DynamicTags[k], requestAttrs{}); err != nil {
+			add(path+".dynamic-tags."+k, "%v", err)
+		}
+	}
+}
+
+// publicIPv4 returns whether the pool asks for a public IPv4 address.
+func (p *Pool) publicIPv4() bool {
+	switch {
+	case p.PublicIPv4 != nil:
+		return *p.PublicIPv4
+	case p.PublicIPAddress != nil:
+		return *p.PublicIPAddress
+	}
+	return DefaultPublicIPv4
+}
+
+// publicIPv6 returns whether the pool asks for an IPv6 address.
+func (p *Pool) publicIPv6() bool {
+	if p.PublicIPv6 != nil {
+		return *p.PublicIPv6
+	}
+	return DefaultPublicIPv6
+}
+
+// hostKeyChecking returns whether the pool checks host keys.
+func (p *Pool) hostKeyChecking() bool {
+	if p.HostKeyChecking != nil {
+		return *p.HostKeyChecking
+	}
+	return DefaultHostKeyChecking
+}
+
+// instanceTypes returns the label's instance types in order of preference.
+func (l *Label) instanceTypes() []string {
+	if l.InstanceType != "" {
+		return []string{l.InstanceType}
+	}
+	return l.InstanceTypes
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Enforces the one-way package arrows of docs/design.md §2: for each package, the
+# project packages and third-party modules it must never reach (directly or not).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mod=$(go list -m)
+fail=0
+
+# check PACKAGE FORBIDDEN-REGEX REASON
+check() {
+	local pkg=$1 forbidden=$2 reason=$3
+	local hits
+	hits=$(go list -deps "./$pkg" | grep -E "$forbidden" || true)
+	if [ -n "$hits" ]; then
+		echo "check-imports: $pkg must not import ($reason):"
+		echo "$hits" | sed 's/^/    /'
+		fail=1
+	fi
+}
+
+P="^$mod/"
+AWS='^github.com/aws/'
+TEMPORAL='^go.temporal.io/'
+ZK='^github.com/go-zookeeper/'
+
+check config        "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "config is a leaf"
+check drivers       "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "the driver contract is stdlib only"
+check drivers/sim   "${P}(activities|workflows|poller|worker|zookeeper|config)|${AWS}|${TEMPORAL}|${ZK}" "drivers know only the contract"
+check drivers/aws   "${P}(activities|workflows|poller|worker|zookeeper|config)|${TEMPORAL}|${ZK}" "drivers know only the contract"
+check drivers/driverstest "${P}drivers/(sim|aws)|${P}(activities|workflows|poller|worker|zookeeper|config)" "the conformance suite is driver-neutral"
+check zookeeper     "${P}|${AWS}|${TEMPORAL}"                           "the wire format is a leaf"
+check lifecycle     "${P}(drivers|activities|workflows|poller|worker|config)|${AWS}|${TEMPORAL}" "lifecycle rules need only the wire format"
+check activities    "${P}(drivers/|workflows|poller|worker|config)|${AWS}" "activities take drivers through the contract"
+check workflows     "${P}(zookeeper|config|poller|worker|drivers/)|${AWS}|${ZK}|^net/http$" "workflows are deterministic orchestration"
+check poller        "${P}(drivers|config|worker)|${AWS}"                "the poller only starts workflows"
+check internal/ec2sim "${P}|${TEMPORAL}|${ZK}"                          "the EC2 endpoint stands alone"
+
+# Only drivers/aws (and what wires it) may reach the AWS SDK.
+for pkg in $(go list ./... | grep -v -E "/(drivers/aws|worker|cmd/.*|e2e|bench)$"); do
+	rel=${pkg#"$mod"/}
+	[ "$pkg" = "$mod" ] && continue
+	if go list -deps "$pkg" | grep -qE "$AWS"; then
+		echo "check-imports: $rel reaches the AWS SDK; only drivers/aws may"
+		fail=1
+	fi
+done
+
+if [ "$fail" -ne 0 ]; then
+	exit 1
+fi
+echo "check-imports: ok"

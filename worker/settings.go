@@ -1,0 +1,104 @@
+package worker
+
+import (
+	"os"
+	"time"
+
+	"github.com/nodepool-temporal/nodepool-temporal/activities"
+	"github.com/nodepool-temporal/nodepool-temporal/config"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/poller"
+)
+
+// DefaultLauncherName names a deployment in pool ids when the configuration sets no
+// launcher hostname.
+const DefaultLauncherName = "nodepool-temporal"
+
+// launcherName is the stable name used in pool ids: the configured launcher hostname,
+// or DefaultLauncherName. It must be the same for every replica, so it is not the
+// machine's host name.
+func launcherName(cfg *config.Config) string {
+	if cfg.Launcher.Pos.Has(config.KeyHostname) && cfg.Launcher.Hostname != "" {
+		return cfg.Launcher.Hostname
+	}
+	return DefaultLauncherName
+}
+
+// Settings derives the activities' settings from the configuration.
+func Settings(cfg *config.Config) activities.Settings {
+	tq := cfg.Temporal.TaskQueue
+	s := activities.Settings{
+		LauncherName: launcherName(cfg),
+		TaskQueue:    tq,
+		PollInterval: cfg.Launcher.PollInterval.Duration(),
+		MaxHoldAge:   cfg.MaxHoldAge.Duration(),
+		Labels:       map[string]activities.LabelSettings{},
+	}
+	for _, l := range cfg.Labels {
+		s.Labels[l.Name] = activities.LabelSettings{MaxReadyAge: l.MaxReadyAge.Duration()}
+	}
+	for i := range cfg.Providers {
+		p := &cfg.Providers[i]
+		ps := activities.ProviderSettings{
+			Name:          p.Name,
+			TaskQueue:     activities.ProviderTaskQueue(tq, p.Name),
+			LaunchTimeout: p.LaunchTimeout.Duration(),
+			LaunchRetries: p.LaunchRetries,
+		}
+		for j := range p.Pools {
+			pool := &p.Pools[j]
+			maxServers := -1
+			if pool.Disabled() {
+				maxServers = 0
+			}
+			limits := drivers.Resources{}
+			for k, v := range pool.Limits() {
+				limits[k] = v
+			}
+			ps.Pools = append(ps.Pools, activities.PoolSettings{
+				Name:           pool.Name,
+				ID:             activities.PoolID(s.LauncherName, p.Name, pool.Name),
+				Labels:         pool.LabelNames(),
+				Priority:       pool.Priority(p),
+				MaxServers:     maxServers,
+				Limits:         limits,
+				NodeAttributes: pool.NodeAttributes,
+			})
+		}
+		s.Providers = append(s.Providers, ps)
+	}
+	return s
+}
+
+// pollerPools lists the pools for registration.
+func pollerPools(s activities.Settings) []poller.Pool {
+	var out []poller.Pool
+	for _, p := range s.Providers {
+		for _, pool := range p.Pools {
+			out = append(out, poller.Pool{
+				ID: pool.ID, Provider: p.Name, Name: pool.Name,
+				Labels: pool.Labels, Priority: pool.Priority,
+			})
+		}
+	}
+	return out
+}
+
+// orphanGrace is how long a node that should be locked must be seen unlocked before it
+// is treated as orphaned: beyond the ZooKeeper session timeout, so that a lock whose
+// worker died can be re-asserted by the resumed workflow first.
+func orphanGrace(cfg *config.Config) time.Duration {
+	g := 3 * cfg.ZooKeeperTimeout.Duration()
+	if g < 15*time.Second {
+		g = 15 * time.Second
+	}
+	return g
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	return h
+}
