@@ -36,8 +36,14 @@ tmp="$(mktemp "$(dirname "$out")/.temporal-dev.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 echo "build-temporal-dev: building $out (a cold build takes several minutes)"
 start=$SECONDS
+# The binary gets the time the build started, so that a source edited while
+# it compiles still counts as newer next time.
+stamp="$(mktemp "$(dirname "$out")/.temporal-dev-stamp.XXXXXX")"
+trap 'rm -f "$tmp" "$stamp"' EXIT
 # GOWORK=off: the server module must never be joined with the main module.
 GOWORK=off go -C "$src" build -trimpath -ldflags="-s -w" -o "$tmp" .
+touch -r "$stamp" "$tmp"
+rm -f "$stamp"
 mv -f "$tmp" "$out"
 trap - EXIT
 echo "build-temporal-dev: built $out in $((SECONDS - start))s"

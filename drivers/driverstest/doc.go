@@ -26,6 +26,10 @@
 // leaked instance; label quota and error kinds are right; and a second launch attempt
 // of a node starts a new instance.
 //
+// Listing may lag a creation (the suite waits for a new instance to be listed) but not
+// a deletion: once a delete state machine completes, ListInstances must not return the
+// instance unless it is marked Deleted.
+//
 // Subtests never run in parallel and use one driver at a time, so the fault injection
 // hooks of the harness act on the cloud of the driver most recently returned by New.
 package driverstest

@@ -25,9 +25,10 @@ type API interface {
 	CreateInstance(ctx context.Context, in CreateInstanceInput) (InstanceInfo, error)
 	// DescribeInstance returns an instance, or a [CodeNotFound] error once it is gone.
 	DescribeInstance(ctx context.Context, id string) (InstanceInfo, error)
-	// DeleteInstance starts deleting an instance and returns it, with status
-	// [StatusDeleted] if it is already gone. Repeating it does not restart the deletion.
-	// An unknown instance is a [CodeNotFound] error.
+	// DeleteInstance starts deleting an instance and returns it: deleting, or with
+	// status [StatusDeleted] when the deletion completed at once (no delete latency).
+	// Repeating it does not restart the deletion. An instance that does not exist (any
+	// more) is a [CodeNotFound] error.
 	DeleteInstance(ctx context.Context, in DeleteInstanceInput) (InstanceInfo, error)
 	// ListInstances returns every instance that exists, deleting ones included, in
 	// creation order.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -69,7 +70,7 @@ type testEnv struct {
 
 // newEnv builds a driver on a fresh cloud made from cfg, in process or behind a real
 // HTTP server.
-func newEnv(t *testing.T, cfg Config, overHTTP bool) *testEnv {
+func newEnv(t testing.TB, cfg Config, overHTTP bool) *testEnv {
 	t.Helper()
 	env := &testEnv{clock: newFakeClock()}
 	cloud, err := NewCloud(cfg, WithClock(env.clock.Now))
@@ -149,4 +150,32 @@ func TestConformanceRealClock(t *testing.T) {
 		Pool:     "other",
 		Label:    "small",
 	})
+}
+
+// BenchmarkLaunch measures creating and deleting one node, in process and over HTTP.
+func BenchmarkLaunch(b *testing.B) {
+	for _, overHTTP := range []bool{false, true} {
+		b.Run(fmt.Sprintf("http=%v", overHTTP), func(b *testing.B) {
+			cfg := testConfig()
+			cfg.BootSteps = []float64{}
+			env := newEnv(b, cfg, overHTTP)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				nodeID := fmt.Sprintf("%010d", i)
+				st, err := env.driver.AdvanceCreate(ctx, drivers.CreateState{Request: drivers.CreateRequest{
+					NodeID: nodeID, Attempt: 1, Hostname: "np" + nodeID, Pool: "main", Label: "small",
+					Metadata: map[string]string{drivers.MetaNodeID: nodeID},
+				}})
+				if err != nil || !st.Complete {
+					b.Fatalf("creating node %s: complete=%v, %v", nodeID, st.Complete, err)
+				}
+				del, err := env.driver.AdvanceDelete(ctx, drivers.DeleteState{ExternalID: st.ExternalID, NodeID: nodeID})
+				if err != nil {
+					b.Fatalf("deleting node %s: %v", nodeID, err)
+				}
+				env.clock.Advance(del.Wait)
+			}
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -88,6 +89,32 @@ func (o Options) InMemory() bool { return o.DB == "" || o.DB == MemoryDB }
 // UIEnabled reports whether the web UI is served.
 func (o Options) UIEnabled() bool { return o.UIAuto || o.UIPort != 0 }
 
+// portFlag is an optional port: unset until a value is given, so that the
+// usage text shows no made-up default.
+type portFlag struct {
+	set  bool
+	port int
+}
+
+func (p *portFlag) String() string {
+	if p == nil || !p.set {
+		return ""
+	}
+	return strconv.Itoa(p.port)
+}
+
+func (p *portFlag) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	if n < 0 || n > 65535 {
+		return fmt.Errorf("%d out of range", n)
+	}
+	p.set, p.port = true, n
+	return nil
+}
+
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
@@ -107,7 +134,7 @@ func Parse(args []string, out io.Writer) (Options, error) {
 	fs.SetOutput(out)
 	var (
 		o          Options
-		uiPort     int
+		uiPort     portFlag
 		headless   bool
 		db         string
 		dbFilename string
@@ -117,7 +144,7 @@ func Parse(args []string, out io.Writer) (Options, error) {
 	)
 	fs.StringVar(&o.IP, "ip", "127.0.0.1", "address to bind the gRPC frontend and the UI to")
 	fs.IntVar(&o.Port, "port", 7233, "frontend gRPC port (0 = pick a free port)")
-	fs.IntVar(&uiPort, "ui-port", -1, "web UI port (default --port + 1000; 0 disables the UI)")
+	fs.Var(&uiPort, "ui-port", "web UI port (default --port + 1000, or a free port when --port is 0; 0 disables the UI)")
 	fs.BoolVar(&headless, "headless", false, "do not serve the web UI")
 	fs.StringVar(&db, "db", MemoryDB, "SQLite database file ("+MemoryDB+" = in memory, lost on exit)")
 	fs.StringVar(&dbFilename, "db-filename", "", "same as --db")
@@ -144,15 +171,13 @@ func Parse(args []string, out io.Writer) (Options, error) {
 	switch {
 	case headless:
 		o.UIPort = 0
-	case uiPort == -1:
+	case !uiPort.set:
 		o.UIAuto = true
 		if o.Port != 0 && o.Port+1000 > 65535 {
 			return Options{}, fmt.Errorf("--port %d: default UI port %d out of range; give --ui-port or --headless", o.Port, o.Port+1000)
 		}
-	case uiPort < 0 || uiPort > 65535:
-		return Options{}, fmt.Errorf("--ui-port %d: out of range", uiPort)
 	default:
-		o.UIPort = uiPort
+		o.UIPort = uiPort.port
 	}
 
 	o.DB = db

@@ -1,0 +1,398 @@
+package aws
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+)
+
+// Step names of the create and delete state machines, in upstream Nodepool's wording.
+const (
+	StepStart            = "start"
+	StepSubmitCreating   = "submit creating instance"
+	StepCreating         = "creating instance"
+	StepDeletingInstance = "deleting instance"
+	StepDeletingVolumes  = "deleting volumes"
+	StepComplete         = "complete"
+)
+
+// createData is the driver-private part of a CreateState.
+type createData struct {
+	// Offering indexes labelOfferings of the label: the offering being launched.
+	Offering int `json:"offering"`
+	// ImageID is the AMI resolved at the start, so that every retry sends the same
+	// arguments under the same client token.
+	ImageID string `json:"image_id,omitempty"`
+	// InstanceID and SubmittedAt are set once RunInstances succeeded.
+	InstanceID  string    `json:"instance_id,omitempty"`
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+	// Unavailable lists the offerings that reported insufficient capacity.
+	Unavailable []string `json:"unavailable,omitempty"`
+}
+
+func decodeData[T any](raw json.RawMessage) (T, error) {
+	var v T
+	if len(raw) == 0 || string(raw) == "null" {
+		return v, nil
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, drivers.Permanent("decoding driver state %s: %w", string(raw), err)
+	}
+	return v, nil
+}
+
+func encodeData(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// The data structs hold only strings, ints and times.
+		return nil
+	}
+	return b
+}
+
+// AdvanceCreate advances a create state machine by one step:
+//
+//   - "start" resolves the image and picks the first offering not known to be out of
+//     capacity;
+//   - "submit creating instance" calls RunInstances with a client token derived from
+//     the node id, the attempt and the offering, so that a repeated step returns the
+//     instance the first call started; on insufficient capacity it moves to the next
+//     offering (recorded in Data) or fails with a *drivers.CapacityError;
+//   - "creating instance" waits in the shared listing for the instance to run and get
+//     its addresses;
+//   - "complete" carries the Instance.
+func (d *Driver) AdvanceCreate(ctx context.Context, st drivers.CreateState) (drivers.CreateState, error) {
+	if st.Complete {
+		return st, nil
+	}
+	pool, label, err := d.label(st.Request.Pool, st.Request.Label)
+	if err != nil {
+		return st, err
+	}
+	data, err := decodeData[createData](st.Data)
+	if err != nil {
+		return st, err
+	}
+	log := d.log.With("node_id", st.Request.NodeID, "pool", st.Request.Pool, "label", st.Request.Label, "step", st.Step)
+	switch st.Step {
+	case "", StepStart:
+		return d.createStart(ctx, st, pool, label, data)
+	case StepSubmitCreating:
+		return d.createSubmit(ctx, log, st, pool, label, data)
+	case StepCreating:
+		return d.createWait(ctx, log, st, pool, label, data)
+	case StepComplete:
+		st.Complete = st.Instance != nil
+		return st, nil
+	}
+	return st, drivers.Permanent("advancing create of node %s: unknown step %q", st.Request.NodeID, st.Step)
+}
+
+// placement returns the availability zone to ask for, or "".
+func placement(req drivers.CreateRequest, pool *Pool) string {
+	if req.AZ != "" {
+		return req.AZ
+	}
+	return pool.AvailabilityZone
+}
+
+func (d *Driver) createStart(ctx context.Context, st drivers.CreateState, pool *poolInfo, label *Label, data createData) (drivers.CreateState, error) {
+	data.ImageID = st.Request.ImageID
+	if data.ImageID == "" {
+		ci := d.cloudImage(label.CloudImage)
+		if ci == nil {
+			return st, drivers.Permanent("starting node %s: unknown cloud image %q", st.Request.NodeID, label.CloudImage)
+		}
+		id, err := d.images.resolve(ctx, ci)
+		if err != nil {
+			return st, err
+		}
+		data.ImageID = id
+	}
+	offs := labelOfferings(label)
+	next := d.nextOffering(offs, 0, placement(st.Request, pool.cfg))
+	if next < 0 {
+		return st, drivers.Capacity("starting node %s: every offering of label %s (%s) recently reported insufficient capacity",
+			st.Request.NodeID, st.Request.Label, offeringList(offs))
+	}
+	data.Offering = next
+	st.Step = StepSubmitCreating
+	st.Data = encodeData(data)
+	st.Wait = 0
+	return st, nil
+}
+
+// nextOffering returns the index of the first offering at or after from that is not
+// known to be out of capacity, or -1.
+func (d *Driver) nextOffering(offs []offering, from int, az string) int {
+	for i := from; i < len(offs); i++ {
+		if !d.unavailable.unavailable(offeringKey{instanceType: offs[i].instanceType, az: az, spot: offs[i].spot}) {
+			return i
+		}
+	}
+	return -1
+}
+
+func offeringList(offs []offering) string {
+	parts := make([]string, 0, len(offs))
+	for _, o := range offs {
+		parts = append(parts, o.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// clientToken derives the RunInstances idempotency token from the node, the attempt,
+// the offering and the provider. EC2 returns the instance started under a token
+// instead of starting another, so a repeated step never launches twice, while a new
+// attempt or offering launches anew.
+func (d *Driver) clientToken(req drivers.CreateRequest, offeringIndex int) string {
+	t := fmt.Sprintf("np-%s-%d-%d-%s", req.NodeID, req.Attempt, offeringIndex, d.tokenSuffix)
+	if len(t) > 64 {
+		sum := sha256.Sum256([]byte(t))
+		t = "np-" + hex.EncodeToString(sum[:20])
+	}
+	return t
+}
+
+func (d *Driver) createSubmit(ctx context.Context, log *slog.Logger, st drivers.CreateState, pool *poolInfo, label *Label, data createData) (drivers.CreateState, error) {
+	offs := labelOfferings(label)
+	if data.Offering < 0 || data.Offering >= len(offs) {
+		return st, drivers.Permanent("submitting node %s: offering %d out of range", st.Request.NodeID, data.Offering)
+	}
+	off := offs[data.Offering]
+	in, err := d.runInput(ctx, log, st.Request, pool.cfg, label, data, off)
+	if err != nil {
+		return st, err
+	}
+	out, err := d.ec2.RunInstances(ctx, in)
+	if err != nil {
+		cerr := classify(opCreate, fmt.Sprintf("running %s instance for node %s", off, st.Request.NodeID), err)
+		if drivers.KindOf(cerr) != drivers.KindCapacity {
+			return st, cerr
+		}
+		az := placement(st.Request, pool.cfg)
+		d.unavailable.mark(offeringKey{instanceType: off.instanceType, az: az, spot: off.spot})
+		data.Unavailable = append(data.Unavailable, off.String())
+		next := d.nextOffering(offs, data.Offering+1, az)
+		if next < 0 {
+			return st, cerr
+		}
+		log.Info("offering out of capacity, trying the next", "offering", off.String(), "next", offs[next].String(), "error", err)
+		data.Offering = next
+		st.Data = encodeData(data)
+		st.Wait = 0
+		return st, nil
+	}
+	if len(out.Instances) == 0 || out.Instances[0].InstanceId == nil {
+		return st, drivers.Transient("running instance for node %s: empty answer", st.Request.NodeID)
+	}
+	id := awssdk.ToString(out.Instances[0].InstanceId)
+	data.InstanceID = id
+	data.SubmittedAt = d.now()
+	st.ExternalID = formatExternalID(id)
+	st.Step = StepCreating
+	st.Data = encodeData(data)
+	st.Wait = d.opts.pollInterval
+	log.Info("instance submitted", "external_id", id, "offering", off.String(), "client_token", awssdk.ToString(in.ClientToken))
+	return st, nil
+}
+
+// runInput builds the RunInstances arguments, as upstream does (§4.4 of the protocol
+// notes), for one offering.
+func (d *Driver) runInput(ctx context.Context, log *slog.Logger, req drivers.CreateRequest, pool *Pool, label *Label, data createData, off offering) (*ec2.RunInstancesInput, error) {
+	tags, skipped := instanceTags(label, req)
+	for k, err := range skipped {
+		log.Warn("skipping tag", "tag", k, "error", err)
+	}
+	nic := ec2types.InstanceNetworkInterfaceSpecification{
+		DeviceIndex:              awssdk.Int32(0),
+		AssociatePublicIpAddress: awssdk.Bool(pool.publicIPv4()),
+	}
+	if pool.SecurityGroupID != "" {
+		nic.Groups = []string{pool.SecurityGroupID}
+	}
+	if pool.SubnetID != "" {
+		nic.SubnetId = awssdk.String(pool.SubnetID)
+	}
+	if pool.publicIPv6() {
+		nic.Ipv6AddressCount = awssdk.Int32(1)
+	}
+	in := &ec2.RunInstancesInput{
+		ImageId:           awssdk.String(data.ImageID),
+		InstanceType:      ec2types.InstanceType(off.instanceType),
+		MinCount:          awssdk.Int32(1),
+		MaxCount:          awssdk.Int32(1),
+		KeyName:           awssdk.String(label.KeyName),
+		ClientToken:       awssdk.String(d.clientToken(req, data.Offering)),
+		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{nic},
+		TagSpecifications: []ec2types.TagSpecification{
+			{ResourceType: ec2types.ResourceTypeInstance, Tags: ec2Tags(tags)},
+			{ResourceType: ec2types.ResourceTypeVolume, Tags: ec2Tags(tags)},
+		},
+	}
+	if label.EBSOptimized {
+		in.EbsOptimized = awssdk.Bool(true)
+	}
+	if label.UserData != "" {
+		in.UserData = awssdk.String(base64.StdEncoding.EncodeToString([]byte(label.UserData)))
+	}
+	if p := label.IAMInstanceProfile; p != nil {
+		in.IamInstanceProfile = &ec2types.IamInstanceProfileSpecification{}
+		if p.Arn != "" {
+			in.IamInstanceProfile.Arn = awssdk.String(p.Arn)
+		} else {
+			in.IamInstanceProfile.Name = awssdk.String(p.Name)
+		}
+	}
+	if off.spot {
+		in.InstanceMarketOptions = &ec2types.InstanceMarketOptionsRequest{
+			MarketType: ec2types.MarketTypeSpot,
+			SpotOptions: &ec2types.SpotMarketOptions{
+				SpotInstanceType:             ec2types.SpotInstanceTypeOneTime,
+				InstanceInterruptionBehavior: ec2types.InstanceInterruptionBehaviorTerminate,
+			},
+		}
+	}
+	if label.IMDSv2 != "" {
+		in.MetadataOptions = &ec2types.InstanceMetadataOptionsRequest{
+			HttpTokens:   ec2types.HttpTokensState(label.IMDSv2),
+			HttpEndpoint: ec2types.InstanceMetadataEndpointStateEnabled,
+		}
+	}
+	if az := placement(req, pool); az != "" {
+		in.Placement = &ec2types.Placement{AvailabilityZone: awssdk.String(az)}
+	}
+	bdm, err := d.rootDevice(ctx, data.ImageID, label)
+	if err != nil {
+		return nil, err
+	}
+	if bdm != nil {
+		in.BlockDeviceMappings = []ec2types.BlockDeviceMapping{*bdm}
+	}
+	return in, nil
+}
+
+// rootDevice copies the AMI's first block device mapping with DeleteOnTermination set,
+// the label's volume settings applied and Encrypted removed (EC2 refuses it on a copy
+// of an encrypted snapshot's mapping), as upstream does. It returns nil when the AMI
+// has no EBS mapping.
+func (d *Driver) rootDevice(ctx context.Context, imageID string, label *Label) (*ec2types.BlockDeviceMapping, error) {
+	im, err := d.images.image(ctx, imageID)
+	if err != nil {
+		return nil, err
+	}
+	if len(im.BlockDeviceMappings) == 0 || im.BlockDeviceMappings[0].Ebs == nil {
+		return nil, nil
+	}
+	src := im.BlockDeviceMappings[0]
+	ebs := *src.Ebs
+	ebs.DeleteOnTermination = awssdk.Bool(true)
+	ebs.Encrypted = nil
+	if label.VolumeSize > 0 {
+		ebs.VolumeSize = awssdk.Int32(label.VolumeSize)
+	}
+	if label.VolumeType != "" {
+		ebs.VolumeType = ec2types.VolumeType(label.VolumeType)
+		if label.VolumeType != "gp3" && label.VolumeType != "io1" && label.VolumeType != "io2" {
+			// Only these types take provisioned IOPS; drop the AMI's figure.
+			ebs.Iops = nil
+		}
+		if label.VolumeType != "gp3" {
+			ebs.Throughput = nil
+		}
+	}
+	if label.IOPS > 0 {
+		ebs.Iops = awssdk.Int32(label.IOPS)
+	}
+	if label.Throughput > 0 {
+		ebs.Throughput = awssdk.Int32(label.Throughput)
+	}
+	return &ec2types.BlockDeviceMapping{DeviceName: src.DeviceName, Ebs: &ebs}, nil
+}
+
+func (d *Driver) createWait(ctx context.Context, log *slog.Logger, st drivers.CreateState, pool *poolInfo, label *Label, data createData) (drivers.CreateState, error) {
+	if data.InstanceID == "" {
+		return st, drivers.Permanent("waiting for node %s: no instance recorded", st.Request.NodeID)
+	}
+	lst, err := d.lister.get(ctx)
+	if err != nil {
+		return st, err
+	}
+	in, ok := lst.byID[data.InstanceID]
+	if !ok {
+		if d.now().Sub(data.SubmittedAt) < d.opts.grace {
+			// EC2 listings are eventually consistent: a new instance may not be listed yet.
+			st.Wait = d.waitHint()
+			return st, nil
+		}
+		in, err = d.describeInstance(ctx, data.InstanceID)
+		if err != nil {
+			if drivers.KindOf(err) == drivers.KindNotFound {
+				return st, drivers.Permanent("waiting for instance %s of node %s: the instance disappeared: %w", data.InstanceID, st.Request.NodeID, err)
+			}
+			return st, err
+		}
+	}
+	switch lifecycleOf(d.log, in) {
+	case lifeBooting:
+		st.Wait = d.waitHint()
+		return st, nil
+	case lifeRunning:
+		if !addressesOf(in).ready(pool.cfg) {
+			st.Wait = d.waitHint()
+			return st, nil
+		}
+	default:
+		return st, d.launchFailure(st, pool.cfg, label, data, in)
+	}
+	spot := in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot
+	info, err := d.types.get(ctx, string(in.InstanceType))
+	if err != nil {
+		return st, err
+	}
+	inst := d.toInstance(in, pool.cfg, d.cloudImage(label.CloudImage), typeQuota(info, spot))
+	st.Instance = &inst
+	st.Complete = true
+	st.Step = StepComplete
+	st.Wait = 0
+	log.Info("instance ready", "external_id", data.InstanceID, "interface_ip", inst.InterfaceIP)
+	return st, nil
+}
+
+// launchFailure turns an instance that stopped or terminated while launching into an
+// error: a capacity error when EC2 says so (spot interruptions, capacity shortfalls),
+// which also marks the offering unavailable; a permanent error (for this attempt)
+// otherwise.
+func (d *Driver) launchFailure(st drivers.CreateState, pool *Pool, label *Label, data createData, in ec2types.Instance) error {
+	reason := stateReason(in)
+	state := ""
+	if in.State != nil {
+		state = string(in.State.Name)
+	}
+	if strings.Contains(reason, "Capacity") || strings.Contains(reason, "Spot") {
+		offs := labelOfferings(label)
+		if data.Offering >= 0 && data.Offering < len(offs) {
+			off := offs[data.Offering]
+			d.unavailable.mark(offeringKey{instanceType: off.instanceType, az: placement(st.Request, pool), spot: off.spot})
+		}
+		return drivers.Capacity("instance %s of node %s is %s while launching: %s", data.InstanceID, st.Request.NodeID, state, reason)
+	}
+	return drivers.Permanent("instance %s of node %s is %s while launching: %s", data.InstanceID, st.Request.NodeID, state, reason)
+}
+
+// waitHint is how long to wait before asking the listing again.
+func (d *Driver) waitHint() time.Duration {
+	return max(d.lister.nextRefresh(), d.opts.pollInterval/4)
+}

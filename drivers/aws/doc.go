@@ -1,0 +1,64 @@
+// Package aws is the Amazon EC2 driver: the Go form of upstream Nodepool's AWS adapter
+// on aws-sdk-go-v2. It is the only package that imports the AWS SDK; SDK types stop at
+// its edge.
+//
+// # Configuration
+//
+// Config holds the AWS keys of a provider section (region-name, profile-name,
+// cloud-images, pools with subnet-id, security-group-id, public-ipv4, ...; labels with
+// instance-type, key-name, volume settings, userdata, iam-instance-profile, tags,
+// dynamic-tags, use-spot, imdsv2). Three keys are additions to upstream's: `endpoint`
+// points the clients at an EC2-compatible cloud (or the simulator in internal/ec2sim),
+// `instance-types` lists instance types in order of preference, and
+// `on-demand-fallback` launches on demand after spot capacity errors. Credentials come
+// only from the SDK's default chain (environment, shared files, instance role); they
+// are never part of the configuration and never logged.
+//
+// # Create and delete
+//
+// Create steps are named as upstream's: "start" (resolve the image, pick an offering),
+// "submit creating instance" (RunInstances), "creating instance" (wait for running and
+// addresses), "complete". RunInstances carries a ClientToken derived from the node id,
+// the attempt, the offering and the provider, so a step repeated after a timeout gets
+// back the instance the first call started instead of a second one; the external id
+// ({"instance":"i-..."}, upstream's format) is set as soon as RunInstances answers.
+//
+// A label's offerings are its instance types in the spot market (with use-spot) and
+// then on demand (without use-spot, or with on-demand-fallback). After an
+// InsufficientInstanceCapacity answer the next offering is tried within the same
+// create (the position is kept in the state's Data so that a retried step continues
+// where it was), and the failing offering (type, zone, market) is avoided by every
+// launch of the process for a few minutes.
+//
+// Delete steps: "start" (TerminateInstances; an unknown instance counts as deleted),
+// "deleting instance" (wait for terminated), "deleting volumes" (delete volumes tagged
+// with the node id that the instance left behind), "complete".
+//
+// # API budget
+//
+// Polling cost does not grow with the number of nodes: whether an instance runs (or is
+// terminated) is answered from one DescribeInstances listing of the provider's
+// instances (filtered by the nodepool_provider_name tag), shared by every launch and
+// delete in the process, fetched by one caller at a time and refreshed at most once
+// per poll interval. An instance missing from that listing right after it was created
+// or terminated is given a grace period (EC2 listings are eventually consistent)
+// before one direct DescribeInstances settles it. Terminations are collected for a
+// short window and sent up to 50 ids per call. Image filters, instance types and
+// Service Quotas answers are cached. The SDK's own retries are off, because the
+// activities calling the driver already retry.
+//
+// # Errors and quota
+//
+// errors.go maps AWS error codes to the kinds of package drivers in one place:
+// insufficient capacity → *drivers.CapacityError; vCPU, instance, spot and volume
+// limits → *drivers.QuotaError; throttling, 5xx and network failures →
+// *drivers.TransientError; unknown instances and volumes → drivers.ErrNotFound; bad
+// parameters, unknown images or instance types, missing subnets or key pairs, and
+// authentication failures → *drivers.PermanentError.
+//
+// A label's quota is its instance type's cores, memory (MiB), one instance and its
+// vCPUs under the Service Quotas code of its family and market (L-1216C47A for
+// standard on-demand, L-34B43A08 for standard spot, ...). QuotaLimits reports those
+// codes' values from Service Quotas; when that API cannot be used it reports no limits
+// and logs once, so that only the pools' limits apply.
+package aws

@@ -1,0 +1,111 @@
+package aws
+
+import (
+	"context"
+	"sort"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+)
+
+// Resource types reported by ListResources.
+const (
+	ResourceInstance = "instance"
+	ResourceVolume   = "volume"
+)
+
+// liveStates are the instance states that use quota.
+var liveStates = []string{"pending", "running", "shutting-down", "stopping", "stopped"}
+
+// ListInstances returns every instance of the account in the region that is not
+// terminated, ours or not, with its tags and what it consumes (by instance type and
+// market), for quota accounting.
+func (d *Driver) ListInstances(ctx context.Context) ([]drivers.Instance, error) {
+	instances, err := d.describeInstances(ctx, []ec2types.Filter{
+		{Name: awssdk.String("instance-state-name"), Values: liveStates},
+	})
+	if err != nil {
+		return nil, classify(opRead, "listing instances", err)
+	}
+	var names []string
+	for _, in := range instances {
+		names = append(names, string(in.InstanceType))
+	}
+	types, err := d.types.getAll(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]drivers.Instance, 0, len(instances))
+	for _, in := range instances {
+		if lifecycleOf(d.log, in) == lifeGone {
+			continue
+		}
+		quota := drivers.Resources{drivers.ResourceInstances: 1}
+		if info, ok := types[string(in.InstanceType)]; ok {
+			quota = typeQuota(info, in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot)
+		}
+		out = append(out, d.toInstance(in, nil, nil, quota))
+	}
+	return out, nil
+}
+
+// ListResources returns the instances (not terminated) and volumes (not deleted) that
+// carry this provider's tag, with their tags as metadata, for leak detection.
+func (d *Driver) ListResources(ctx context.Context) ([]drivers.Resource, error) {
+	lst, err := d.lister.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []drivers.Resource
+	for id, in := range lst.byID {
+		if lifecycleOf(d.log, in) == lifeGone {
+			continue
+		}
+		out = append(out, drivers.Resource{Type: ResourceInstance, ID: id, Metadata: tagMap(in.Tags)})
+	}
+	vols, err := d.describeVolumes(ctx, []ec2types.Filter{
+		{Name: awssdk.String("tag:" + drivers.MetaProviderName), Values: []string{d.provider}},
+	})
+	if err != nil {
+		return nil, classify(opRead, "listing volumes of provider "+d.provider, err)
+	}
+	for _, v := range vols {
+		if v.State == ec2types.VolumeStateDeleted || v.State == ec2types.VolumeStateDeleting {
+			continue
+		}
+		out = append(out, drivers.Resource{Type: ResourceVolume, ID: awssdk.ToString(v.VolumeId), Metadata: tagMap(v.Tags)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Type != out[j].Type {
+			return out[i].Type < out[j].Type
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// DeleteResource terminates a leaked instance (at once, not batched) or deletes a
+// leaked volume. A resource that is already gone counts as deleted.
+func (d *Driver) DeleteResource(ctx context.Context, r drivers.Resource) error {
+	var err error
+	switch r.Type {
+	case ResourceInstance:
+		_, err = d.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{r.ID}})
+		err = classify(opDelete, "terminating leaked instance "+r.ID, err)
+	case ResourceVolume:
+		_, err = d.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: awssdk.String(r.ID)})
+		err = classify(opDelete, "deleting leaked volume "+r.ID, err)
+	default:
+		return drivers.Permanent("deleting leaked %s %s: unknown resource type", r.Type, r.ID)
+	}
+	if drivers.KindOf(err) == drivers.KindNotFound {
+		return nil
+	}
+	if err == nil {
+		d.log.Info("deleted leaked resource", "type", r.Type, "id", r.ID)
+	}
+	return err
+}
