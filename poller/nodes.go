@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/nodepool-temporal/nodepool-temporal/lifecycle"
@@ -159,6 +160,11 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 	if reason == "" {
 		return
 	}
+	if p.ownedByRunningLaunch(ctx, n) {
+		// An unlocked node of a launch whose workflow still runs is not orphaned: its
+		// worker died and the workflow re-takes the lock on its next step.
+		return
+	}
 	p.mu.Lock()
 	if t, ok := p.deleting[id]; ok && now.Sub(t) < restartDeleteAfter {
 		p.mu.Unlock()
@@ -174,6 +180,27 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 		return
 	}
 	p.log.Info("started node deletion", "node_id", id, "reason", reason)
+}
+
+// ownedByRunningLaunch reports whether a node that looks orphaned (init or building,
+// unlocked) belongs to one of our request workflows that is still running.
+func (p *Poller) ownedByRunningLaunch(ctx context.Context, n *zookeeper.Node) bool {
+	if n.State != zookeeper.NodeBuilding && n.State != zookeeper.NodeInit && n.State != zookeeper.NodeReady {
+		return false
+	}
+	if !p.opts.Policy.PoolIDs[n.Launcher] || n.AllocatedTo == nil || *n.AllocatedTo == "" {
+		return false
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	desc, err := p.opts.Temporal.DescribeWorkflowExecution(dctx, workflows.RequestWorkflowID(p.opts.TaskQueue, *n.AllocatedTo), "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		// Unknown means no workflow owns it; any other error means we cannot tell, so
+		// keep the node and look again later.
+		return !errors.As(err, &nf)
+	}
+	return desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 func (p *Poller) startDelete(ctx context.Context, id string, unlockedFor time.Duration) error {

@@ -42,6 +42,9 @@ func lockWaitOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// stepTimeout bounds one driver step.
+const stepTimeout = 30 * time.Second
+
 // stepOptions are the options of driver steps: on the provider's rate-limited task
 // queue, retried on transient errors until the deadline.
 func stepOptions(ctx workflow.Context, taskQueue string, deadline time.Duration) workflow.Context {
@@ -49,8 +52,10 @@ func stepOptions(ctx workflow.Context, taskQueue string, deadline time.Duration)
 		deadline = time.Hour
 	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              taskQueue,
-		StartToCloseTimeout:    2 * time.Minute,
+		TaskQueue: taskQueue,
+		// Steps are short by contract; a step whose worker died is retried elsewhere
+		// after this long.
+		StartToCloseTimeout:    stepTimeout,
 		ScheduleToCloseTimeout: deadline,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -46,8 +45,6 @@ type command struct {
 	name    string
 	args    string // positional arguments, for the usage line
 	summary string
-	// offline commands do not connect to ZooKeeper.
-	offline bool
 	// run parses the command's own arguments with fs and runs it.
 	run func(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error
 }
@@ -59,13 +56,13 @@ var commands = []*command{
 	{name: "delete", args: "ID [--now]", summary: "place a node in the deleting state", run: cmdDelete},
 	{name: "hold", args: "ID [--reason TEXT]", summary: "place a node in the hold state", run: cmdHold},
 	{name: "info", args: "PROVIDER", summary: "show ZooKeeper data of a provider", run: cmdInfo},
-	{name: "config-validate", summary: "validate the configuration file", offline: true, run: cmdConfigValidate},
+	{name: "config-validate", summary: "validate the configuration file", run: cmdConfigValidate},
 	{name: "request", args: "LABEL [LABEL...] [--priority N] [--tenant T] [--requestor NAME] [--timeout D] [--keep] [--json]",
 		summary: "request nodes as Zuul does, use and return them", run: cmdRequest},
 }
 
-// session is what a command works with: the output streams, the configuration and,
-// unless the command is offline, a ZooKeeper client.
+// session is what a command works with: the output streams and, once open, the
+// configuration and a ZooKeeper client.
 type session struct {
 	stdout, stderr io.Writer
 	logger         *slog.Logger
@@ -137,12 +134,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfs := flag.NewFlagSet("nodepool "+cmd.name, flag.ContinueOnError)
 	cfs.SetOutput(stderr)
 	cfs.Usage = func() { printCommandUsage(stderr, cmd, cfs) }
-	err := s.start(ctx, cmd)
-	if err == nil {
-		defer s.close()
-		err = cmd.run(ctx, s, cfs, fs.Args()[1:])
-	}
+	err := cmd.run(ctx, s, cfs, fs.Args()[1:])
+	s.close()
 	var uerr *usageError
+	var notFound errNodeNotFound
 	switch {
 	case err == nil:
 		return exitOK
@@ -154,6 +149,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	case errors.Is(err, errFlagParse):
 		return exitUsage
+	case errors.As(err, &notFound):
+		fmt.Fprintln(stderr, notFound.Error())
+		return exitFailure
 	case errors.Is(err, errReported):
 		return exitFailure
 	default:
@@ -162,12 +160,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// start loads the configuration and connects to ZooKeeper for commands that need
-// them. Configuration problems are printed one per line.
-func (s *session) start(ctx context.Context, cmd *command) error {
-	if cmd.offline {
-		return nil
-	}
+// open loads and validates the configuration and connects to ZooKeeper; commands
+// call it once their arguments are parsed. Configuration problems are printed one
+// per line.
+func (s *session) open(ctx context.Context) error {
 	cfg, err := worker.LoadConfig(s.cfgPath, s.securePath)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "invalid configuration %s:\n", s.cfgPath)
@@ -246,12 +242,11 @@ commands:
 // printCommandUsage prints the help of one command.
 func printCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: nodepool %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	if len(names) == 0 {
+	flags := 0
+	fs.VisitAll(func(*flag.Flag) { flags++ })
+	if flags == 0 {
 		return
 	}
-	sort.Strings(names)
 	fmt.Fprintln(w, "\noptions:")
 	fs.PrintDefaults()
 }

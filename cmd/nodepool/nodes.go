@@ -14,11 +14,12 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
+// adminLockTimeout is how long delete and hold wait for a node lock, as upstream's
+// CLI does.
+var adminLockTimeout = 5 * time.Second
+
 // Timeouts of the node commands.
 const (
-	// adminLockTimeout is how long delete and hold wait for a node lock, as
-	// upstream's CLI does.
-	adminLockTimeout = 5 * time.Second
 	// deleteNowTimeout bounds delete --now's wait for the launcher to remove the
 	// node; upstream's synchronous deleter gives up after the same time.
 	deleteNowTimeout = 10 * time.Minute
@@ -177,6 +178,9 @@ func cmdList(ctx context.Context, s *session, fs *flag.FlagSet, args []string) e
 	if _, err := exactArgs(fs, args); err != nil {
 		return err
 	}
+	if err := s.open(ctx); err != nil {
+		return err
+	}
 	entries, err := s.readNodes(ctx)
 	if err != nil {
 		return err
@@ -235,6 +239,9 @@ func cmdHold(ctx context.Context, s *session, fs *flag.FlagSet, args []string) e
 	if err != nil {
 		return err
 	}
+	if err := s.open(ctx); err != nil {
+		return err
+	}
 	id := pos[0]
 	err = s.lockedNodeUpdate(ctx, id, func(n *zookeeper.Node) {
 		n.State = zookeeper.NodeHold
@@ -255,6 +262,9 @@ func cmdDelete(ctx context.Context, s *session, fs *flag.FlagSet, args []string)
 	now := fs.Bool("now", false, "wait until the launcher has deleted the node")
 	pos, err := exactArgs(fs, args, "ID")
 	if err != nil {
+		return err
+	}
+	if err := s.open(ctx); err != nil {
 		return err
 	}
 	id := pos[0]
@@ -307,6 +317,9 @@ func (s *session) waitGone(ctx context.Context, p string) error {
 func cmdInfo(ctx context.Context, s *session, fs *flag.FlagSet, args []string) error {
 	pos, err := exactArgs(fs, args, "PROVIDER")
 	if err != nil {
+		return err
+	}
+	if err := s.open(ctx); err != nil {
 		return err
 	}
 	provider := pos[0]

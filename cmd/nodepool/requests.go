@@ -80,6 +80,9 @@ func cmdRequestList(ctx context.Context, s *session, fs *flag.FlagSet, args []st
 	if _, err := exactArgs(fs, args); err != nil {
 		return err
 	}
+	if err := s.open(ctx); err != nil {
+		return err
+	}
 	entries, err := s.readRequests(ctx)
 	if err != nil {
 		return err

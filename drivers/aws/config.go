@@ -284,11 +284,6 @@ func validateLabel(path string, l Label, images map[string]bool, add func(path, 
 	if l.OnDemandFallback && !l.UseSpot {
 		add(path+".on-demand-fallback", "requires use-spot")
 	}
-	for _, k := range sortedKeys(l.DynamicTags) {
-		if _, err := formatTag(l.DynamicTags[k], requestAttrs{}); err != nil {
-			add(path+".dynamic-tags."+k, "%v", err)
-		}
-	}
 }
 
 // publicIPv4 returns whether the pool asks for a public IPv4 address.

@@ -231,6 +231,9 @@ func newTerminator(d *Driver) *terminator {
 // (a not-found error when EC2 does not know the instance).
 func (t *terminator) terminate(ctx context.Context, id string) error {
 	req := termRequest{id: id, res: make(chan error, 1)}
+	if t.d.bg.Err() != nil {
+		return drivers.Transient("queueing termination of %s: driver closed", id)
+	}
 	select {
 	case t.reqs <- req:
 	case <-ctx.Done():
@@ -243,6 +246,8 @@ func (t *terminator) terminate(ctx context.Context, id string) error {
 		return err
 	case <-ctx.Done():
 		return classify(opDelete, "waiting for termination of "+id, ctx.Err())
+	case <-t.d.bg.Done():
+		return drivers.Transient("waiting for termination of %s: driver closed", id)
 	}
 }
 

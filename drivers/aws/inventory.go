@@ -52,8 +52,9 @@ func (d *Driver) ListInstances(ctx context.Context) ([]drivers.Instance, error) 
 	return out, nil
 }
 
-// ListResources returns the instances (not terminated) and volumes (not deleted) that
-// carry this provider's tag, with their tags as metadata, for leak detection.
+// ListResources returns the instances (not terminated) and the unattached volumes (not
+// deleted) that carry this provider's tag, with their tags as metadata, for leak
+// detection.
 func (d *Driver) ListResources(ctx context.Context) ([]drivers.Resource, error) {
 	lst, err := d.lister.get(ctx)
 	if err != nil {
@@ -73,7 +74,9 @@ func (d *Driver) ListResources(ctx context.Context) ([]drivers.Resource, error) 
 		return nil, classify(opRead, "listing volumes of provider "+d.provider, err)
 	}
 	for _, v := range vols {
-		if v.State == ec2types.VolumeStateDeleted || v.State == ec2types.VolumeStateDeleting {
+		// Attached volumes go with their instance (terminating it deletes or detaches
+		// them); a volume is a leak of its own once nothing holds it.
+		if v.State == ec2types.VolumeStateDeleted || v.State == ec2types.VolumeStateDeleting || len(v.Attachments) > 0 {
 			continue
 		}
 		out = append(out, drivers.Resource{Type: ResourceVolume, ID: awssdk.ToString(v.VolumeId), Metadata: tagMap(v.Tags)})

@@ -33,7 +33,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := start(ctx, opts, newLogger(opts, stderr))
+	logger, quiet := newLogger(opts, stderr)
+	srv, err := start(ctx, opts, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "temporal-dev: %v\n", err)
 		return 1
@@ -45,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "temporal-dev ready grpc=%s ui=%s\n", srv.grpcAddr, ui)
 
 	<-ctx.Done()
+	quiet()
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(stderr, "temporal-dev: %v\n", err)
 		return 1

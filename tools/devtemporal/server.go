@@ -63,17 +63,26 @@ func (s *devServer) stop() error {
 }
 
 // newLogger returns the server's logger, writing to w at the level and in the
-// format of opts, or a logger that drops everything for --log-level never.
-func newLogger(opts flags.Options, w io.Writer) log.Logger {
+// format of opts (a logger that drops everything for --log-level never), and
+// a function that raises its level to error. Shutdown calls that function:
+// while the services stop, their internal workers log connection warnings
+// that mean nothing.
+func newLogger(opts flags.Options, w io.Writer) (log.Logger, func()) {
 	if opts.LogLevel == "never" {
-		return log.NewNoopLogger()
+		return log.NewNoopLogger(), func() {}
 	}
 	enc := zapcore.NewJSONEncoder(log.DefaultZapEncoderConfig)
 	if opts.LogFormat == "console" {
 		enc = zapcore.NewConsoleEncoder(log.DefaultZapEncoderConfig)
 	}
-	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), log.ParseZapLevel(opts.LogLevel))
-	return log.NewZapLogger(zap.New(core))
+	level := zap.NewAtomicLevelAt(log.ParseZapLevel(opts.LogLevel))
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
+	quiet := func() {
+		if level.Level() < zapcore.ErrorLevel {
+			level.SetLevel(zapcore.ErrorLevel)
+		}
+	}
+	return log.NewZapLogger(zap.New(core)), quiet
 }
 
 // start builds and starts the server and UI and returns once they answer.
@@ -138,7 +147,7 @@ func start(ctx context.Context, opts flags.Options, logger log.Logger) (*devServ
 
 // ports holds the chosen listening ports; ui is 0 without a UI.
 type ports struct {
-	frontend, history, matching, worker, ui int
+	frontend, frontendHTTP, history, matching, worker, ui int
 }
 
 // pickPorts returns the frontend and UI ports from opts, choosing free ones
@@ -179,6 +188,11 @@ func pickPorts(opts flags.Options) (ports, error) {
 		if p.ui, err = free(opts.IP); err != nil {
 			return ports{}, err
 		}
+	}
+	// The frontend's HTTP API serves Nexus and HTTP clients; without it the
+	// server warns on every start.
+	if p.frontendHTTP, err = free(opts.IP); err != nil {
+		return ports{}, err
 	}
 	for _, dst := range []*int{&p.history, &p.matching, &p.worker} {
 		if *dst, err = free(loopback); err != nil {
@@ -293,7 +307,7 @@ func serverConfig(opts flags.Options, p ports, sqlCfg *config.SQL) *config.Confi
 		return config.Service{RPC: config.RPC{GRPCPort: port, BindOnIP: loopback}}
 	}
 	cfg.Services = map[string]config.Service{
-		string(primitives.FrontendService): {RPC: config.RPC{GRPCPort: p.frontend, BindOnIP: opts.IP}},
+		string(primitives.FrontendService): {RPC: config.RPC{GRPCPort: p.frontend, HTTPPort: p.frontendHTTP, BindOnIP: opts.IP}},
 		string(primitives.HistoryService):  internal(p.history),
 		string(primitives.MatchingService): internal(p.matching),
 		string(primitives.WorkerService):   internal(p.worker),

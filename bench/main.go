@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the parsed command line.
+type options struct {
+	Settings
+	BinDir     string
+	ScriptsDir string
+	JSON       bool
+	Keep       bool
+	Timeout    time.Duration
+	Seed       int64
+	LogLevel   string
+	Verbose    bool
+}
+
+// quick mode's sizes.
+const (
+	quickRequests = 5
+	quickBurst    = 40
+)
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("npbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: npbench [flags]\n\nMeasures launch latency, throughput, deletion latency, cloud API calls and\nresource use of the launcher end to end (see docs/benchmarks.md).\n\n")
+		fs.PrintDefaults()
+	}
+	bootSteps := fs.String("boot-steps", "0.5,1.5", "latency scenario: the cloud's boot step latencies in seconds, comma separated")
+	scenarios := fs.String("scenarios", "latency,burst", "scenarios to run, comma separated: latency, burst")
+	fs.BoolVar(&o.Quick, "quick", false, fmt.Sprintf("short run: %d sequential and %d burst requests (unless set explicitly)", quickRequests, quickBurst))
+	fs.StringVar(&o.Driver, "driver", driverSim, "launcher driver: sim (against bin/simcloud) or aws (against bin/ec2sim)")
+	fs.IntVar(&o.Requests, "requests", 20, "latency scenario: number of sequential single-node requests")
+	fs.IntVar(&o.Burst, "burst", 200, "burst scenario: number of single-node requests submitted at once")
+	fs.Float64Var(&o.BurstBoot, "burst-boot", 0.1, "burst scenario: the cloud's boot time in seconds (one boot step)")
+	fs.Float64Var(&o.DeleteLatency, "delete-latency", 0.1, "the cloud's instance deletion time in seconds")
+	fs.IntVar(&o.Workers, "workers", 1, "launcher processes (the first also runs the poller)")
+	fs.IntVar(&o.Shards, "shards", 4, "temporal-dev history shards")
+	fs.Float64Var(&o.PollInterval, "poll-interval", 1, "launcher poll-interval: longest timer between state machine steps, seconds")
+	fs.Float64Var(&o.DeleteInterval, "delete-interval", 5, "launcher delete-interval: period of the full request and node scan, seconds")
+	fs.Float64Var(&o.Rate, "rate", 0, "provider rate: driver steps per second across workers (0 = unlimited)")
+	fs.IntVar(&o.MaxServers, "max-servers", 0, "burst scenario: pool max-servers (0 = the burst size, at least 200)")
+	fs.StringVar(&o.BinDir, "bin", "bin", "directory with temporal-dev, simcloud, ec2sim and nodepool-launcher")
+	fs.StringVar(&o.ScriptsDir, "scripts", "scripts", "directory with zookeeper.sh")
+	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory (configuration, logs) after a successful run")
+	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "bound of the whole run")
+	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulated cloud")
+	fs.StringVar(&o.LogLevel, "launcher-log-level", "info", "launcher --log-level")
+	fs.BoolVar(&o.Verbose, "v", false, "log progress in detail")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.Quick {
+		if !set["requests"] {
+			o.Requests = quickRequests
+		}
+		if !set["burst"] {
+			o.Burst = quickBurst
+		}
+	}
+	var err error
+	if o.BootSteps, err = parseFloats(*bootSteps); err != nil {
+		return o, fmt.Errorf("parsing --boot-steps: %w", err)
+	}
+	for s := range strings.SplitSeq(*scenarios, ",") {
+		s = strings.TrimSpace(s)
+		if s != latencyScenario && s != burstScenario {
+			return o, fmt.Errorf("unknown scenario %q (want %s or %s)", s, latencyScenario, burstScenario)
+		}
+		if !slices.Contains(o.Scenarios, s) {
+			o.Scenarios = append(o.Scenarios, s)
+		}
+	}
+	var problems []error
+	if o.Driver != driverSim && o.Driver != driverAWS {
+		problems = append(problems, fmt.Errorf("--driver: want %s or %s, got %q", driverSim, driverAWS, o.Driver))
+	}
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"--requests must be at least 1", o.Requests >= 1},
+		{"--burst must be at least 1", o.Burst >= 1},
+		{"--workers must be at least 1", o.Workers >= 1},
+		{"--shards must be at least 1", o.Shards >= 1},
+		{"--burst-boot must not be negative", o.BurstBoot >= 0},
+		{"--delete-latency must not be negative", o.DeleteLatency >= 0},
+		{"--poll-interval must be positive", o.PollInterval > 0},
+		{"--delete-interval must be positive", o.DeleteInterval > 0},
+		{"--rate must not be negative", o.Rate >= 0},
+		{"--max-servers must not be negative", o.MaxServers >= 0},
+		{"--timeout must be positive", o.Timeout > 0},
+	} {
+		if !c.ok {
+			problems = append(problems, errors.New(c.name))
+		}
+	}
+	if o.MaxServers == 0 {
+		o.MaxServers = max(o.Burst, 200)
+	}
+	return o, errors.Join(problems...)
+}
+
+func parseFloats(s string) ([]float64, error) {
+	out := []float64{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil {
+			return nil, err
+		}
+		if v < 0 {
+			return nil, fmt.Errorf("negative value %g", v)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "npbench:", err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if o.Verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := o.resolvePaths(); err != nil {
+		fmt.Fprintln(stderr, "npbench:", err)
+		return 2
+	}
+	dir, err := os.MkdirTemp("", "npbench-")
+	if err != nil {
+		fmt.Fprintln(stderr, "npbench: creating working directory:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+
+	rep := &Report{Started: time.Now(), Machine: machineInfo(), Settings: o.Settings}
+	logger.Info("benchmark starting", "dir", dir, "driver", o.Driver, "scenarios", o.Scenarios,
+		"load_avg", loadString(rep.Machine.LoadAvgStart))
+	failed := false
+	for _, name := range o.Scenarios {
+		sc := runScenario(ctx, o, name, filepath.Join(dir, name), logger)
+		if sc.Error != "" {
+			failed = true
+			logger.Error("scenario stopped early", "scenario", name, "error", sc.Error)
+		}
+		rep.Scenarios = append(rep.Scenarios, sc)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	rep.Machine.LoadAvgEnd = readLoadAvg()
+	rep.Targets = evaluate(rep)
+	if o.Keep || failed {
+		rep.LogDir = dir
+	} else {
+		_ = os.RemoveAll(dir)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "npbench: writing report:", err)
+			return 1
+		}
+	} else {
+		writeText(stdout, rep)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// resolvePaths makes the binary and script directories absolute and checks that what
+// the benchmark runs is there.
+func (o *options) resolvePaths() error {
+	var err error
+	if o.BinDir, err = filepath.Abs(o.BinDir); err != nil {
+		return fmt.Errorf("resolving --bin: %w", err)
+	}
+	if o.ScriptsDir, err = filepath.Abs(o.ScriptsDir); err != nil {
+		return fmt.Errorf("resolving --scripts: %w", err)
+	}
+	need := []string{filepath.Join(o.BinDir, "temporal-dev"), filepath.Join(o.BinDir, "nodepool-launcher"),
+		filepath.Join(o.ScriptsDir, "zookeeper.sh")}
+	switch o.Driver {
+	case driverSim:
+		need = append(need, filepath.Join(o.BinDir, "simcloud"))
+	case driverAWS:
+		need = append(need, filepath.Join(o.BinDir, "ec2sim"))
+	}
+	var missing []string
+	for _, p := range need {
+		if _, err := os.Stat(p); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s (run `make build`, or point --bin and --scripts at them)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// runScenario starts a fresh stack, runs one scenario on it and stops the stack.
+func runScenario(ctx context.Context, o options, name, dir string, logger *slog.Logger) ScenarioReport {
+	logger = logger.With("scenario", name)
+	sc := ScenarioReport{Name: name, Driver: o.Driver, DeleteLatency: o.DeleteLatency}
+	requests := o.Requests
+	maxServers := 10
+	switch name {
+	case latencyScenario:
+		sc.BootSteps = o.BootSteps
+		sc.Description = fmt.Sprintf("%d single-node requests one after another; each node is returned and deleted before the next", o.Requests)
+	case burstScenario:
+		sc.BootSteps = []float64{o.BurstBoot}
+		requests = o.Burst
+		maxServers = o.MaxServers
+		sc.Description = fmt.Sprintf("%d single-node requests at once; then every node is returned at once", o.Burst)
+	}
+	sc.BootSeconds = sum(sc.BootSteps)
+	sc.MaxServers = maxServers
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		sc.Error = fmt.Sprintf("creating %s: %v", dir, err)
+		return sc
+	}
+
+	mon := newMonitor()
+	mctx, stopMon := context.WithCancel(ctx)
+	defer stopMon()
+	st, err := startStack(ctx, stackOptions{
+		BinDir: o.BinDir, ScriptsDir: o.ScriptsDir, Dir: dir, Driver: o.Driver, Shards: o.Shards,
+		Workers: o.Workers, BootSteps: sc.BootSteps, DeleteLatency: o.DeleteLatency, MaxServers: maxServers,
+		PollInterval: o.PollInterval, DeleteInterval: o.DeleteInterval, Rate: o.Rate, Seed: o.Seed,
+		LauncherLogLevel: o.LogLevel, Logger: logger, Monitor: mon,
+	})
+	if err != nil {
+		sc.Error = err.Error()
+		return sc
+	}
+	go mon.run(mctx)
+	so := scenarioOptions{Requests: requests, Logger: logger}
+	switch name {
+	case latencyScenario:
+		err = runLatency(ctx, st, mon, so, &sc)
+	case burstScenario:
+		err = runBurst(ctx, st, mon, so, &sc)
+	}
+	if err != nil {
+		sc.Error = err.Error()
+	}
+	logger.Info("stopping the stack")
+	if serr := st.stop(); serr != nil {
+		logger.Warn("stopping the stack", "error", serr)
+	}
+	return sc
+}

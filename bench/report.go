@@ -1,0 +1,262 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the benchmark's result.
+type Report struct {
+	Started   time.Time        `json:"started"`
+	Machine   Machine          `json:"machine"`
+	Settings  Settings         `json:"settings"`
+	Scenarios []ScenarioReport `json:"scenarios"`
+	Targets   []Target         `json:"targets"`
+	// LogDir holds the components' logs when they were kept.
+	LogDir string `json:"log_dir,omitempty"`
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	Cores        int        `json:"cores"`
+	CPUModel     string     `json:"cpu_model"`
+	MemoryGiB    float64    `json:"memory_gib"`
+	Kernel       string     `json:"kernel"`
+	GoVersion    string     `json:"go_version"`
+	LoadAvgStart [3]float64 `json:"load_avg_start"`
+	LoadAvgEnd   [3]float64 `json:"load_avg_end"`
+}
+
+// Settings are the benchmark's parameters.
+type Settings struct {
+	Driver         string    `json:"driver"`
+	Scenarios      []string  `json:"scenarios"`
+	Workers        int       `json:"launcher_processes"`
+	Shards         int       `json:"temporal_history_shards"`
+	Requests       int       `json:"latency_requests"`
+	Burst          int       `json:"burst_requests"`
+	BootSteps      []float64 `json:"latency_boot_steps"`
+	BurstBoot      float64   `json:"burst_boot_seconds"`
+	DeleteLatency  float64   `json:"delete_latency_seconds"`
+	PollInterval   float64   `json:"poll_interval_seconds"`
+	DeleteInterval float64   `json:"delete_interval_seconds"`
+	Rate           float64   `json:"provider_rate"`
+	MaxServers     int       `json:"burst_max_servers"`
+	Quick          bool      `json:"quick"`
+}
+
+// Target is one of the goals the figures are checked against.
+type Target struct {
+	Name string `json:"name"`
+	// Goal is the goal in words, e.g. "< 0.3 s".
+	Goal  string  `json:"goal"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Met   bool    `json:"met"`
+}
+
+// Goals.
+const (
+	goalOverheadP50   = 0.3
+	goalNodesPerSec   = 20
+	goalDeleteP50     = 1.0
+	goalCallsPerNode  = 3
+	latencyScenario   = "latency"
+	burstScenario     = "burst"
+	phaseBurstLaunch  = "burst launch"
+	phaseBurstReturn  = "burst return"
+	phaseLatencyCycle = "sequential launch and return"
+)
+
+// evaluate checks the figures against the goals; a goal whose figure was not measured
+// is left out.
+func evaluate(r *Report) []Target {
+	var out []Target
+	for _, sc := range r.Scenarios {
+		for _, ph := range sc.Phases {
+			switch {
+			case sc.Name == latencyScenario && ph.Name == phaseLatencyCycle && ph.Overhead != nil:
+				out = append(out, Target{Name: "single-request overhead above boot, p50", Goal: "< 0.3 s",
+					Value: ph.Overhead.P50, Unit: "s", Met: ph.Overhead.P50 < goalOverheadP50})
+			case sc.Name == burstScenario && ph.Name == phaseBurstLaunch && ph.Launch != nil:
+				out = append(out, Target{Name: fmt.Sprintf("burst throughput (%d requests)", ph.Requests), Goal: ">= 20 nodes/s",
+					Value: ph.NodesPerSecond, Unit: "nodes/s", Met: ph.NodesPerSecond >= goalNodesPerSec && ph.Failed == 0})
+				if sc.Driver == driverAWS {
+					out = append(out, Target{Name: "EC2 API calls per launched node", Goal: "<= 3",
+						Value: ph.CallsPerNodeTotal, Unit: "calls", Met: ph.CallsPerNodeTotal <= goalCallsPerNode})
+				}
+			case sc.Name == burstScenario && ph.Name == phaseBurstReturn && ph.Return != nil:
+				out = append(out, Target{Name: "used-to-deleted after the burst, p50", Goal: "< 1 s",
+					Value: ph.Return.P50, Unit: "s", Met: ph.Return.P50 < goalDeleteP50 && ph.Failed == 0})
+			}
+		}
+	}
+	return out
+}
+
+// machineInfo describes this machine.
+func machineInfo() Machine {
+	m := Machine{Cores: runtime.NumCPU(), GoVersion: runtime.Version(), LoadAvgStart: readLoadAvg()}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(data))
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if f := strings.Fields(v); len(f) > 0 {
+					if kib, err := strconv.ParseFloat(f[0], 64); err == nil {
+						m.MemoryGiB = kib / (1 << 20)
+					}
+				}
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// writeText renders the report for people.
+func writeText(w io.Writer, r *Report) {
+	m := r.Machine
+	s := r.Settings
+	fmt.Fprintf(w, "npbench: nodepool-temporal end to end (%s)\n\n", r.Started.Format(time.RFC3339))
+	fmt.Fprintf(w, "machine      %d cores (%s), %.1f GiB, Linux %s, %s\n", m.Cores, m.CPUModel, m.MemoryGiB, m.Kernel, m.GoVersion)
+	fmt.Fprintf(w, "load average %s at start, %s at end\n", loadString(m.LoadAvgStart), loadString(m.LoadAvgEnd))
+	fmt.Fprintf(w, "setup        driver %s, %d launcher process(es), temporal-dev in memory with %d history shard(s), poll-interval %gs, delete-interval %gs, rate %s\n",
+		s.Driver, s.Workers, s.Shards, s.PollInterval, s.DeleteInterval, rateString(s.Rate))
+	for _, sc := range r.Scenarios {
+		fmt.Fprintf(w, "\n== %s: %s\n", sc.Name, sc.Description)
+		fmt.Fprintf(w, "   cloud: boot steps %s (%.2f s), delete %.2f s, max-servers %d\n",
+			floats(sc.BootSteps), sc.BootSeconds, sc.DeleteLatency, sc.MaxServers)
+		if sc.Error != "" {
+			fmt.Fprintf(w, "   STOPPED EARLY: %s\n", sc.Error)
+		}
+		for _, ph := range sc.Phases {
+			writePhase(w, ph)
+		}
+		if wc := sc.Workflows; wc != nil {
+			writeWorkflows(w, wc)
+		}
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintf(w, "\n== targets\n")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, t := range r.Targets {
+			mark := "MISSED"
+			if t.Met {
+				mark = "met"
+			}
+			fmt.Fprintf(tw, "   [%s]\t%s\t%s\t%.2f %s\n", mark, t.Name, t.Goal, t.Value, t.Unit)
+		}
+		tw.Flush()
+	}
+	if r.LogDir != "" {
+		fmt.Fprintf(w, "\nlogs and configuration: %s\n", r.LogDir)
+	}
+}
+
+func writePhase(w io.Writer, ph PhaseReport) {
+	fmt.Fprintf(w, "\n-- %s: %d request(s), %d completed, %d failed, %.1f s\n", ph.Name, ph.Requests, ph.Completed, ph.Failed, ph.WallSeconds)
+	for _, e := range ph.Errors {
+		fmt.Fprintf(w, "   error: %s\n", firstLine(e))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if ph.Launch != nil || ph.Overhead != nil || ph.Return != nil {
+		fmt.Fprintf(tw, "   seconds\tp50\tp95\tp99\tmin\tmax\tmean\t\n")
+		row := func(name string, s *Summary) {
+			if s != nil {
+				fmt.Fprintf(tw, "   %s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", name, s.P50, s.P95, s.P99, s.Min, s.Max, s.Mean)
+			}
+		}
+		row("submit to fulfilled", ph.Launch)
+		row("overhead above boot", ph.Overhead)
+		row("used to deleted", ph.Return)
+		tw.Flush()
+	}
+	if ph.NodesPerSecond > 0 {
+		fmt.Fprintf(w, "   throughput: %.1f nodes/s\n", ph.NodesPerSecond)
+	}
+	var calls []string
+	for _, k := range sortedKeys(ph.CallsPerNode) {
+		calls = append(calls, fmt.Sprintf("%s %.2f", k, ph.CallsPerNode[k]))
+	}
+	if len(calls) > 0 {
+		fmt.Fprintf(w, "   cloud API calls per node: %s (total %.2f)\n", strings.Join(calls, ", "), ph.CallsPerNodeTotal)
+	} else {
+		fmt.Fprintf(w, "   cloud API calls per node: none recorded\n")
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "   component\tCPU s\tCPU %%\tCPU ms/node\tpeak RSS MiB\tVmHWM MiB\t\n")
+	for _, u := range ph.Usage {
+		perNode := "-"
+		if ph.Completed > 0 {
+			perNode = fmt.Sprintf("%.0f", 1000*u.CPUSeconds/float64(ph.Completed))
+		}
+		name := u.Name
+		if u.Processes > 1 {
+			name = fmt.Sprintf("%s (x%d)", u.Name, u.Processes)
+		}
+		fmt.Fprintf(tw, "   %s\t%.2f\t%.0f\t%s\t%.0f\t%.0f\t\n", name, u.CPUSeconds, u.CPUPercent, perNode, u.PeakRSSMiB, u.HWMMiB)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "   machine: %.0f%% busy (of %d00%%), other processes %.0f%%, load average %s\n",
+		ph.Machine.BusyPercent, runtime.NumCPU(), ph.Machine.OtherPercent, loadString(ph.Machine.LoadAvg))
+}
+
+func writeWorkflows(w io.Writer, wc *WorkflowCosts) {
+	fmt.Fprintf(w, "\n-- workflow costs (one sample)\n")
+	for _, h := range []*HistorySummary{wc.Request, wc.Delete} {
+		if h == nil {
+			continue
+		}
+		var acts []string
+		for _, k := range sortedKeys(h.Activities) {
+			acts = append(acts, fmt.Sprintf("%s %d", k, h.Activities[k]))
+		}
+		fmt.Fprintf(w, "   %s: %d events, %d workflow tasks, %d activities (%s), %d timers, %d signals sent, %d received, %d search attribute upserts\n",
+			h.WorkflowID, h.Events, h.WorkflowTasks, h.ActivityTotal, strings.Join(acts, ", "), h.Timers, h.SignalsSent, h.SignalsReceived, h.Upserts)
+	}
+	if wc.LedgerEvents > 0 {
+		fmt.Fprintf(w, "   pool ledger: %d events in its current run\n", wc.LedgerEvents)
+	}
+	if wc.Error != "" {
+		fmt.Fprintf(w, "   (incomplete: %s)\n", wc.Error)
+	}
+}
+
+func loadString(l [3]float64) string {
+	return fmt.Sprintf("%.2f %.2f %.2f", l[0], l[1], l[2])
+}
+
+func rateString(r float64) string {
+	if r <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%g steps/s", r)
+}
+
+func floats(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+)
+
+// launcherMode is how the fake launcher answers requests.
+type launcherMode int
+
+const (
+	// fulfil launches one ready node per label and fulfils the request.
+	fulfil launcherMode = iota
+	// decline has two pools decline the request, the second one failing it.
+	decline
+	// misallocate fulfils with a node allocated to another request.
+	misallocate
+	// vanish deletes the request after accepting it.
+	vanish
+)
+
+// fakeLauncher serves node requests through ZooKeeper the way a launcher does:
+// lock the request, set it pending, create ready nodes allocated to it, set it
+// fulfilled with the node ids in label order, unlock it.
+type fakeLauncher struct {
+	t    *testing.T
+	zk   *zookeeper.Client
+	mode launcherMode
+
+	mu        sync.Mutex
+	submitted map[string]json.RawMessage // request id -> body as first seen
+	ephemeral map[string]bool
+	nodes     map[string][]string // request id -> node ids
+}
+
+// startLauncher runs a fake launcher until the test ends.
+func startLauncher(t *testing.T, e *env, mode launcherMode) *fakeLauncher {
+	f := &fakeLauncher{t: t, zk: e.zk, mode: mode,
+		submitted: map[string]json.RawMessage{}, ephemeral: map[string]bool{}, nodes: map[string][]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := map[string]bool{}
+		for ev := range e.zk.WatchChildren(ctx, zookeeper.RequestsPath) {
+			for _, id := range ev.Children {
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				if err := f.handle(ctx, e, id); err != nil && ctx.Err() == nil {
+					t.Errorf("fake launcher handling %s: %v", id, err)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return f
+}
+
+func (f *fakeLauncher) handle(ctx context.Context, e *env, id string) error {
+	data, stat, err := f.zk.Conn().Get(e.chroot + zookeeper.RequestPath(id))
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.submitted[id] = data
+	f.ephemeral[id] = stat.EphemeralOwner != 0
+	f.mu.Unlock()
+
+	lock := f.zk.NewLock(zookeeper.RequestLockPath(id), "")
+	ok, err := lock.TryAcquire(ctx)
+	if err != nil || !ok {
+		return fmt.Errorf("locking request: %v %w", ok, err)
+	}
+	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
+	r, err := f.zk.GetRequest(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.State != zookeeper.StateRequested {
+		return fmt.Errorf("request in state %s", r.State)
+	}
+
+	switch f.mode {
+	case decline:
+		r.DeclinedBy = append(r.DeclinedBy, "host-PoolWorker.sim-one-main-a")
+		if err := f.zk.UpdateRequest(ctx, r); err != nil {
+			return err
+		}
+		r.DeclinedBy = append(r.DeclinedBy, "host-PoolWorker.sim-two-main-b")
+		r.State = zookeeper.StateFailed
+		r.StateTime = unixNow()
+		return f.zk.UpdateRequest(ctx, r)
+	case vanish:
+		r.State = zookeeper.StatePending
+		if err := f.zk.UpdateRequest(ctx, r); err != nil {
+			return err
+		}
+		return f.zk.DeleteRequest(ctx, id)
+	}
+
+	r.State = zookeeper.StatePending
+	r.StateTime = unixNow()
+	if err := f.zk.UpdateRequest(ctx, r); err != nil {
+		return err
+	}
+	var ids []string
+	for _, label := range r.NodeTypes {
+		n := readyNode(label)
+		alloc := id
+		if f.mode == misallocate {
+			alloc = "100-0000099999"
+		}
+		n.AllocatedTo = &alloc
+		n.TenantName = r.TenantName
+		n.Requestor = r.Requestor
+		nid, err := f.zk.CreateNode(ctx, n)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, nid)
+	}
+	f.mu.Lock()
+	f.nodes[id] = ids
+	f.mu.Unlock()
+	r.Nodes = ids
+	r.State = zookeeper.StateFulfilled
+	r.StateTime = unixNow()
+	return f.zk.UpdateRequest(ctx, r)
+}
+
+// only returns the single request the launcher saw, its body and its nodes.
+func (f *fakeLauncher) only() (string, map[string]any, []string) {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Len(f.t, f.submitted, 1)
+	for id, data := range f.submitted {
+		var body map[string]any
+		require.NoError(f.t, json.Unmarshal(data, &body))
+		assert.False(f.t, f.ephemeral[id], "Zuul's requests are persistent")
+		return id, body, f.nodes[id]
+	}
+	return "", nil, nil
+}
+
+func TestRequestFulfilled(t *testing.T) {
+	e := newEnv(t)
+	f := startLauncher(t, e, fulfil)
+
+	r := e.cli("request", "small", "--tenant", "tenant-one", "--requestor", "me@test")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	id, body, nodes := f.only()
+	assert.Regexp(t, `^200-\d{10}$`, id)
+
+	// The request carries what Zuul writes.
+	assert.Equal(t, "requested", body["state"])
+	assert.Equal(t, []any{"small"}, body["node_types"])
+	assert.Equal(t, "me@test", body["requestor"])
+	assert.Nil(t, body["provider"])
+	assert.Equal(t, float64(0), body["relative_priority"])
+	assert.Equal(t, "tenant-one", body["tenant_name"])
+	assert.Regexp(t, `^[0-9a-f]{32}$`, body["event_id"])
+	assert.Greater(t, body["created_time"], float64(time.Now().Add(-time.Minute).Unix()))
+	assert.Equal(t, body["created_time"], body["state_time"])
+	rd, ok := body["requestor_data"].(map[string]any)
+	require.True(t, ok, "requestor_data: %v", body["requestor_data"])
+	assert.Regexp(t, `^[0-9a-f]{32}$`, rd["build_set_uuid"])
+	assert.Regexp(t, `^[0-9a-f]{32}$`, rd["job_uuid"])
+	assert.Equal(t, "tenant-one", rd["tenant_name"])
+	assert.Equal(t, "manual", rd["pipeline_name"])
+	assert.Equal(t, "nodepool-request", rd["job_name"])
+	assert.Contains(t, rd, "span_info")
+	assert.Nil(t, rd["span_info"])
+
+	// The executor's side: request deleted, node used with Zuul's user data,
+	// unlocked, written exactly twice (in-use, then used).
+	assert.Empty(t, e.requests())
+	require.Len(t, nodes, 1)
+	n := e.node(nodes[0])
+	assert.Equal(t, zookeeper.NodeUsed, n.State)
+	assert.False(t, e.locked(nodes[0]))
+	assert.Equal(t, int32(2), n.Version)
+	assert.JSONEq(t, `{"zuul_system": "me@test", "project_name": "manual"}`, string(n.UserData))
+	assert.JSONEq(t, fmt.Sprintf("%q", nodes[0]), string(n.Extra["id"]))
+	assert.Equal(t, id, strCell(n.AllocatedTo))
+
+	assert.Contains(t, r.stderr, "submitted request "+id+" for small")
+	assert.Contains(t, r.stderr, "request "+id+" is fulfilled")
+	assert.Contains(t, r.stderr, "locking node "+nodes[0]+" (small)")
+	assert.Contains(t, r.stderr, "deleted request "+id)
+	assert.Contains(t, r.stderr, "returned nodes "+nodes[0]+" (used, unlocked); the launcher will delete them")
+	rows := tableRows(r.stdout)
+	require.Len(t, rows, 1, r.stdout)
+	assert.Equal(t, []string{nodes[0], "small", "sim-one", "main", "sim-a", "192.0.2.10", "22", "zuul", "",
+		"sim-small", "in-use"}, rows[0])
+}
+
+func TestRequestSeveralLabelsJSON(t *testing.T) {
+	e := newEnv(t)
+	f := startLauncher(t, e, fulfil)
+
+	r := e.cli("request", "large", "small", "large", "--priority", "99", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	id, body, nodes := f.only()
+	assert.Regexp(t, `^099-\d{10}$`, id)
+	assert.Nil(t, body["tenant_name"])
+	assert.Regexp(t, `^nodepool-cli`, body["requestor"])
+
+	var printed []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &printed), r.stdout)
+	require.Len(t, printed, 3)
+	for i, label := range []string{"large", "small", "large"} {
+		assert.Equal(t, nodes[i], printed[i]["id"])
+		assert.Equal(t, []any{label}, printed[i]["type"])
+		assert.Equal(t, "in-use", printed[i]["state"])
+		assert.Equal(t, id, printed[i]["allocated_to"])
+		n := e.node(nodes[i])
+		assert.Equal(t, zookeeper.NodeUsed, n.State)
+		assert.False(t, e.locked(nodes[i]))
+	}
+}
+
+func TestRequestKeep(t *testing.T) {
+	e := newEnv(t)
+	f := startLauncher(t, e, fulfil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() { done <- runCLI(ctx, "-c", e.cfg, "request", "small", "--keep") }()
+
+	// Wait until the node is in use.
+	var nodeID string
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, ids := range f.nodes {
+			nodeID = ids[0]
+		}
+		if nodeID == "" {
+			return false
+		}
+		n, err := e.zk.GetNode(ctx, nodeID)
+		return err == nil && n.State == zookeeper.NodeInUse
+	}, 30*time.Second, 20*time.Millisecond)
+
+	// While kept: request gone, node locked by a kazoo-style contender, in use
+	// with Zuul's user data.
+	assert.Empty(t, e.requests())
+	contenders, _, err := e.zk.Conn().Children(e.chroot + zookeeper.NodeLockPath(nodeID))
+	require.NoError(t, err)
+	require.Len(t, contenders, 1)
+	assert.Regexp(t, regexp.MustCompile(`^[0-9a-f]{32}__lock__\d{10}$`), contenders[0])
+	n := e.node(nodeID)
+	assert.Contains(t, string(n.UserData), "zuul_system")
+	select {
+	case res := <-done:
+		t.Fatalf("request returned while keeping the nodes: %+v", res)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	// Ctrl-C returns the nodes.
+	cancel()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("request did not return after interrupt")
+	}
+	assert.Equal(t, 0, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "press Ctrl-C to return them")
+	assert.Contains(t, res.stderr, "returned nodes "+nodeID)
+	n = e.node(nodeID)
+	assert.Equal(t, zookeeper.NodeUsed, n.State)
+	assert.False(t, e.locked(nodeID))
+}
+
+func TestRequestFailed(t *testing.T) {
+	e := newEnv(t)
+	startLauncher(t, e, decline)
+
+	r := e.cli("request", "small")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "declined by host-PoolWorker.sim-one-main-a")
+	assert.Contains(t, r.stderr, "declined by host-PoolWorker.sim-two-main-b")
+	assert.Contains(t, r.stderr, "failed; declined by: host-PoolWorker.sim-one-main-a, host-PoolWorker.sim-two-main-b")
+	assert.Empty(t, e.requests(), "a failed request is deleted, as Zuul does")
+	assert.Empty(t, r.stdout)
+}
+
+func TestRequestMisallocated(t *testing.T) {
+	e := newEnv(t)
+	f := startLauncher(t, e, misallocate)
+
+	r := e.cli("request", "small", "large")
+	assert.Equal(t, 1, r.code)
+	_, _, nodes := f.only()
+	assert.Contains(t, r.stderr, "not to request")
+	assert.Empty(t, e.requests(), "Zuul deletes the request even when accepting fails")
+	for _, id := range nodes {
+		assert.Equal(t, zookeeper.NodeReady, e.node(id).State)
+		assert.False(t, e.locked(id))
+	}
+}
+
+func TestRequestVanished(t *testing.T) {
+	e := newEnv(t)
+	startLauncher(t, e, vanish)
+
+	r := e.cli("request", "small")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "was deleted before a launcher fulfilled it")
+}
+
+func TestRequestTimeout(t *testing.T) {
+	e := newEnv(t)
+
+	r := e.cli("request", "small", "--timeout", "300ms")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "was not fulfilled within 300ms; deleted it")
+	assert.Empty(t, e.requests())
+}
+
+func TestRequestInterrupted(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() { done <- runCLI(ctx, "-c", e.cfg, "request", "small", "large") }()
+
+	require.Eventually(t, func() bool {
+		ids, err := e.zk.ListRequests(context.Background())
+		return err == nil && len(ids) == 1
+	}, 30*time.Second, 20*time.Millisecond)
+	cancel()
+	res := <-done
+	assert.Equal(t, 1, res.code)
+	assert.Contains(t, res.stderr, "interrupted; deleted request")
+	assert.Empty(t, e.requests(), "interrupting cancels the request, as Zuul does")
+}
+
+func TestRequestUnknownLabelWarns(t *testing.T) {
+	e := newEnv(t)
+	r := e.cli("request", "nonexistent", "--timeout", "100ms")
+	assert.Equal(t, 1, r.code)
+	assert.True(t, strings.Contains(r.stderr, "warning: label nonexistent is not in "+e.cfg), r.stderr)
+}
