@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -304,11 +303,4 @@ func (m *monitor) usage() ([]ProcUsage, MachineUsage) {
 	}
 	mu.LoadAvg = readLoadAvg()
 	return out, mu
-}
-
-// names returns the tracked components in start order.
-func (m *monitor) names() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.order)
 }
