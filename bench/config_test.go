@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -86,7 +87,7 @@ func TestSimCloudConfig(t *testing.T) {
 			data, err := simCloudConfig(tc.boot, tc.del, 7)
 			require.NoError(t, err)
 			var cfg sim.Config
-			dec := yaml.NewDecoder(bytesReader(data))
+			dec := yaml.NewDecoder(bytes.NewReader(data))
 			dec.KnownFields(true)
 			require.NoError(t, dec.Decode(&cfg))
 			require.NoError(t, cfg.ValidateCloud())

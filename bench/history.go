@@ -7,6 +7,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -27,6 +28,15 @@ type HistorySummary struct {
 	SignalsSent     int            `json:"signals_sent"`
 	SignalsReceived int            `json:"signals_received"`
 	Upserts         int            `json:"search_attribute_upserts"`
+	// Timeline lists the history's milestones (activities, timers, signals, the end)
+	// in seconds since Zuul's action: the submit of the request, or "used" of the node.
+	Timeline []TimelineEntry `json:"timeline"`
+}
+
+// TimelineEntry is one milestone of a workflow history.
+type TimelineEntry struct {
+	At    float64 `json:"at"`
+	Event string  `json:"event"`
 }
 
 // WorkflowCosts summarises sample workflows of a scenario.
@@ -39,8 +49,17 @@ type WorkflowCosts struct {
 	Error string `json:"error,omitempty"`
 }
 
+// workflowSample names the workflows whose histories are summarised, with the times
+// Zuul acted on them.
+type workflowSample struct {
+	RequestID string
+	Submitted time.Time
+	NodeID    string
+	Used      time.Time
+}
+
 // workflowCosts reads the histories of one request's and one node's workflows.
-func workflowCosts(ctx context.Context, address, driver, requestID, nodeID string, logger *slog.Logger) WorkflowCosts {
+func workflowCosts(ctx context.Context, address, driver string, sample workflowSample, logger *slog.Logger) WorkflowCosts {
 	var out WorkflowCosts
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -53,15 +72,15 @@ func workflowCosts(ctx context.Context, address, driver, requestID, nodeID strin
 		return out
 	}
 	defer c.Close()
-	if requestID != "" {
-		h, err := summarizeHistory(ctx, c, workflows.RequestWorkflowID(benchTaskQueue, requestID))
+	if sample.RequestID != "" {
+		h, err := summarizeHistory(ctx, c, workflows.RequestWorkflowID(benchTaskQueue, sample.RequestID), sample.Submitted)
 		if err != nil {
 			out.Error = err.Error()
 		}
 		out.Request = h
 	}
-	if nodeID != "" {
-		h, err := summarizeHistory(ctx, c, workflows.DeleteWorkflowID(benchTaskQueue, nodeID))
+	if sample.NodeID != "" {
+		h, err := summarizeHistory(ctx, c, workflows.DeleteWorkflowID(benchTaskQueue, sample.NodeID), sample.Used)
 		if err != nil {
 			out.Error = err.Error()
 		}
@@ -74,8 +93,14 @@ func workflowCosts(ctx context.Context, address, driver, requestID, nodeID strin
 	return out
 }
 
-func summarizeHistory(ctx context.Context, c client.Client, workflowID string) (*HistorySummary, error) {
+func summarizeHistory(ctx context.Context, c client.Client, workflowID string, origin time.Time) (*HistorySummary, error) {
 	h := &HistorySummary{WorkflowID: workflowID, Activities: map[string]int{}}
+	// Activity and timer names by the id of their scheduling event.
+	names := map[int64]string{}
+	mark := func(ev *historypb.HistoryEvent, what string) {
+		at := ev.GetEventTime().AsTime().Sub(origin).Seconds()
+		h.Timeline = append(h.Timeline, TimelineEntry{At: at, Event: what})
+	}
 	it := c.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -84,19 +109,38 @@ func summarizeHistory(ctx context.Context, c client.Client, workflowID string) (
 		}
 		h.Events++
 		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			mark(ev, "started")
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
 			h.WorkflowTasks++
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			h.Activities[ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()]++
+			name := ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+			names[ev.GetEventId()] = name
+			h.Activities[name]++
 			h.ActivityTotal++
+			mark(ev, name+" scheduled")
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			mark(ev, names[ev.GetActivityTaskStartedEventAttributes().GetScheduledEventId()]+" started")
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			mark(ev, names[ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()]+" completed")
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+			mark(ev, names[ev.GetActivityTaskFailedEventAttributes().GetScheduledEventId()]+" failed")
 		case enumspb.EVENT_TYPE_TIMER_STARTED:
 			h.Timers++
+			d := ev.GetTimerStartedEventAttributes().GetStartToFireTimeout().AsDuration()
+			mark(ev, fmt.Sprintf("timer %s started", d))
+		case enumspb.EVENT_TYPE_TIMER_FIRED:
+			mark(ev, "timer fired")
 		case enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
 			h.SignalsSent++
+			mark(ev, "signal "+ev.GetSignalExternalWorkflowExecutionInitiatedEventAttributes().GetSignalName()+" sent")
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 			h.SignalsReceived++
+			mark(ev, "signal "+ev.GetWorkflowExecutionSignaledEventAttributes().GetSignalName()+" received")
 		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 			h.Upserts++
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+			mark(ev, "completed")
 		}
 	}
 	return h, nil

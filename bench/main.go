@@ -35,6 +35,18 @@ type options struct {
 	Seed       int64
 	LogLevel   string
 	Verbose    bool
+	Timeline   bool
+}
+
+// listFlag collects a repeatable flag's values.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+// Set implements flag.Value.
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
 
 // quick mode's sizes.
@@ -73,6 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulated cloud")
 	fs.StringVar(&o.LogLevel, "launcher-log-level", "info", "launcher --log-level")
 	fs.BoolVar(&o.Verbose, "v", false, "log progress in detail")
+	fs.Var((*listFlag)(&o.TemporalConfig), "temporal-dynamic-config", "KEY=VALUE passed to temporal-dev as --dynamic-config-value (repeatable)")
+	fs.BoolVar(&o.Timeline, "timeline", false, "print the milestones of the sample workflows (always in --json)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -207,7 +221,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	} else {
-		writeText(stdout, rep)
+		writeText(stdout, rep, o.Timeline)
 	}
 	if failed {
 		return 1
@@ -275,7 +289,7 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 		BinDir: o.BinDir, ScriptsDir: o.ScriptsDir, Dir: dir, Driver: o.Driver, Shards: o.Shards,
 		Workers: o.Workers, BootSteps: sc.BootSteps, DeleteLatency: o.DeleteLatency, MaxServers: maxServers,
 		PollInterval: o.PollInterval, DeleteInterval: o.DeleteInterval, Rate: o.Rate, Seed: o.Seed,
-		LauncherLogLevel: o.LogLevel, Logger: logger, Monitor: mon,
+		LauncherLogLevel: o.LogLevel, TemporalConfig: o.TemporalConfig, Logger: logger, Monitor: mon,
 	})
 	if err != nil {
 		sc.Error = err.Error()
@@ -291,6 +305,10 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 	}
 	if err != nil {
 		sc.Error = err.Error()
+	}
+	if ctx.Err() != nil && sc.Error == "" {
+		// The figures of an interrupted scenario are partial.
+		sc.Error = fmt.Sprintf("interrupted: %v", context.Cause(ctx))
 	}
 	logger.Info("stopping the stack")
 	if serr := st.stop(); serr != nil {

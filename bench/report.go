@@ -49,6 +49,8 @@ type Settings struct {
 	Rate           float64   `json:"provider_rate"`
 	MaxServers     int       `json:"burst_max_servers"`
 	Quick          bool      `json:"quick"`
+	// TemporalConfig are dynamic config values given to temporal-dev.
+	TemporalConfig []string `json:"temporal_dynamic_config,omitempty"`
 }
 
 // Target is one of the goals the figures are checked against.
@@ -79,6 +81,10 @@ const (
 func evaluate(r *Report) []Target {
 	var out []Target
 	for _, sc := range r.Scenarios {
+		if sc.Error != "" {
+			// The figures of a scenario that stopped early are partial.
+			continue
+		}
 		for _, ph := range sc.Phases {
 			switch {
 			case sc.Name == latencyScenario && ph.Name == phaseLatencyCycle && ph.Overhead != nil:
@@ -128,8 +134,9 @@ func machineInfo() Machine {
 	return m
 }
 
-// writeText renders the report for people.
-func writeText(w io.Writer, r *Report) {
+// writeText renders the report for people; timeline adds the sample workflows'
+// milestones.
+func writeText(w io.Writer, r *Report, timeline bool) {
 	m := r.Machine
 	s := r.Settings
 	fmt.Fprintf(w, "npbench: nodepool-temporal end to end (%s)\n\n", r.Started.Format(time.RFC3339))
@@ -137,6 +144,9 @@ func writeText(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "load average %s at start, %s at end\n", loadString(m.LoadAvgStart), loadString(m.LoadAvgEnd))
 	fmt.Fprintf(w, "setup        driver %s, %d launcher process(es), temporal-dev in memory with %d history shard(s), poll-interval %gs, delete-interval %gs, rate %s\n",
 		s.Driver, s.Workers, s.Shards, s.PollInterval, s.DeleteInterval, rateString(s.Rate))
+	if len(s.TemporalConfig) > 0 {
+		fmt.Fprintf(w, "temporal-dev dynamic config %s\n", strings.Join(s.TemporalConfig, " "))
+	}
 	for _, sc := range r.Scenarios {
 		fmt.Fprintf(w, "\n== %s: %s\n", sc.Name, sc.Description)
 		fmt.Fprintf(w, "   cloud: boot steps %s (%.2f s), delete %.2f s, max-servers %d\n",
@@ -148,7 +158,7 @@ func writeText(w io.Writer, r *Report) {
 			writePhase(w, ph)
 		}
 		if wc := sc.Workflows; wc != nil {
-			writeWorkflows(w, wc)
+			writeWorkflows(w, wc, timeline)
 		}
 	}
 	if len(r.Targets) > 0 {
@@ -216,7 +226,7 @@ func writePhase(w io.Writer, ph PhaseReport) {
 		ph.Machine.BusyPercent, runtime.NumCPU(), ph.Machine.OtherPercent, loadString(ph.Machine.LoadAvg))
 }
 
-func writeWorkflows(w io.Writer, wc *WorkflowCosts) {
+func writeWorkflows(w io.Writer, wc *WorkflowCosts, timeline bool) {
 	fmt.Fprintf(w, "\n-- workflow costs (one sample)\n")
 	for _, h := range []*HistorySummary{wc.Request, wc.Delete} {
 		if h == nil {
@@ -228,6 +238,11 @@ func writeWorkflows(w io.Writer, wc *WorkflowCosts) {
 		}
 		fmt.Fprintf(w, "   %s: %d events, %d workflow tasks, %d activities (%s), %d timers, %d signals sent, %d received, %d search attribute upserts\n",
 			h.WorkflowID, h.Events, h.WorkflowTasks, h.ActivityTotal, strings.Join(acts, ", "), h.Timers, h.SignalsSent, h.SignalsReceived, h.Upserts)
+		if timeline {
+			for _, e := range h.Timeline {
+				fmt.Fprintf(w, "      %7.3f s  %s\n", e.At, e.Event)
+			}
+		}
 	}
 	if wc.LedgerEvents > 0 {
 		fmt.Fprintf(w, "   pool ledger: %d events in its current run\n", wc.LedgerEvents)

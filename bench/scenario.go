@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -156,10 +157,10 @@ func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions,
 		return err
 	}
 	o.Logger.Info("latency: sequential requests", "requests", o.Requests)
-	p := beginPhase(ctx, st, mon, "sequential launch and return")
+	p := beginPhase(ctx, st, mon, phaseLatencyCycle)
 	p.report.Requests = o.Requests
 	var launch, overhead, ret []time.Duration
-	var sampleReq, sampleNode string
+	var sample workflowSample
 	for i := range o.Requests {
 		if err := st.checkAlive(); err != nil {
 			return err
@@ -171,7 +172,7 @@ func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions,
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout+boot)
 		req, t1, err := z.waitDone(rctx, id)
 		if err == nil && req.State != zookeeper.StateFulfilled {
-			err = fmt.Errorf("request %s ended %s", id, req.State)
+			err = z.dropFailed(ctx, req)
 		}
 		if err != nil {
 			cancel()
@@ -199,8 +200,8 @@ func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions,
 			}
 			ret = append(ret, gone.Sub(used[n]))
 			p.report.Completed++
-			if sampleReq == "" {
-				sampleReq, sampleNode = id, n
+			if sample.RequestID == "" {
+				sample = workflowSample{RequestID: id, Submitted: t0, NodeID: n, Used: used[n]}
 			}
 		}
 		cancel()
@@ -209,7 +210,7 @@ func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions,
 	r := p.end(ctx)
 	r.Launch, r.Overhead, r.Return = summaryOrNil(launch), summaryOrNil(overhead), summaryOrNil(ret)
 	rep.Phases = append(rep.Phases, r)
-	wc := workflowCosts(ctx, st.temporalAddr, st.opts.Driver, sampleReq, sampleNode, o.Logger)
+	wc := workflowCosts(ctx, st.temporalAddr, st.opts.Driver, sample, o.Logger)
 	rep.Workflows = &wc
 	return st.checkAlive()
 }
@@ -233,7 +234,7 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 	}
 
 	o.Logger.Info("burst: submitting", "requests", o.Requests)
-	p := beginPhase(ctx, st, mon, "burst launch")
+	p := beginPhase(ctx, st, mon, phaseBurstLaunch)
 	p.report.Requests = o.Requests
 	bctx, cancel := context.WithTimeout(ctx, requestTimeout+boot+time.Duration(o.Requests)*time.Second)
 	defer cancel()
@@ -257,7 +258,7 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 			results[i].id, results[i].submitted = id, t0
 			req, t1, err := z.waitDone(bctx, id)
 			if err == nil && req.State != zookeeper.StateFulfilled {
-				err = fmt.Errorf("request %s ended %s", id, req.State)
+				err = z.dropFailed(bctx, req)
 			}
 			if err != nil {
 				p.fail(err)
@@ -273,7 +274,11 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 
 	var launch, overhead []time.Duration
 	var first, last time.Time
-	var fulfilled []*zookeeper.NodeRequest
+	var (
+		fulfilled []*zookeeper.NodeRequest
+		sample    workflowSample
+		median    []burstResult
+	)
 	for _, r := range results {
 		if r.id == "" {
 			continue
@@ -285,6 +290,7 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 			continue
 		}
 		fulfilled = append(fulfilled, r.req)
+		median = append(median, r)
 		d := r.done.Sub(r.submitted)
 		launch = append(launch, d)
 		overhead = append(overhead, d-boot)
@@ -293,6 +299,14 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 		}
 	}
 	p.report.Completed = len(fulfilled)
+	if len(median) > 0 {
+		// The request of median latency stands for the burst in the workflow costs.
+		slices.SortFunc(median, func(a, b burstResult) int {
+			return cmp.Compare(a.done.Sub(a.submitted), b.done.Sub(b.submitted))
+		})
+		m := median[len(median)/2]
+		sample = workflowSample{RequestID: m.id, Submitted: m.submitted, NodeID: m.req.Nodes[0]}
+	}
 	r := p.end(ctx)
 	r.Launch, r.Overhead = summaryOrNil(launch), summaryOrNil(overhead)
 	if len(fulfilled) > 0 && last.After(first) {
@@ -304,7 +318,7 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 	}
 
 	o.Logger.Info("burst: returning nodes", "nodes", len(fulfilled))
-	p = beginPhase(ctx, st, mon, "burst return")
+	p = beginPhase(ctx, st, mon, phaseBurstReturn)
 	p.report.Requests = len(fulfilled)
 	rctx, cancel := context.WithTimeout(ctx, deleteTimeout+time.Duration(len(fulfilled))*time.Second)
 	defer cancel()
@@ -334,6 +348,9 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 					continue
 				}
 				mu.Lock()
+				if n == sample.NodeID {
+					sample.Used = used[n]
+				}
 				ret = append(ret, gone.Sub(used[n]))
 				if firstUse.IsZero() || used[n].Before(firstUse) {
 					firstUse = used[n]
@@ -357,8 +374,8 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 	}
 	rep.Phases = append(rep.Phases, r)
 
-	if len(fulfilled) > 0 {
-		wc := workflowCosts(ctx, st.temporalAddr, st.opts.Driver, fulfilled[0].ID, fulfilled[0].Nodes[0], o.Logger)
+	if sample.RequestID != "" {
+		wc := workflowCosts(ctx, st.temporalAddr, st.opts.Driver, sample, o.Logger)
 		rep.Workflows = &wc
 	}
 	return st.checkAlive()

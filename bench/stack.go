@@ -49,8 +49,10 @@ type stackOptions struct {
 	Seed           int64
 	// LauncherLogLevel is the launcher's --log-level.
 	LauncherLogLevel string
-	Logger           *slog.Logger
-	Monitor          *monitor
+	// TemporalConfig are KEY=VALUE dynamic config values for temporal-dev.
+	TemporalConfig []string
+	Logger         *slog.Logger
+	Monitor        *monitor
 }
 
 // stack is a running set of components.
@@ -86,9 +88,12 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 	}
 
 	log.Info("starting Temporal dev server", "shards", o.Shards)
-	tp, err := s.start("temporal-dev", nil, "temporal-dev ready", filepath.Join(o.BinDir, "temporal-dev"),
-		"--ip", "127.0.0.1", "--port", "0", "--ui-port", "0", "--db", ":memory:",
-		"--shards", strconv.Itoa(o.Shards), "--log-level", "error")
+	targs := []string{"--ip", "127.0.0.1", "--port", "0", "--ui-port", "0", "--db", ":memory:",
+		"--shards", strconv.Itoa(o.Shards), "--log-level", "error"}
+	for _, kv := range o.TemporalConfig {
+		targs = append(targs, "--dynamic-config-value", kv)
+	}
+	tp, err := s.start("temporal-dev", nil, "temporal-dev ready", filepath.Join(o.BinDir, "temporal-dev"), targs...)
 	if err != nil {
 		return s, err
 	}

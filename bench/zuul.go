@@ -131,6 +131,16 @@ func (z *zuul) useAndReturn(ctx context.Context, req *zookeeper.NodeRequest) (ma
 	return used, nil
 }
 
+// dropFailed deletes a request that ended failed, as Zuul does, and returns an error
+// describing it.
+func (z *zuul) dropFailed(ctx context.Context, req *zookeeper.NodeRequest) error {
+	failed := fmt.Errorf("request %s ended %s (declined by %v)", req.ID, req.State, req.DeclinedBy)
+	if err := z.zk.DeleteRequest(ctx, req.ID); err != nil {
+		return errors.Join(failed, err)
+	}
+	return failed
+}
+
 // setState writes a node's state (and user data, when given) as Zuul does: a
 // read-modify-write of the whole record.
 func (z *zuul) setState(ctx context.Context, id string, state zookeeper.NodeState, userData json.RawMessage) error {

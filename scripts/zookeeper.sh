@@ -9,7 +9,8 @@
 # start   writes DIR/zoo.cfg (data in DIR/data, client port on 127.0.0.1 only,
 #         admin server off, all four-letter commands allowed), starts the server
 #         in the background (pid in DIR/zookeeper.pid, log in DIR/zookeeper.log)
-#         and waits until it answers `ruok` with `imok`. PORT empty or 0 picks a
+#         and waits until it answers `ruok` with `imok` and `srvr` with its
+#         mode (it accepts sessions from then on). PORT empty or 0 picks a
 #         free port. Prints the client port on stdout. Starting a server that is
 #         already running in DIR prints its port and succeeds.
 # stop    stops the server of DIR (SIGTERM, then SIGKILL after 10 s); succeeds
@@ -45,6 +46,14 @@ ruok() {
 	local resp
 	resp="$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf ruok >&3 && cat <&3' _ "$1" 2>/dev/null)" || true
 	[[ "$resp" == "imok" ]]
+}
+
+# serving PORT: true when the server on PORT reports its mode (standalone),
+# which it does once it accepts sessions; `ruok` answers slightly earlier.
+serving() {
+	local resp
+	resp="$(timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && cat <&3' _ "$1" 2>/dev/null)" || true
+	[[ "$resp" == *"Mode:"* ]]
 }
 
 # port_open PORT: true when something accepts connections on PORT.
@@ -154,7 +163,7 @@ LOG
 	echo "$pid" >"$pidfile"
 
 	deadline=$((SECONDS + ${ZK_START_TIMEOUT:-60}))
-	until ruok "$port"; do
+	until ruok "$port" && serving "$port"; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			rm -f "$pidfile"
 			log "server exited during start; last lines of $logfile:"

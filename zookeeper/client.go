@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -61,6 +62,12 @@ type Client struct {
 	closeOnce sync.Once
 	ready     chan struct{} // closed once conn is set
 	done      chan struct{} // closed when the event loop exits
+
+	// lastProblem remembers the latest connection failure, so that a
+	// Connect that times out can say why.
+	lastProblem atomic.Pointer[string]
+	// warnedAt rate-limits "retrying zookeeper connection" warnings.
+	warnedAt atomic.Int64
 
 	qmu    sync.Mutex
 	queue  []zk.Event
@@ -119,8 +126,8 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		listeners:   make(map[int]func()),
 	}
 	conn, _, err := zk.Connect(servers, timeout,
-		zk.WithDialer(dial),
-		zk.WithLogger(zkLogger{c.log}),
+		zk.WithDialer(c.recordingDialer(dial)),
+		zk.WithLogger(zkLogger{c}),
 		zk.WithLogInfo(false),
 		zk.WithEventCallback(c.enqueue),
 	)
@@ -143,7 +150,11 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		case <-wait:
 		case <-ctx.Done():
 			c.Close()
-			return nil, fmt.Errorf("connecting to zookeeper %s: %w", strings.Join(servers, ","), ctx.Err())
+			err := fmt.Errorf("connecting to zookeeper %s: %w", strings.Join(servers, ","), ctx.Err())
+			if p := c.lastProblem.Load(); p != nil {
+				err = fmt.Errorf("%w (last problem: %s)", err, *p)
+			}
+			return nil, err
 		}
 	}
 	if chroot != "" {
@@ -189,6 +200,10 @@ func (c *Client) Close() {
 // Conn returns the underlying go-zookeeper connection. Paths given to it are
 // absolute: they must include the chroot.
 func (c *Client) Conn() *zk.Conn { return c.conn }
+
+// AbsPath returns the server-side path of p (relative to the chroot), for
+// use with Conn.
+func (c *Client) AbsPath(p string) string { return c.abs(p) }
 
 // Chroot returns the chroot prefix ("" for none).
 func (c *Client) Chroot() string { return c.chroot }
@@ -309,12 +324,45 @@ func (c *Client) handleSessionEvent(ev zk.Event) {
 	}
 }
 
-// zkLogger sends go-zookeeper's own messages to slog at debug level; the
-// client logs the session transitions that matter itself.
-type zkLogger struct{ log *slog.Logger }
+// retryWarnInterval rate-limits connection failure warnings, as Nodepool
+// does with "Retrying zookeeper connection".
+const retryWarnInterval = 10 * time.Second
 
+// recordingDialer wraps dial to remember and report connection failures.
+func (c *Client) recordingDialer(dial zk.Dialer) zk.Dialer {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		conn, err := dial(network, address, timeout)
+		if err != nil {
+			c.problem(fmt.Sprintf("dialing %s: %v", address, err))
+		}
+		return conn, err
+	}
+}
+
+// problem records a connection failure and warns, at most once per
+// retryWarnInterval.
+func (c *Client) problem(msg string) {
+	c.lastProblem.Store(&msg)
+	now := time.Now().UnixNano()
+	last := c.warnedAt.Load()
+	if now-last >= int64(retryWarnInterval) && c.warnedAt.CompareAndSwap(last, now) {
+		c.log.Warn("retrying zookeeper connection", "error", msg)
+	}
+}
+
+// zkLogger sends go-zookeeper's own messages to slog at debug level; the
+// client logs the session transitions that matter itself. Failed
+// handshakes (a server rejecting our TLS certificate shows up only there)
+// are recorded as connection problems.
+type zkLogger struct{ c *Client }
+
+// Printf implements zk.Logger.
 func (l zkLogger) Printf(format string, args ...any) {
-	l.log.Debug("zookeeper client: " + fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	if strings.HasPrefix(msg, "authentication failed") {
+		l.c.problem(msg)
+	}
+	l.c.log.Debug("zookeeper client: " + msg)
 }
 
 // abs turns a chroot-relative path into the server's absolute path.

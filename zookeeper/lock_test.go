@@ -170,7 +170,9 @@ func TestAcquireGivesUp(t *testing.T) {
 		want    error
 	}{
 		{"timeout", 300 * time.Millisecond, func() (context.Context, context.CancelFunc) { return context.WithCancel(testCtx(t)) }, ErrLockTimeout},
-		{"context deadline", 0, func() (context.Context, context.CancelFunc) { return context.WithTimeout(testCtx(t), 300*time.Millisecond) }, context.DeadlineExceeded},
+		{"context deadline", 0, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(testCtx(t), 300*time.Millisecond)
+		}, context.DeadlineExceeded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

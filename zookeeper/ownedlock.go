@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -92,7 +93,7 @@ func (c *Client) ensureLock(ctx context.Context, lockPath, owner string) (bool, 
 		}
 		return true, nil
 	}
-	return false, fmt.Errorf("lock contenders kept changing")
+	return false, errors.New("lock contenders kept changing")
 }
 
 func (c *Client) removeContenders(ctx context.Context, lockPath string, cs []contender) error {

@@ -53,6 +53,10 @@ func (c *Client) RegisterPool(ctx context.Context, p PoolComponent) (*Registrati
 		return nil, fmt.Errorf("registering pool %s: %w", p.ID, err)
 	}
 	r.remove = c.addSessionListener(r.restore)
+	if c.SessionID() != r.session {
+		// The session changed before the listener was in place.
+		go r.restore()
+	}
 	return r, nil
 }
 

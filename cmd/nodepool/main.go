@@ -119,7 +119,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	level := slog.LevelWarn
+	// Problems that matter to a command are reported by the command itself; the
+	// library logs (connection events, the plain-connection notice) show with
+	// --debug.
+	level := slog.LevelError
 	if *debug {
 		level = slog.LevelDebug
 	}

@@ -40,12 +40,11 @@ var (
 		"Launcher", "Allocated To", "Hold Job", "Comment", "User Data", "Driver Data"}
 )
 
-// nodeEntry is one node as read for a table: the record, or the reason it could
-// not be decoded.
+// nodeEntry is one node as read for a table: the record, or nil when it could not
+// be decoded, and whether the node has lock contenders.
 type nodeEntry struct {
 	id     string
 	node   *zookeeper.Node
-	bad    error
 	locked bool
 }
 
@@ -130,11 +129,7 @@ func (s *session) readNode(ctx context.Context, id string) (*nodeEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &nodeEntry{id: id, node: n, locked: locked}
-	if n == nil {
-		e.bad = derr
-	}
-	return e, nil
+	return &nodeEntry{id: id, node: n, locked: locked}, nil
 }
 
 // readNodes reads every node, sorted by id. Nodes deleted while they are read

@@ -135,6 +135,10 @@ func (s *session) request(ctx context.Context, o requestOptions) error {
 	}
 	id, err := s.zk.SubmitRequest(ctx, r, fmt.Sprintf("%03d", o.priority), false)
 	if err != nil {
+		if ctx.Err() != nil {
+			s.progress("interrupted before the request was submitted")
+			return errReported
+		}
 		return err
 	}
 	s.progress("submitted request %s for %s", id, joinIDs(o.labels))
@@ -268,12 +272,12 @@ func (s *session) awaitRequest(ctx context.Context, id string, timeout time.Dura
 				s.progress("request %s declined by %s", id, d)
 			}
 			declined = max(declined, len(r.DeclinedBy))
+			if r.State == zookeeper.StateFulfilled || r.State == zookeeper.StateFailed {
+				return r, nil
+			}
 			if r.State != state {
 				state = r.State
 				s.progress("request %s is %s", id, state)
-			}
-			if r.State == zookeeper.StateFulfilled || r.State == zookeeper.StateFailed {
-				return r, nil
 			}
 		}
 		t := time.NewTimer(znodePollInterval)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -202,7 +203,7 @@ func TestRequestFulfilled(t *testing.T) {
 	assert.Equal(t, id, strCell(n.AllocatedTo))
 
 	assert.Contains(t, r.stderr, "submitted request "+id+" for small")
-	assert.Contains(t, r.stderr, "request "+id+" is fulfilled")
+	assert.Contains(t, r.stderr, "request "+id+" fulfilled with nodes "+nodes[0])
 	assert.Contains(t, r.stderr, "locking node "+nodes[0]+" (small)")
 	assert.Contains(t, r.stderr, "deleted request "+id)
 	assert.Contains(t, r.stderr, "returned nodes "+nodes[0]+" (used, unlocked); the launcher will delete them")
@@ -342,17 +343,18 @@ func TestRequestInterrupted(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan result, 1)
-	go func() { done <- runCLI(ctx, "-c", e.cfg, "request", "small", "large") }()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"-c", e.cfg, "request", "small", "large"}, &stdout, &stderr) }()
 
+	// Interrupt once the request is submitted and being watched.
 	require.Eventually(t, func() bool {
-		ids, err := e.zk.ListRequests(context.Background())
-		return err == nil && len(ids) == 1
+		return strings.Contains(stderr.String(), "submitted request")
 	}, 30*time.Second, 20*time.Millisecond)
+	require.Len(t, e.requests(), 1)
 	cancel()
-	res := <-done
-	assert.Equal(t, 1, res.code)
-	assert.Contains(t, res.stderr, "interrupted; deleted request")
+	assert.Equal(t, 1, <-done)
+	assert.Contains(t, stderr.String(), "interrupted; deleted request")
 	assert.Empty(t, e.requests(), "interrupting cancels the request, as Zuul does")
 }
 
@@ -361,4 +363,22 @@ func TestRequestUnknownLabelWarns(t *testing.T) {
 	r := e.cli("request", "nonexistent", "--timeout", "100ms")
 	assert.Equal(t, 1, r.code)
 	assert.True(t, strings.Contains(r.stderr, "warning: label nonexistent is not in "+e.cfg), r.stderr)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

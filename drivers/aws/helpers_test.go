@@ -143,7 +143,7 @@ func newEnv(t *testing.T, opts ec2sim.Options) *env {
 	cfg := awssdk.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		Retryer:     func() awssdk.Retryer { return awssdk.NopRetryer{} },
+		Retryer:     newRetryer,
 	}
 	return &env{
 		t: t, clock: clock, sim: sim, url: hs.URL, logs: &syncBuffer{},

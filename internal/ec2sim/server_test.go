@@ -15,6 +15,8 @@ import (
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -66,7 +68,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	cfg := awssdk.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
-		Retryer:     func() awssdk.Retryer { return awssdk.NopRetryer{} },
+		Retryer:     testRetryer,
 	}
 	return &fixture{
 		srv: srv, url: hs.URL, clock: clock,
@@ -605,4 +607,21 @@ func TestGlobMatch(t *testing.T) {
 
 func decodeXML(resp *http.Response, v any) error {
 	return xml.NewDecoder(resp.Body).Decode(v)
+}
+
+// testRetryer sends a call once more only when net/http closed its connection under a
+// response being read (aws-sdk-go-v2 issue 2737); errors the server answers are never
+// retried, so that tests see them.
+func testRetryer() awssdk.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 2
+		o.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) awssdk.Ternary {
+			if err != nil && strings.Contains(err.Error(), "use of closed network connection") {
+				return awssdk.TrueTernary
+			}
+			return awssdk.UnknownTernary
+		})}
+		o.Throttles = nil
+		o.RateLimiter = ratelimit.None
+	})
 }

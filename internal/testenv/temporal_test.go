@@ -40,9 +40,11 @@ func echoWorkflow(ctx workflow.Context, s string) (string, error) {
 func shout(_ context.Context, s string) (string, error) { return strings.ToUpper(s), nil }
 
 // signalWorkflow sleeps on a durable timer, then waits for the "go" signal
-// and returns its payload.
+// and returns its payload. The timer outlasts the server restart in
+// TestStartTemporalDevPersistsAcrossRestart, so it must fire from the
+// database.
 func signalWorkflow(ctx workflow.Context) (string, error) {
-	if err := workflow.Sleep(ctx, 200*time.Millisecond); err != nil {
+	if err := workflow.Sleep(ctx, 2*time.Second); err != nil {
 		return "", err
 	}
 	var v string
@@ -196,6 +198,9 @@ func TestStartTemporalDevPersistsAcrossRestart(t *testing.T) {
 	}, signalWorkflow); err != nil {
 		t.Fatalf("starting workflow: %v", err)
 	}
+	// Stop once the worker has run the first workflow task, which starts
+	// the timer.
+	waitForTimer(ctx, t, c1, id)
 	w1.Stop()
 	c1.Close()
 	first.Stop()
@@ -257,20 +262,22 @@ func TestSDKDevServerDrivesTemporalDev(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	var stderr tailBuffer
+	stderr.max = tailLines
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath:     bin,
 		ClientOptions:    &client.Options{Logger: quietLogger},
 		LogLevel:         "error",
 		SearchAttributes: temporal.NewSearchAttributes(temporal.NewSearchAttributeKeyKeyword("SDKKey").ValueSet("")),
 		Stdout:           io.Discard,
-		Stderr:           io.Discard,
+		Stderr:           &stderr,
 	})
 	if err != nil {
-		t.Fatalf("StartDevServer: %v", err)
+		t.Fatalf("StartDevServer: %v\n%s", err, &stderr)
 	}
 	defer func() {
 		if err := srv.Stop(); err != nil {
-			t.Errorf("stopping dev server: %v", err)
+			t.Errorf("stopping dev server: %v\n%s", err, &stderr)
 		}
 	}()
 	c := srv.Client()
@@ -542,5 +549,28 @@ func TestStopAllRunsInReverseOrder(t *testing.T) {
 	stopAll()
 	if fmt.Sprint(order) != "[2 1]" {
 		t.Errorf("stop order = %v, want [2 1] once", order)
+	}
+}
+
+// waitForTimer polls the history of workflow id until it records a started
+// timer.
+func waitForTimer(ctx context.Context, t *testing.T, c client.Client, id string) {
+	t.Helper()
+	for {
+		iter := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for iter.HasNext() {
+			ev, err := iter.Next()
+			if err != nil {
+				t.Fatalf("reading history of %s: %v", id, err)
+			}
+			if ev.GetEventType() == enumspb.EVENT_TYPE_TIMER_STARTED {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("workflow %s started no timer: %v", id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

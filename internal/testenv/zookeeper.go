@@ -237,7 +237,7 @@ func startZK(ctx context.Context, java, dir string, opts ZKServerOptions) (*ZKSe
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if ZKRuok(s.Addr) {
+		if ZKRuok(s.Addr) && zkServing(s.Addr) {
 			if s.SecureAddr == "" || zkPortOpen(s.SecureAddr) {
 				return s, nil
 			}
@@ -287,6 +287,22 @@ func ZKRuok(addr string) bool {
 	buf := make([]byte, 4)
 	n, _ := conn.Read(buf)
 	return string(buf[:n]) == "imok"
+}
+
+// zkServing reports whether the server at addr accepts sessions; "ruok"
+// answers "imok" slightly before that.
+func zkServing(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte("srvr")); err != nil {
+		return false
+	}
+	out, _ := io.ReadAll(conn)
+	return strings.Contains(string(out), "Mode:")
 }
 
 func zkPortOpen(addr string) bool {
@@ -341,11 +357,26 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// The shared test servers. A server stopped by stopAll (Main, or a test of
+// stopAll itself) is replaced by a fresh one on the next call.
 var (
-	zkOnce sync.Once
-	zkAddr string
-	zkErr  error
+	zkMu     sync.Mutex
+	zkShared *ZKServer
+
+	zkTLSMu     sync.Mutex
+	zkTLSShared *ZKServer
+	zkTLSClient ZKTLSFiles
 )
+
+// running reports whether the server process is still alive.
+func (s *ZKServer) running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
 
 // ZooKeeper returns "host:port" of a real ZooKeeper for tests: ZK_TEST_ADDRESS
 // when set, otherwise a server from the Debian package started once per test
@@ -357,28 +388,35 @@ func ZooKeeper(tb testing.TB) string {
 	if addr := os.Getenv("ZK_TEST_ADDRESS"); addr != "" {
 		return addr
 	}
-	zkOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "testenv-zookeeper-")
+	zkMu.Lock()
+	defer zkMu.Unlock()
+	if zkShared == nil || !zkShared.running() {
+		s, err := startShared("testenv-zookeeper-", ZKServerOptions{})
 		if err != nil {
-			zkErr = err
-			return
+			tb.Fatalf("starting zookeeper for tests: %v\n(%s)", err, zkInstallHint)
 		}
-		s, err := StartZooKeeper(context.Background(), dir)
-		if err != nil {
-			zkErr = err
-			_ = os.RemoveAll(dir)
-			return
-		}
-		registerStop(func() {
-			s.Stop()
-			_ = os.RemoveAll(dir)
-		})
-		zkAddr = s.Addr
-	})
-	if zkErr != nil {
-		tb.Fatalf("starting zookeeper for tests: %v\n(%s)", zkErr, zkInstallHint)
+		zkShared = s
 	}
-	return zkAddr
+	return zkShared.Addr
+}
+
+// startShared starts a server in a new temporary directory that stopAll
+// stops and removes.
+func startShared(prefix string, opts ZKServerOptions) (*ZKServer, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, err
+	}
+	s, err := StartZooKeeperWithOptions(context.Background(), dir, opts)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	registerStop(func() {
+		s.Stop()
+		_ = os.RemoveAll(dir)
+	})
+	return s, nil
 }
 
 // ZooKeeperChroot returns the test ZooKeeper's address and a chroot unique to
@@ -463,6 +501,7 @@ func zkConnect(addr string, dialer zk.Dialer) (*zk.Conn, error) {
 
 type zkQuietLogger struct{}
 
+// Printf implements zk.Logger and discards the message.
 func (zkQuietLogger) Printf(string, ...any) {}
 
 // ZKSessionTap is a go-zookeeper dialer for tests that watches the session
@@ -605,6 +644,7 @@ type zkTapConn struct {
 	done bool
 }
 
+// Read passes data through, recording the connect response.
 func (c *zkTapConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if !c.done && n > 0 {
@@ -641,6 +681,7 @@ func (c *zkTapConn) parse() {
 	c.tap.mu.Unlock()
 }
 
+// Close closes the connection and forgets it.
 func (c *zkTapConn) Close() error {
 	c.tap.mu.Lock()
 	delete(c.tap.conns, c)
@@ -651,7 +692,10 @@ func (c *zkTapConn) Close() error {
 // ZKTLSFiles names the PEM files of a TLS ZooKeeper client: its certificate
 // and key, and the CA that signed the server's certificate.
 type ZKTLSFiles struct {
-	CertFile, KeyFile, CAFile string
+	// CertFile and KeyFile are the client certificate and key (PEM).
+	CertFile, KeyFile string
+	// CAFile holds the CA that signed the server certificate (PEM).
+	CAFile string
 }
 
 // GenerateZKCerts writes a throwaway CA, a server certificate for 127.0.0.1
@@ -737,44 +781,28 @@ func writePEM(path, typ string, der []byte) error {
 	return nil
 }
 
-var (
-	zkTLSOnce   sync.Once
-	zkTLSAddr   string
-	zkTLSClient ZKTLSFiles
-	zkTLSErr    error
-)
-
 // ZooKeeperTLS returns the TLS address of a ZooKeeper that requires client
 // certificates, and the client files to connect with. The server (with its
 // own throwaway CA) is started once per test process and stopped by Main.
 func ZooKeeperTLS(tb testing.TB) (addr string, client ZKTLSFiles) {
 	tb.Helper()
-	zkTLSOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "testenv-zookeeper-tls-")
+	zkTLSMu.Lock()
+	defer zkTLSMu.Unlock()
+	if zkTLSShared == nil || !zkTLSShared.running() {
+		certDir, err := os.MkdirTemp("", "testenv-zookeeper-certs-")
 		if err != nil {
-			zkTLSErr = err
-			return
+			tb.Fatalf("creating certificate directory: %v", err)
 		}
-		serverTLS, clientTLS, err := GenerateZKCerts(dir)
+		registerStop(func() { _ = os.RemoveAll(certDir) })
+		serverTLS, clientTLS, err := GenerateZKCerts(certDir)
 		if err != nil {
-			zkTLSErr = err
-			_ = os.RemoveAll(dir)
-			return
+			tb.Fatalf("generating zookeeper certificates: %v", err)
 		}
-		s, err := StartZooKeeperWithOptions(context.Background(), dir, ZKServerOptions{TLS: &serverTLS})
+		s, err := startShared("testenv-zookeeper-tls-", ZKServerOptions{TLS: &serverTLS})
 		if err != nil {
-			zkTLSErr = err
-			_ = os.RemoveAll(dir)
-			return
+			tb.Fatalf("starting tls zookeeper for tests: %v\n(%s)", err, zkInstallHint)
 		}
-		registerStop(func() {
-			s.Stop()
-			_ = os.RemoveAll(dir)
-		})
-		zkTLSAddr, zkTLSClient = s.SecureAddr, clientTLS
-	})
-	if zkTLSErr != nil {
-		tb.Fatalf("starting tls zookeeper for tests: %v\n(%s)", zkTLSErr, zkInstallHint)
+		zkTLSShared, zkTLSClient = s, clientTLS
 	}
-	return zkTLSAddr, zkTLSClient
+	return zkTLSShared.SecureAddr, zkTLSClient
 }

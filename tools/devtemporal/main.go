@@ -34,8 +34,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	logger, quiet := newLogger(opts, stderr)
+	go func() {
+		<-ctx.Done()
+		quiet()
+	}()
 	srv, err := start(ctx, opts, logger)
 	if err != nil {
+		if ctx.Err() != nil {
+			// SIGINT or SIGTERM during start-up: a requested stop, and
+			// start has already stopped what it started.
+			return 0
+		}
 		fmt.Fprintf(stderr, "temporal-dev: %v\n", err)
 		return 1
 	}
@@ -46,7 +55,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "temporal-dev ready grpc=%s ui=%s\n", srv.grpcAddr, ui)
 
 	<-ctx.Done()
-	quiet()
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(stderr, "temporal-dev: %v\n", err)
 		return 1

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -29,7 +30,15 @@ const pollInterval = 50 * time.Millisecond
 // namespace answers a visibility query that names all of them, so that a
 // client may use them as soon as this returns.
 func awaitReady(ctx context.Context, addr string, opts flags.Options) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// The first dials race the frontend's listener; gRPC's default
+		// reconnect backoff (1 s, growing) would delay readiness by seconds.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: pollInterval, Multiplier: 1.2, Jitter: 0.1, MaxDelay: 250 * time.Millisecond},
+			MinConnectTimeout: 2 * time.Second,
+		}),
+	)
 	if err != nil {
 		return fmt.Errorf("connecting to frontend %s: %w", addr, err)
 	}

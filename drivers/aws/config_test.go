@@ -1,0 +1,127 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+)
+
+func TestDecodeConfig(t *testing.T) {
+	cfg, err := DecodeConfig([]byte(fmt.Sprintf(baseConfig, "http://127.0.0.1:1")))
+	require.NoError(t, err)
+	require.NoError(t, cfg.Validate(testPools))
+	require.Equal(t, []ImageFilter{
+		{Name: "name", Values: []string{"ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"}},
+		{Name: "owner-id", Values: []string{"099720109477"}},
+	}, cfg.CloudImages[0].ImageFilters, "filter keys in either case")
+	main, private := cfg.Pools[0], cfg.Pools[1]
+	require.True(t, main.publicIPv4())
+	require.False(t, main.publicIPv6())
+	require.True(t, main.hostKeyChecking())
+	require.False(t, private.publicIPv4())
+	require.True(t, private.publicIPv6())
+	require.False(t, private.hostKeyChecking())
+	require.Equal(t, []string{"m5.large", "c5.large"}, cfg.Pools[0].Labels[2].instanceTypes())
+	require.Equal(t, &IAMInstanceProfile{Name: "ci-node"}, cfg.Pools[0].Labels[1].IAMInstanceProfile)
+
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"unknown provider key", "region-name: x\nrate: 2\npools: []", "field rate not found"},
+		{"unknown label key", "region-name: x\npools:\n  - labels:\n      - flavor: big", "field flavor not found"},
+		{"unknown filter key", "region-name: x\ncloud-images:\n  - name: a\n    image-filters:\n      - name: a\n        value: [b]", "field value not found"},
+		{"wrong type", "region-name: x\npools:\n  - public-ipv4: maybe", "cannot unmarshal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeConfig([]byte(tc.yaml))
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := func() Config {
+		cfg, err := DecodeConfig([]byte(fmt.Sprintf(baseConfig, "http://127.0.0.1:1")))
+		require.NoError(t, err)
+		return cfg
+	}
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		pools  []PoolSpec
+		want   []string
+	}{
+		{"good", func(*Config) {}, testPools, nil},
+		{"region", func(c *Config) { c.RegionName = "" }, testPools, []string{"region-name: required"}},
+		{"endpoint", func(c *Config) { c.Endpoint = "ftp://x" }, testPools, []string{"endpoint: must be an http or https URL"}},
+		{"image both", func(c *Config) { c.CloudImages[1].ImageFilters = []ImageFilter{{Name: "a", Values: []string{"b"}}} },
+			testPools, []string{"cloud-images[1]: exactly one of image-id or image-filters"}},
+		{"image neither and no username", func(c *Config) { c.CloudImages[1].ImageID = ""; c.CloudImages[1].Username = "" },
+			testPools, []string{"cloud-images[1]: exactly one of", "cloud-images[1].username: required"}},
+		{"filter without values", func(c *Config) { c.CloudImages[0].ImageFilters[1].Values = nil },
+			testPools, []string{"cloud-images[0].image-filters[1].values: at least one value"}},
+		{"duplicate image", func(c *Config) { c.CloudImages = append(c.CloudImages, c.CloudImages[0]) },
+			testPools, []string{`cloud-images[2].name: duplicate cloud image "jammy"`}},
+		{"label problems", func(c *Config) {
+			l := &c.Pools[0].Labels[0]
+			l.InstanceTypes = []string{"c5.large", "c5.large"}
+			l.CloudImage = "nope"
+			l.KeyName = ""
+			l.VolumeType = "floppy"
+			l.IMDSv2 = "sometimes"
+			l.OnDemandFallback = true
+			l.IAMInstanceProfile = &IAMInstanceProfile{Name: "a", Arn: "b"}
+		}, testPools, []string{
+			"pools[0].labels[0]: instance-type and instance-types are exclusive",
+			"pools[0].labels[0].instance-types[1]: duplicate instance type",
+			`pools[0].labels[0].cloud-image: unknown cloud image "nope"`,
+			"pools[0].labels[0].key-name: required",
+			"pools[0].labels[0].volume-type: must be one of",
+			"pools[0].labels[0].imdsv2: must be required or optional",
+			"pools[0].labels[0].on-demand-fallback: requires use-spot",
+			"pools[0].labels[0].iam-instance-profile: exactly one of name or arn",
+		}},
+		{"no instance type", func(c *Config) { c.Pools[1].Labels[0].InstanceType = "" }, testPools,
+			[]string{"pools[1].labels[0]: one of instance-type or instance-types is required"}},
+		{"names do not match", func(*Config) {}, []PoolSpec{{Name: "main", Labels: []string{"a"}}},
+			[]string{"pools: 2 pools decoded but 1 named", "pools[0].labels: 3 labels decoded but 1 named"}},
+		{"duplicate names", func(*Config) {}, []PoolSpec{{Name: "a", Labels: []string{"x", "x", "y"}}, {Name: "a", Labels: []string{"z"}}},
+			[]string{`pools[1].name: duplicate pool "a"`, `pools[0].labels[1].name: missing or duplicate label name "x"`}},
+		{"ip aliases disagree", func(c *Config) {
+			yes, no := true, false
+			c.Pools[0].PublicIPv4, c.Pools[0].PublicIPAddress = &yes, &no
+		}, testPools, []string{"pools[0]: public-ipv4 and public-ip-address disagree"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := good()
+			tc.mutate(&cfg)
+			err := cfg.Validate(tc.pools)
+			if tc.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			require.Len(t, strings.Split(err.Error(), "\n"), len(tc.want), "every problem reported once: %v", err)
+		})
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	_, err := New(context.Background(), "p", Config{}, nil)
+	require.Equal(t, drivers.KindPermanent, drivers.KindOf(err))
+	require.ErrorContains(t, err, "region-name: required")
+	_, err = New(context.Background(), "", Config{}, nil)
+	require.Equal(t, drivers.KindPermanent, drivers.KindOf(err))
+}
