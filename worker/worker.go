@@ -76,6 +76,11 @@ func Run(ctx context.Context, opts Options) error {
 		opts.StopTimeout = 30 * time.Second
 	}
 	settings := Settings(cfg)
+	for _, l := range cfg.Labels {
+		if l.MinReady > 0 {
+			logger.Warn("min-ready is not supported by this launcher; no nodes are launched ahead of requests", "label", l.Name, "min_ready", l.MinReady)
+		}
+	}
 
 	zk, err := ConnectZooKeeper(ctx, cfg, logger)
 	if err != nil {

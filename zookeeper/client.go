@@ -54,9 +54,8 @@ type Client struct {
 	chroot string
 	log    *slog.Logger
 
-	// life lasts until Close; background work (restoring registrations)
-	// runs under it.
-	life      context.Context
+	// stop cancels the context background work (restoring registrations)
+	// runs under; Close calls it.
 	stop      context.CancelFunc
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -77,7 +76,7 @@ type Client struct {
 	sessionID    int64
 	hadSession   bool
 	reconnected  chan struct{} // closed (and replaced) on every session (re)establishment
-	listeners    map[int]func()
+	listeners    map[int]func(context.Context)
 	nextListener int
 }
 
@@ -114,7 +113,6 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
 	c := &Client{
-		life:        life,
 		stop:        stop,
 		chroot:      chroot,
 		log:         log.With("zookeeper", strings.Join(servers, ",")+chroot),
@@ -123,7 +121,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		done:        make(chan struct{}),
 		signal:      make(chan struct{}, 1),
 		reconnected: make(chan struct{}),
-		listeners:   make(map[int]func()),
+		listeners:   make(map[int]func(context.Context)),
 	}
 	conn, _, err := zk.Connect(servers, timeout,
 		zk.WithDialer(c.recordingDialer(dial)),
@@ -137,7 +135,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	}
 	c.conn = conn
 	close(c.ready)
-	go c.loop()
+	go c.loop(life)
 
 	for {
 		c.mu.Lock()
@@ -221,10 +219,12 @@ func (c *Client) SessionID() int64 { return c.conn.SessionID() }
 // first session exists, so state created right after Connect needs no
 // callback for it.
 func (c *Client) OnSession(fn func()) {
-	c.addSessionListener(fn)
+	c.addSessionListener(func(context.Context) { fn() })
 }
 
-func (c *Client) addSessionListener(fn func()) (remove func()) {
+// addSessionListener registers fn like OnSession; fn gets a context that
+// ends when the client closes.
+func (c *Client) addSessionListener(fn func(context.Context)) (remove func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := c.nextListener
@@ -261,7 +261,8 @@ func (c *Client) enqueue(ev zk.Event) {
 }
 
 // loop handles session events in order, outside go-zookeeper's goroutines.
-func (c *Client) loop() {
+// life ends when the client closes; session listeners run under it.
+func (c *Client) loop(life context.Context) {
 	defer close(c.done)
 	<-c.ready
 	for {
@@ -275,12 +276,12 @@ func (c *Client) loop() {
 		c.queue = nil
 		c.qmu.Unlock()
 		for _, ev := range evs {
-			c.handleSessionEvent(ev)
+			c.handleSessionEvent(life, ev)
 		}
 	}
 }
 
-func (c *Client) handleSessionEvent(ev zk.Event) {
+func (c *Client) handleSessionEvent(life context.Context, ev zk.Event) {
 	switch ev.State {
 	case zk.StateHasSession:
 		sid := c.conn.SessionID()
@@ -291,7 +292,7 @@ func (c *Client) handleSessionEvent(ev zk.Event) {
 		c.hadSession = true
 		close(c.reconnected)
 		c.reconnected = make(chan struct{})
-		var fns []func()
+		var fns []func(context.Context)
 		if fresh && !first {
 			for _, fn := range c.listeners {
 				fns = append(fns, fn)
@@ -305,7 +306,7 @@ func (c *Client) handleSessionEvent(ev zk.Event) {
 			c.log.Info("zookeeper reconnected", "session_id", fmt.Sprintf("%#x", sid), "server", ev.Server)
 		}
 		for _, fn := range fns {
-			go fn()
+			go fn(life)
 		}
 	case zk.StateExpired:
 		c.log.Warn("zookeeper session expired")

@@ -55,7 +55,7 @@ func (c *Client) RegisterPool(ctx context.Context, p PoolComponent) (*Registrati
 	r.remove = c.addSessionListener(r.restore)
 	if c.SessionID() != r.session {
 		// The session changed before the listener was in place.
-		go r.restore()
+		go r.restore(context.WithoutCancel(ctx))
 	}
 	return r, nil
 }
@@ -84,9 +84,9 @@ func (r *Registration) createLocked(ctx context.Context) error {
 
 // restore re-creates the registration after a session change, retrying
 // until it succeeds, the registration is removed or the client closes.
-func (r *Registration) restore() {
+func (r *Registration) restore(ctx context.Context) {
 	for {
-		done, err := r.restoreOnce()
+		done, err := r.restoreOnce(ctx)
 		if done {
 			return
 		}
@@ -95,11 +95,13 @@ func (r *Registration) restore() {
 		case <-time.After(reregisterRetry):
 		case <-r.c.closed:
 			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }
 
-func (r *Registration) restoreOnce() (bool, error) {
+func (r *Registration) restoreOnce(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -112,7 +114,7 @@ func (r *Registration) restoreOnce() (bool, error) {
 	if sid == r.session {
 		return true, nil
 	}
-	ctx, cancel := context.WithTimeout(r.c.life, cleanupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
 	defer cancel()
 	old := r.path
 	if err := r.createLocked(ctx); err != nil {

@@ -29,7 +29,8 @@ type ChildrenEvent struct {
 
 // WatchChildren watches the children of p. The channel receives the full
 // child list at start, after every change, and after every reconnect or new
-// session (changes made while disconnected are never missed). Lists are
+// session, so a change made while disconnected shows up once the client is
+// back. Lists are
 // coalesced: a slow reader gets the latest list, not every intermediate one.
 // A missing p is reported as an empty list and watched for creation. The
 // channel closes when ctx ends or the client is closed.
