@@ -10,9 +10,23 @@ fail=0
 check() {
 	local pkg=$1 forbidden=$2 reason=$3
 	local hits
-	hits=$(go list -deps "./$pkg" | grep -E "$forbidden" || true)
+	hits=$(go list -deps "./$pkg" | grep -v -x "$mod/$pkg" | grep -E "$forbidden" || true)
 	if [ -n "$hits" ]; then
 		echo "check-imports: $pkg must not import ($reason):"
+		echo "$hits" | sed 's/^/    /'
+		fail=1
+	fi
+}
+
+# check_direct PACKAGE FORBIDDEN-REGEX REASON: the same, for direct imports only (a
+# workflow package reaches activities' dependencies through their types, but must not
+# use them itself).
+check_direct() {
+	local pkg=$1 forbidden=$2 reason=$3
+	local hits
+	hits=$(go list -f '{{join .Imports "\n"}}' "./$pkg" | grep -E "$forbidden" || true)
+	if [ -n "$hits" ]; then
+		echo "check-imports: $pkg must not import directly ($reason):"
 		echo "$hits" | sed 's/^/    /'
 		fail=1
 	fi
@@ -31,8 +45,10 @@ check drivers/driverstest "${P}drivers/(sim|aws)|${P}(activities|workflows|polle
 check zookeeper     "${P}|${AWS}|${TEMPORAL}"                           "the wire format is a leaf"
 check lifecycle     "${P}(drivers|activities|workflows|poller|worker|config)|${AWS}|${TEMPORAL}" "lifecycle rules need only the wire format"
 check activities    "${P}(drivers/|workflows|poller|worker|config)|${AWS}" "activities take drivers through the contract"
-check workflows     "${P}(zookeeper|config|poller|worker|drivers/)|${AWS}|${ZK}|^net/http$" "workflows are deterministic orchestration"
-check poller        "${P}(drivers|config|worker)|${AWS}"                "the poller only starts workflows"
+check_direct workflows "${P}(zookeeper|config|poller|worker|lifecycle|drivers/)|${AWS}|${ZK}|^net(/|$)|^os(/|$)|^math/rand|^sync$" "workflows are deterministic orchestration"
+check workflows     "${P}(config|poller|worker|drivers/)|${AWS}"        "workflows are deterministic orchestration"
+check_direct poller "${P}(drivers|activities|config|worker)|${AWS}"     "the poller only starts workflows"
+check poller        "${P}(drivers/|config|worker)|${AWS}"               "the poller only starts workflows"
 check internal/ec2sim "${P}|${TEMPORAL}|${ZK}"                          "the EC2 endpoint stands alone"
 
 # Only drivers/aws (and what wires it) may reach the AWS SDK.

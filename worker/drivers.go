@@ -10,6 +10,7 @@ import (
 
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers/aws"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
 )
 
@@ -18,7 +19,7 @@ type Factory struct {
 	// Validate reports every problem of the provider's driver keys.
 	Validate func(p *config.Provider) error
 	// New builds the driver.
-	New func(ctx context.Context, p *config.Provider, logger *slog.Logger) (drivers.Driver, error)
+	New func(ctx context.Context, cfg *config.Config, p *config.Provider, logger *slog.Logger) (drivers.Driver, error)
 }
 
 // Factories maps driver names (a provider's "driver" key) to their factories. Wiring
@@ -49,7 +50,7 @@ func BuildDrivers(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 		if !ok {
 			return nil, fmt.Errorf("provider %s: unknown driver %q", p.Name, p.Driver)
 		}
-		d, err := f.New(ctx, p, logger.With("provider", p.Name))
+		d, err := f.New(ctx, cfg, p, logger.With("provider", p.Name))
 		if err != nil {
 			for _, built := range out {
 				_ = built.Close()
@@ -116,7 +117,7 @@ func validateSim(p *config.Provider) error {
 	return nil
 }
 
-func newSim(_ context.Context, p *config.Provider, logger *slog.Logger) (drivers.Driver, error) {
+func newSim(_ context.Context, _ *config.Config, p *config.Provider, logger *slog.Logger) (drivers.Driver, error) {
 	return sim.ParseProvider(p.Name, p.DecodeDriver, sim.WithLogger(logger))
 }
 
@@ -151,10 +152,34 @@ func toProblems(errs []error) []config.Problem {
 	return out
 }
 
-func validateAWS(p *config.Provider) error {
-	return errors.New("the aws driver is not available in this build")
+func awsPools(p *config.Provider) []aws.PoolSpec {
+	var pools []aws.PoolSpec
+	for _, pool := range p.Pools {
+		pools = append(pools, aws.PoolSpec{Name: pool.Name, Labels: pool.LabelNames()})
+	}
+	return pools
 }
 
-func newAWS(_ context.Context, p *config.Provider, _ *slog.Logger) (drivers.Driver, error) {
-	return nil, errors.New("the aws driver is not available in this build")
+func validateAWS(p *config.Provider) error {
+	var cfg aws.Config
+	if err := decodePositional(p, &cfg); err != nil {
+		return err
+	}
+	if err := cfg.Validate(awsPools(p)); err != nil {
+		return prefixed(p, err)
+	}
+	return nil
+}
+
+func newAWS(ctx context.Context, cfg *config.Config, p *config.Provider, logger *slog.Logger) (drivers.Driver, error) {
+	var ac aws.Config
+	if err := decodePositional(p, &ac); err != nil {
+		return nil, err
+	}
+	opts := []aws.Option{aws.WithLogger(logger)}
+	if poll := cfg.Launcher.PollInterval.Duration(); poll > 0 {
+		// The shared instance listing is refreshed at most once per poll interval.
+		opts = append(opts, aws.WithPollInterval(poll))
+	}
+	return aws.New(ctx, p.Name, ac, awsPools(p), opts...)
 }

@@ -152,7 +152,9 @@ func (r *NodeRequest) Sequence() string {
 
 // RequestLess orders requests the way Nodepool serves them: by priority prefix
 // (as a string), then relative priority, then sequence (as a string), with
-// the id as a final tie-breaker.
+// the id as a final tie-breaker. Nodepool HEAD first sorts by the number of
+// requested labels the pool cannot serve; a pool that does so applies that
+// key before this order.
 func RequestLess(a, b *NodeRequest) bool {
 	if pa, pb := a.Priority(), b.Priority(); pa != pb {
 		return pa < pb

@@ -57,6 +57,11 @@ func (t *TLSConfig) Load() (*tls.Config, error) {
 	}, nil
 }
 
+// tlsHandshakeTimeout bounds the TLS handshake. go-zookeeper's connect
+// timeout (1 s) covers only the TCP connect; a busy server's first
+// handshakes can take longer.
+const tlsHandshakeTimeout = 10 * time.Second
+
 // tlsDialer wraps base (or plain TCP) in a TLS client handshake that
 // verifies the server certificate against the configured CA and the host
 // name (or IP address) of the server entry.
@@ -76,9 +81,7 @@ func tlsDialer(cfg *tls.Config, base zk.Dialer) zk.Dialer {
 			c.ServerName = host
 		}
 		conn := tls.Client(raw, c)
-		if timeout > 0 {
-			_ = conn.SetDeadline(time.Now().Add(timeout))
-		}
+		_ = conn.SetDeadline(time.Now().Add(max(timeout, tlsHandshakeTimeout)))
 		if err := conn.Handshake(); err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("tls handshake with zookeeper %s: %w", address, err)

@@ -57,7 +57,7 @@ func TestTLSConnectionRejected(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			cfg := tc.tls
 			c, err := Connect(ctx, Options{Servers: []string{addr}, TLS: &cfg, Logger: testLogger(t)})

@@ -62,19 +62,24 @@ func parseExternalID(s string) (string, error) {
 type lifecycle int
 
 const (
-	lifeBooting    lifecycle = iota // pending
-	lifeRunning                     // running
-	lifeStopped                     // stopping, stopped: alive but not usable
-	lifeTerminating                 // shutting-down
-	lifeGone                        // terminated
+	lifeBooting     lifecycle = iota // pending
+	lifeRunning                      // running
+	lifeStopped                      // stopping, stopped: alive but not usable
+	lifeTerminating                  // shutting-down
+	lifeGone                         // terminated
 )
+
+// stateName returns the EC2 state of an instance, or "".
+func stateName(in ec2types.Instance) string {
+	if in.State == nil {
+		return ""
+	}
+	return string(in.State.Name)
+}
 
 // lifecycleOf maps EC2 states to the few the driver acts on, in one place.
 func lifecycleOf(log *slog.Logger, in ec2types.Instance) lifecycle {
-	var name ec2types.InstanceStateName
-	if in.State != nil {
-		name = in.State.Name
-	}
+	name := ec2types.InstanceStateName(stateName(in))
 	switch name {
 	case ec2types.InstanceStateNamePending:
 		return lifeBooting

@@ -377,10 +377,7 @@ func (d *Driver) createWait(ctx context.Context, log *slog.Logger, st drivers.Cr
 // otherwise.
 func (d *Driver) launchFailure(st drivers.CreateState, pool *Pool, label *Label, data createData, in ec2types.Instance) error {
 	reason := stateReason(in)
-	state := ""
-	if in.State != nil {
-		state = string(in.State.Name)
-	}
+	state := stateName(in)
 	if strings.Contains(reason, "Capacity") || strings.Contains(reason, "Spot") {
 		offs := labelOfferings(label)
 		if data.Offering >= 0 && data.Offering < len(offs) {

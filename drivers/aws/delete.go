@@ -116,7 +116,7 @@ func (d *Driver) deleteWait(ctx context.Context, log *slog.Logger, st drivers.De
 		if sinceTerminate >= d.opts.grace {
 			// The termination did not take (or the instance was started again):
 			// terminate it once more.
-			log.Warn("instance still alive after termination, terminating again", "state", string(in.State.Name))
+			log.Warn("instance still alive after termination, terminating again", "state", stateName(in))
 			if err := d.terminator.terminate(ctx, data.InstanceID); err != nil && drivers.KindOf(err) != drivers.KindNotFound {
 				return st, err
 			}

@@ -147,7 +147,7 @@ type poolInfo struct {
 // labels of cfg in the same order. Unless WithEC2API is given, the EC2 and Service
 // Quotas clients are built from the SDK's default configuration chain (environment,
 // shared files with ProfileName, instance role) for RegionName and Endpoint, with the
-// SDK's own retries turned off (see newRetryer): the caller retries.
+// SDK's own retries turned off: the caller retries.
 func New(ctx context.Context, provider string, cfg Config, pools []PoolSpec, opts ...Option) (*Driver, error) {
 	if provider == "" {
 		return nil, drivers.Permanent("creating aws driver: empty provider name")
@@ -229,7 +229,7 @@ func New(ctx context.Context, provider string, cfg Config, pools []PoolSpec, opt
 func loadSDKConfig(ctx context.Context, cfg Config, creds awssdk.CredentialsProvider) (awssdk.Config, error) {
 	loaders := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(cfg.RegionName),
-		awsconfig.WithRetryer(newRetryer),
+		awsconfig.WithRetryer(func() awssdk.Retryer { return awssdk.NopRetryer{} }),
 	}
 	if cfg.ProfileName != "" {
 		loaders = append(loaders, awsconfig.WithSharedConfigProfile(cfg.ProfileName))
@@ -241,6 +241,9 @@ func loadSDKConfig(ctx context.Context, cfg Config, creds awssdk.CredentialsProv
 	if err != nil {
 		return awssdk.Config{}, fmt.Errorf("loading default aws config: %w", err)
 	}
+	// Wrapped after loading, so that the loader's own settings (a custom CA bundle)
+	// apply to the client underneath.
+	c.HTTPClient = wrapHTTPClient(c.HTTPClient)
 	return c, nil
 }
 

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
@@ -132,13 +134,21 @@ func TestClientTokenIdempotency(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StepSubmitCreating, st.Step)
 
-	e.sim.SetDelay("RunInstances", 30*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	// The simulator starts the instance and then holds the answer; the client gives
+	// up once the instance exists, as an activity timing out would.
+	e.sim.SetDelay("RunInstances", time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer cancel()
+		for len(e.nodeInstances("0000000100")) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	_, err = d.AdvanceCreate(ctx, st)
 	cancel()
 	require.Error(t, err)
-	require.Equal(t, drivers.KindTransient, drivers.KindOf(err), "a timeout is transient: %v", err)
-	require.Len(t, e.nodeInstances("0000000100"), 1, "the timed-out call started the instance")
+	require.Equal(t, drivers.KindTransient, drivers.KindOf(err), "a cancelled call is transient: %v", err)
+	require.Len(t, e.nodeInstances("0000000100"), 1, "the unanswered call started the instance")
 	first := e.nodeInstances("0000000100")[0].ID
 
 	e.sim.SetDelay("RunInstances", 0)
@@ -173,8 +183,8 @@ func TestSpotFallback(t *testing.T) {
 		e.clock.Advance(st.Wait)
 	}
 	require.Equal(t, []string{
-		"/m5.large/spot",                            // start picks the first offering
-		"submit creating instance/c5.large/spot",    // no spot m5.large: next offering
+		"/m5.large/spot",                              // start picks the first offering
+		"submit creating instance/c5.large/spot",      // no spot m5.large: next offering
 		"submit creating instance/m5.large/on-demand", // no spot c5.large: on demand
 	}, steps[:3])
 	require.JSONEq(t, `{"instance_type":"m5.large","market":"on-demand","image_id":"ami-0a1b2c3d4e5f60003"}`, string(st.Instance.DriverData))
@@ -664,4 +674,64 @@ func TestUserDataIsBase64OnTheWire(t *testing.T) {
 	raw, err := base64.StdEncoding.DecodeString(*in.UserData)
 	require.NoError(t, err)
 	require.Equal(t, "#cloud-config\n", string(raw))
+}
+
+// TestLargeResponses reads large listings many times through the driver's own SDK
+// client, which must not lose responses to net/http closing the connection under them
+// (see sdkHTTPClient).
+func TestLargeResponses(t *testing.T) {
+	e := newEnv(t, ec2sim.Options{})
+	d := e.driver()
+	ctx := context.Background()
+	_, err := e.ec2.RunInstances(ctx, &ec2.RunInstancesInput{
+		ImageId: awssdk.String(ec2sim.ImageDebian12), InstanceType: ec2types.InstanceTypeT3Micro,
+		MinCount: awssdk.Int32(1), MaxCount: awssdk.Int32(100),
+	})
+	require.NoError(t, err)
+	for i := range 20 {
+		insts, err := d.ListInstances(ctx)
+		require.NoError(t, err, "listing %d", i)
+		require.Len(t, insts, 100)
+	}
+}
+
+// TestInjectedClients checks that WithEC2API and WithQuotasAPI replace the clients the
+// driver would build: the configured endpoint is never used.
+func TestInjectedClients(t *testing.T) {
+	e := newEnv(t, ec2sim.Options{VCPULimits: map[string]int{QuotaStandardOnDemand: 8}})
+	cfg := e.config()
+	cfg.Endpoint = "http://127.0.0.1:1"
+	quotas := servicequotas.NewFromConfig(awssdk.Config{
+		Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		HTTPClient: wrapHTTPClient(nil), Retryer: func() awssdk.Retryer { return awssdk.NopRetryer{} },
+	}, func(o *servicequotas.Options) { o.BaseEndpoint = awssdk.String(e.url) })
+	d := e.driverWith(cfg, WithEC2API(e.ec2), WithQuotasAPI(quotas))
+	st := e.create(d, drivers.CreateState{Request: request("0000001400", testPool, "jammy", 1)})
+	require.True(t, st.Complete)
+	limits, err := d.QuotaLimits(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, drivers.Resources{QuotaStandardOnDemand: 8}, limits)
+}
+
+// TestConcurrentLookupsShareCalls starts many launches at once: they share one image
+// lookup and one instance type lookup.
+func TestConcurrentLookupsShareCalls(t *testing.T) {
+	e := newEnv(t, ec2sim.Options{})
+	d := e.driver()
+	e.sim.SetDelay("DescribeImages", 50*time.Millisecond)
+	e.sim.SetDelay("DescribeInstanceTypes", 50*time.Millisecond)
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Go(func() {
+			_, errs[i] = d.AdvanceCreate(context.Background(), drivers.CreateState{Request: request(fmt.Sprintf("%010d", 1500+i), testPool, "jammy", 1)})
+			if errs[i] == nil {
+				_, errs[i] = d.LabelQuota(context.Background(), testPool, "jammy")
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, firstError(errs))
+	require.Equal(t, int64(1), e.sim.Calls("DescribeImages"))
+	require.Equal(t, int64(1), e.sim.Calls("DescribeInstanceTypes"))
 }

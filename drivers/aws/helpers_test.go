@@ -143,7 +143,8 @@ func newEnv(t *testing.T, opts ec2sim.Options) *env {
 	cfg := awssdk.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		Retryer:     newRetryer,
+		Retryer:     func() awssdk.Retryer { return awssdk.NopRetryer{} },
+		HTTPClient:  wrapHTTPClient(nil),
 	}
 	return &env{
 		t: t, clock: clock, sim: sim, url: hs.URL, logs: &syncBuffer{},

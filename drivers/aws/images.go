@@ -10,6 +10,7 @@ import (
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 )
@@ -18,7 +19,9 @@ import (
 // new AMIs appear) and AMI ids to their descriptions (cached for the driver's life,
 // since an AMI does not change).
 type imageCache struct {
-	d        *Driver
+	d *Driver
+	// flight makes concurrent first lookups of one filter set or image share a call.
+	flight   singleflight.Group
 	mu       sync.Mutex
 	byFilter map[string]filterHit
 	byID     map[string]ec2types.Image
@@ -47,6 +50,15 @@ func (c *imageCache) resolve(ctx context.Context, ci *CloudImage) (string, error
 	if ok && now.Sub(hit.at) < c.d.opts.cacheTTL {
 		return hit.id, nil
 	}
+	v, err, _ := c.flight.Do("filters:"+key, func() (any, error) { return c.newest(ctx, ci, key, now) })
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// newest asks EC2 for the newest AMI matching the cloud image's filters.
+func (c *imageCache) newest(ctx context.Context, ci *CloudImage, key string, now time.Time) (string, error) {
 	filters := make([]ec2types.Filter, 0, len(ci.ImageFilters))
 	for _, f := range ci.ImageFilters {
 		filters = append(filters, ec2types.Filter{Name: awssdk.String(f.Name), Values: f.Values})
@@ -84,19 +96,25 @@ func (c *imageCache) image(ctx context.Context, id string) (ec2types.Image, erro
 	if ok {
 		return im, nil
 	}
-	out, err := c.d.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
-	if err != nil {
-		return ec2types.Image{}, classify(opCreate, "describing image "+id, err)
-	}
-	for _, im := range out.Images {
-		if awssdk.ToString(im.ImageId) == id {
-			c.mu.Lock()
-			c.byID[id] = im
-			c.mu.Unlock()
-			return im, nil
+	v, err, _ := c.flight.Do("id:"+id, func() (any, error) {
+		out, err := c.d.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+		if err != nil {
+			return ec2types.Image{}, classify(opCreate, "describing image "+id, err)
 		}
+		for _, im := range out.Images {
+			if awssdk.ToString(im.ImageId) == id {
+				c.mu.Lock()
+				c.byID[id] = im
+				c.mu.Unlock()
+				return im, nil
+			}
+		}
+		return ec2types.Image{}, drivers.Permanent("describing image %s: no such image", id)
+	})
+	if err != nil {
+		return ec2types.Image{}, err
 	}
-	return ec2types.Image{}, drivers.Permanent("describing image %s: no such image", id)
+	return v.(ec2types.Image), nil
 }
 
 func filterKey(filters []ImageFilter) string {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 )
@@ -32,7 +33,7 @@ var instanceQuotaCodes = map[string][2]string{
 	"d": {QuotaStandardOnDemand, QuotaStandardSpot}, "h": {QuotaStandardOnDemand, QuotaStandardSpot},
 	"i": {QuotaStandardOnDemand, QuotaStandardSpot}, "m": {QuotaStandardOnDemand, QuotaStandardSpot},
 	"r": {QuotaStandardOnDemand, QuotaStandardSpot}, "t": {QuotaStandardOnDemand, QuotaStandardSpot},
-	"z": {QuotaStandardOnDemand, QuotaStandardSpot},
+	"z":   {QuotaStandardOnDemand, QuotaStandardSpot},
 	"dl":  {"L-6E869C2A", "L-85EED4F7"},
 	"f":   {"L-74FC7D96", "L-88CF9481"},
 	"g":   {"L-DB2E81BA", "L-3819A6DF"},
@@ -66,9 +67,11 @@ func QuotaCode(instanceType string, spot bool) string {
 
 // typeCache holds DescribeInstanceTypes answers for the driver's life.
 type typeCache struct {
-	d  *Driver
-	mu sync.Mutex
-	m  map[string]ec2types.InstanceTypeInfo
+	d *Driver
+	// flight makes concurrent first lookups of one type share a call.
+	flight singleflight.Group
+	mu     sync.Mutex
+	m      map[string]ec2types.InstanceTypeInfo
 }
 
 func newTypeCache(d *Driver) *typeCache {
@@ -83,7 +86,7 @@ func (c *typeCache) get(ctx context.Context, name string) (ec2types.InstanceType
 	if ok {
 		return info, nil
 	}
-	if err := c.fetch(ctx, []string{name}); err != nil {
+	if _, err, _ := c.flight.Do(name, func() (any, error) { return nil, c.fetch(ctx, []string{name}) }); err != nil {
 		return ec2types.InstanceTypeInfo{}, err
 	}
 	c.mu.Lock()

@@ -100,7 +100,7 @@ var quotaFamilies = map[string][2]string{
 	"d": {QuotaStandardOnDemand, QuotaStandardSpot}, "h": {QuotaStandardOnDemand, QuotaStandardSpot},
 	"i": {QuotaStandardOnDemand, QuotaStandardSpot}, "m": {QuotaStandardOnDemand, QuotaStandardSpot},
 	"r": {QuotaStandardOnDemand, QuotaStandardSpot}, "t": {QuotaStandardOnDemand, QuotaStandardSpot},
-	"z": {QuotaStandardOnDemand, QuotaStandardSpot},
+	"z":  {QuotaStandardOnDemand, QuotaStandardSpot},
 	"dl": {"L-6E869C2A", "L-85EED4F7"}, "f": {"L-74FC7D96", "L-88CF9481"},
 	"g": {"L-DB2E81BA", "L-3819A6DF"}, "vt": {"L-DB2E81BA", "L-3819A6DF"},
 	"u-": {"L-43DA4232", ""}, "inf": {"L-1945791B", "L-B5D1601B"},

@@ -47,7 +47,6 @@ type instance struct {
 	launch             time.Time
 	terminateAt        time.Time // zero until termination is requested
 	finalized          bool      // terminated side effects applied
-	stateReason        string
 	eniID              string
 	vcpus              int
 	quotaCode          string

@@ -55,17 +55,6 @@ func (p params) integer(name string, def int) (int, *apiError) {
 // sub returns the nested structure "name.".
 func (p params) sub(name string) params { return params{prefix: p.prefix + name + ".", v: p.v} }
 
-// present reports whether any key of the nested structure "name." is present.
-func (p params) present(name string) bool {
-	pre := p.prefix + name + "."
-	for k := range p.v {
-		if strings.HasPrefix(k, pre) {
-			return true
-		}
-	}
-	return false
-}
-
 // indices returns the sorted list indices used under "name.", and an error when an
 // index is not a positive integer.
 func (p params) indices(name string) ([]int, *apiError) {

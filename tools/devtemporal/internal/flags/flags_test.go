@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func TestParse(t *testing.T) {
 				if !slices.Equal(o.SearchAttributes, ProjectSearchAttributes) {
 					t.Errorf("SearchAttributes = %v, want the project's", o.SearchAttributes)
 				}
-				if o.DynamicConfig["system.forceSearchAttributesCacheRefreshOnRead"] != true {
+				if !maps.Equal(o.DynamicConfig, DefaultDynamicConfig) || o.DynamicConfig["frontend.enableServerVersionCheck"] != false {
 					t.Errorf("DynamicConfig = %v, want the defaults", o.DynamicConfig)
 				}
 			},
