@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/nodepool-launcher", "../cmd/simcloud")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/nodepool-launcher", "../cmd/simcloud", "../cmd/ec2sim")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building binaries:", err)
@@ -65,6 +65,10 @@ type cloudSpec struct {
 type clusterSpec struct {
 	Clouds     []*cloudSpec
 	MaxHoldAge int
+	// ExtraLabels and ExtraProviders add labels and raw provider sections (YAML list
+	// items, indented for the providers list) for other drivers.
+	ExtraLabels    []string
+	ExtraProviders string
 }
 
 // cluster is one isolated deployment: its own ZooKeeper chroot, task queue and clouds.
@@ -129,6 +133,7 @@ providers:
             cloud-image: img
 {{- end}}
 {{- end}}
+{{.ExtraProviders}}
 `
 
 func randomHex(n int) string {
@@ -162,11 +167,18 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 			}
 		}
 	}
+	for _, l := range spec.ExtraLabels {
+		if !labels[l] {
+			labels[l] = true
+			labelList = append(labelList, l)
+		}
+	}
 	host, port, _ := strings.Cut(zkAddr, ":")
 	var sb strings.Builder
 	require.NoError(t, template.Must(template.New("cfg").Parse(configTemplate)).Execute(&sb, map[string]any{
 		"ZKHost": host, "ZKPort": port, "Chroot": chroot, "Temporal": temporalAddr,
 		"TaskQueue": c.taskQueue, "Labels": labelList, "Clouds": spec.Clouds, "MaxHoldAge": spec.MaxHoldAge,
+		"ExtraProviders": spec.ExtraProviders,
 	}))
 	c.cfgPath = filepath.Join(c.dir, "nodepool.yaml")
 	require.NoError(t, os.WriteFile(c.cfgPath, []byte(sb.String()), 0o644))
@@ -215,6 +227,27 @@ func (c *cluster) startCloud(cl *cloudSpec) string {
 	return ""
 }
 
+// startEC2 runs an EC2-compatible endpoint and returns its URL.
+func startEC2(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "ec2sim"), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if addr, ok := strings.CutPrefix(lines.Text(), "ec2sim listening on "); ok {
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+			return "http://" + strings.TrimSpace(addr)
+		}
+	}
+	t.Fatalf("ec2sim did not start")
+	return ""
+}
+
 // startLauncher runs the launcher binary with a role.
 func (c *cluster) startLauncher(role string) *proc {
 	c.t.Helper()
@@ -225,6 +258,8 @@ func (c *cluster) startLauncher(role string) *proc {
 	logFile, err := os.Create(logPath)
 	require.NoError(c.t, err)
 	cmd := exec.Command(filepath.Join(binDir, "nodepool-launcher"), "-c", c.cfgPath, "--role", role, "--log-level", "debug")
+	// The EC2-compatible endpoint accepts any credentials; the AWS SDK wants some.
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=e2e", "AWS_SECRET_ACCESS_KEY=e2e", "AWS_EC2_METADATA_DISABLED=true")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(c.t, cmd.Start())

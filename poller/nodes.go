@@ -132,6 +132,9 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 	if err != nil {
 		return
 	}
+	if locked && p.releaseStaleLock(ctx, zookeeper.NodeLockPath(id)) {
+		locked = false
+	}
 	now := p.now()
 	p.mu.Lock()
 	var unlockedFor time.Duration

@@ -81,6 +81,8 @@ type Poller struct {
 	// deleting remembers node deletions started recently.
 	deleting map[string]time.Time
 	regs     map[string]*zookeeper.Registration
+	// holders tracks which of our workflows has held a lock since when.
+	holders map[string]holding
 }
 
 // New returns a Poller.
@@ -101,6 +103,7 @@ func New(opts Options) *Poller {
 		unlockedSince: map[string]time.Time{},
 		deleting:      map[string]time.Time{},
 		regs:          map[string]*zookeeper.Registration{},
+		holders:       map[string]holding{},
 	}
 }
 
@@ -225,6 +228,10 @@ func (p *Poller) considerRequest(ctx context.Context, id string) {
 	}
 	if err != nil {
 		p.log.Warn("skipping unreadable node request", "request_id", id, "error", err)
+		return
+	}
+	if req.State == zookeeper.StatePending {
+		p.recoverRequest(ctx, req)
 		return
 	}
 	if req.State != zookeeper.StateRequested || p.allDeclined(req) {

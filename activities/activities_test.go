@@ -1,0 +1,280 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const (
+	poolID = "np-PoolWorker.sim-main"
+	owner  = "tq/request/test"
+)
+
+type fixture struct {
+	zk   *zookeeper.Client
+	acts *Activities
+	env  *testsuite.TestActivityEnvironment
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	addr, chroot := testenv.ZooKeeperChroot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	zk, err := zookeeper.Connect(ctx, zookeeper.Options{Servers: []string{addr}, Chroot: chroot})
+	require.NoError(t, err)
+	t.Cleanup(zk.Close)
+	drv, err := sim.New("sim", sim.Config{
+		Seed: 1, BootSteps: []float64{},
+		Flavors: []sim.Flavor{{Name: "small", Cores: 2, RAM: 2048}},
+		Pools: []sim.PoolConfig{{Name: "main", Labels: []sim.LabelConfig{
+			{Name: "small", Flavor: "small"}, {Name: "large", Flavor: "small"},
+		}}},
+	})
+	require.NoError(t, err)
+	settings := Settings{
+		LauncherName: "np", TaskQueue: "tq", PollInterval: time.Second,
+		Labels: map[string]LabelSettings{"small": {}, "large": {}},
+		Providers: []ProviderSettings{{
+			Name: "sim", TaskQueue: "tq-provider-sim", LaunchTimeout: time.Minute, LaunchRetries: 3,
+			Pools: []PoolSettings{
+				{Name: "main", ID: poolID, Labels: []string{"small", "large"}, Priority: 100, MaxServers: 4,
+					Limits: drivers.Resources{"instances": 4}, NodeAttributes: map[string]any{"executor-zone": "z"}},
+				{Name: "off", ID: "np-PoolWorker.sim-off", Labels: []string{"small"}, MaxServers: 0},
+			},
+		}},
+	}
+	acts := New(zk, map[string]drivers.Driver{"sim": drv}, settings, nil, nil)
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger{})
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	return &fixture{zk: zk, acts: acts, env: env}
+}
+
+func (f *fixture) submit(t *testing.T, labels ...string) string {
+	req := &zookeeper.NodeRequest{State: zookeeper.StateRequested, NodeTypes: labels, Reuse: true}
+	id, err := f.zk.SubmitRequest(context.Background(), req, "200", false)
+	require.NoError(t, err)
+	return id
+}
+
+func (f *fixture) plan(t *testing.T, id string) Plan {
+	v, err := f.env.ExecuteActivity(f.acts.PlanRequest, PlanInput{RequestID: id})
+	require.NoError(t, err)
+	var p Plan
+	require.NoError(t, v.Get(&p))
+	return p
+}
+
+func TestPlanRequest(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name     string
+		labels   []string
+		decision Decision
+		reason   string
+	}{
+		{"served", []string{"small", "large"}, DecisionLaunch, ""},
+		{"unknown label", []string{"small", "gpu"}, DecisionDecline, "not available"},
+		{"larger than the pool", []string{"small", "small", "small", "small", "small"}, DecisionDecline, "exceed quota"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := f.plan(t, f.submit(t, tc.labels...))
+			require.Equal(t, tc.decision, p.Decision, p.Reason)
+			require.Contains(t, p.Reason, tc.reason)
+			if p.Decision == DecisionDecline {
+				require.ElementsMatch(t, []string{poolID, "np-PoolWorker.sim-off"}, p.DeclinePools)
+				return
+			}
+			require.Equal(t, poolID, p.PoolID)
+			require.Equal(t, "200", p.Order.Priority)
+			require.Len(t, p.Nodes, len(tc.labels))
+			require.EqualValues(t, 1, p.Nodes[0].Need["instances"])
+			require.EqualValues(t, 2, p.Nodes[0].Need["cores"])
+		})
+	}
+	t.Run("gone", func(t *testing.T) {
+		require.Equal(t, DecisionSkip, f.plan(t, "200-0000009999").Decision)
+	})
+}
+
+func TestLaunchThroughActivities(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.submit(t, "large", "small")
+	plan := f.plan(t, id)
+
+	v, err := f.env.ExecuteActivity(f.acts.AcceptRequest, AcceptInput{RequestID: id, Owner: owner, Plan: plan})
+	require.NoError(t, err)
+	var acc AcceptResult
+	require.NoError(t, v.Get(&acc))
+	require.True(t, acc.Accepted)
+	require.Len(t, acc.NodeIDs, 2)
+	req, err := f.zk.GetRequest(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.StatePending, req.State)
+	held, owned, err := f.zk.LockHolder(ctx, zookeeper.RequestLockPath(id))
+	require.NoError(t, err)
+	require.True(t, held)
+	require.Equal(t, owner, owned)
+
+	for i, nid := range acc.NodeIDs {
+		n, err := f.zk.GetNode(ctx, nid)
+		require.NoError(t, err)
+		require.Equal(t, zookeeper.NodeBuilding, n.State)
+		require.Equal(t, zookeeper.Labels{plan.Nodes[i].Label}, n.Type)
+		require.Equal(t, poolID, n.Launcher)
+
+		st := drivers.CreateState{Request: drivers.CreateRequest{NodeID: nid, Attempt: 1, Hostname: "np" + nid, Pool: "main",
+			Label: plan.Nodes[i].Label, Metadata: map[string]string{drivers.MetaNodeID: nid, drivers.MetaProviderName: "sim", drivers.MetaPoolName: "main"}}}
+		for steps := 0; !st.Complete; steps++ {
+			require.Less(t, steps, 20)
+			v, err := f.env.ExecuteActivity(f.acts.CreateStep, CreateStepInput{NodeID: nid, Owner: owner, Provider: "sim", State: st})
+			require.NoError(t, err)
+			require.NoError(t, v.Get(&st))
+			time.Sleep(st.Wait)
+		}
+		n, err = f.zk.GetNode(ctx, nid)
+		require.NoError(t, err)
+		require.Equal(t, st.ExternalID, n.ExternalIDString(), "the external id is stored as soon as it is known")
+		_, err = f.env.ExecuteActivity(f.acts.NodeReady, NodeReadyInput{NodeID: nid, Owner: owner, Instance: *st.Instance, Need: plan.Nodes[i].Need})
+		require.NoError(t, err)
+	}
+
+	v, err = f.env.ExecuteActivity(f.acts.FulfillRequest, FulfillInput{RequestID: id, Owner: owner, NodeIDs: acc.NodeIDs})
+	require.NoError(t, err)
+	req, err = f.zk.GetRequest(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.StateFulfilled, req.State)
+	require.Equal(t, acc.NodeIDs, req.Nodes)
+	for _, nid := range append([]string{}, acc.NodeIDs...) {
+		n, err := f.zk.GetNode(ctx, nid)
+		require.NoError(t, err)
+		require.Equal(t, zookeeper.NodeReady, n.State)
+		require.Equal(t, id, *n.AllocatedTo)
+		require.Equal(t, "z", n.Attributes["executor-zone"])
+		locked, err := f.zk.IsLocked(ctx, zookeeper.NodeLockPath(nid))
+		require.NoError(t, err)
+		require.False(t, locked)
+	}
+	locked, err := f.zk.IsLocked(ctx, zookeeper.RequestLockPath(id))
+	require.NoError(t, err)
+	require.False(t, locked)
+
+	// A retried fulfil after the write is harmless.
+	_, err = f.env.ExecuteActivity(f.acts.FulfillRequest, FulfillInput{RequestID: id, Owner: owner, NodeIDs: acc.NodeIDs})
+	require.NoError(t, err)
+}
+
+func TestAcceptResumesFromHeartbeat(t *testing.T) {
+	f := newFixture(t)
+	id := f.submit(t, "small", "small")
+	plan := f.plan(t, id)
+	// A first attempt created one node, heartbeated, and died.
+	nid, err := f.zk.CreateNode(context.Background(), &zookeeper.Node{State: zookeeper.NodeInit, Provider: "sim", Pool: "main"})
+	require.NoError(t, err)
+	f.env.SetHeartbeatDetails(acceptProgress{NodeIDs: []string{nid}})
+	v, err := f.env.ExecuteActivity(f.acts.AcceptRequest, AcceptInput{RequestID: id, Owner: owner, Plan: plan})
+	require.NoError(t, err)
+	var acc AcceptResult
+	require.NoError(t, v.Get(&acc))
+	require.Len(t, acc.NodeIDs, 2)
+	require.Equal(t, nid, acc.NodeIDs[0], "the node of the first attempt is reused, not duplicated")
+	ids, err := f.zk.ListNodes(context.Background())
+	require.NoError(t, err)
+	require.Len(t, ids, 2)
+}
+
+func TestDeclineRequest(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	reg, err := f.zk.RegisterPool(ctx, zookeeper.PoolComponent{Hostname: "h", ID: poolID, Kind: "pool", Name: "main", ProviderName: "sim"})
+	require.NoError(t, err)
+	other, err := f.zk.RegisterPool(ctx, zookeeper.PoolComponent{Hostname: "up", ID: "upstream-PoolWorker.aws-main", Kind: "pool"})
+	require.NoError(t, err)
+
+	decline := func(id string) string {
+		v, err := f.env.ExecuteActivity(f.acts.DeclineRequest, DeclineInput{RequestID: id, Owner: owner, PoolIDs: []string{poolID}})
+		require.NoError(t, err)
+		var res DeclineResult
+		require.NoError(t, v.Get(&res))
+		return res.State
+	}
+	id := f.submit(t, "small")
+	require.Equal(t, "requested", decline(id), "another registered pool may still take it")
+	require.NoError(t, other.Unregister(ctx))
+	id2 := f.submit(t, "small")
+	require.Equal(t, "failed", decline(id2), "every registered pool declined")
+	req, err := f.zk.GetRequest(ctx, id2)
+	require.NoError(t, err)
+	require.Equal(t, []string{poolID}, req.DeclinedBy)
+	locked, err := f.zk.IsLocked(ctx, zookeeper.RequestLockPath(id2))
+	require.NoError(t, err)
+	require.False(t, locked)
+	_ = reg
+}
+
+func TestStartDeleteRespectsLocksAndHolds(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	mk := func(n *zookeeper.Node) string {
+		n.Provider, n.Pool = "sim", "main"
+		id, err := f.zk.CreateNode(ctx, n)
+		require.NoError(t, err)
+		return id
+	}
+	start := func(id string) (StartDeleteResult, error) {
+		v, err := f.env.ExecuteActivity(f.acts.StartDelete, StartDeleteInput{NodeID: id, Owner: "tq/delete/" + id})
+		var res StartDeleteResult
+		if err == nil {
+			require.NoError(t, v.Get(&res))
+		}
+		return res, err
+	}
+
+	used := mk(&zookeeper.Node{State: zookeeper.NodeUsed, ExternalID: []byte(`"sim-9"`)})
+	res, err := start(used)
+	require.NoError(t, err)
+	require.True(t, res.Proceed)
+	require.Equal(t, "sim-9", res.ExternalID)
+	n, err := f.zk.GetNode(ctx, used)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.NodeDeleting, n.State)
+
+	held := mk(&zookeeper.Node{State: zookeeper.NodeHold, StateTime: float64(time.Now().Unix()), HoldExpiration: 3600})
+	res, err = start(held)
+	require.NoError(t, err)
+	require.False(t, res.Proceed, "a held node within its expiry is kept")
+
+	zuul := mk(&zookeeper.Node{State: zookeeper.NodeUsed})
+	lock := f.zk.NewLock(zookeeper.NodeLockPath(zuul), "")
+	ok, err := lock.TryAcquire(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = start(zuul)
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr))
+	require.Equal(t, ErrTypeLocked, appErr.Type(), "a node Zuul holds is never touched")
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...interface{}) {}
+func (quietLogger) Info(string, ...interface{})  {}
+func (quietLogger) Warn(string, ...interface{})  {}
+func (quietLogger) Error(string, ...interface{}) {}
