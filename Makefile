@@ -36,8 +36,9 @@ check-imports: ## enforce the one-way package arrows of docs/design.md
 	scripts/check-imports.sh
 
 .PHONY: vet
-vet: ## go vet every package
+vet: ## go vet and gofmt every package
 	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
 .PHONY: test
 test: deps build check-imports vet ## run every test (installs and starts what they need)

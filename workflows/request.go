@@ -96,7 +96,7 @@ type requestRun struct {
 	insts  []drivers.Instance
 	// cancels stop the launch coroutines when the request is deleted.
 	cancels []workflow.CancelFunc
-	logger interface {
+	logger  interface {
 		Info(string, ...interface{})
 		Warn(string, ...interface{})
 	}

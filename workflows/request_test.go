@@ -185,7 +185,10 @@ func TestHandleRequestDeletedMidLaunch(t *testing.T) {
 	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalRequestDeleted, nil) }, 10*time.Second)
 	var removed []string
 	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.NodeRefInput) error { removed = append(removed, in.NodeID); return nil })
+		func(_ context.Context, in activities.NodeRefInput) error {
+			removed = append(removed, in.NodeID)
+			return nil
+		})
 	h.env.OnActivity(a.ReleaseRequest, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
 	h.run()
