@@ -30,6 +30,7 @@ type options struct {
 	BinDir     string
 	ScriptsDir string
 	JSON       bool
+	JSONOut    string
 	Keep       bool
 	Timeout    time.Duration
 	Seed       int64
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.BinDir, "bin", "bin", "directory with temporal-dev, simcloud, ec2sim and nodepool-launcher")
 	fs.StringVar(&o.ScriptsDir, "scripts", "scripts", "directory with zookeeper.sh")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	fs.StringVar(&o.JSONOut, "json-out", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory (configuration, logs) after a successful run")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "bound of the whole run")
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulated cloud")
@@ -213,6 +215,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		_ = os.RemoveAll(dir)
 	}
+	if o.JSONOut != "" {
+		if err := writeJSONFile(o.JSONOut, rep); err != nil {
+			fmt.Fprintln(stderr, "npbench:", err)
+			failed = true
+		}
+	}
 	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -227,6 +235,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func writeJSONFile(path string, rep *Report) error {
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding report: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing report: %w", err)
+	}
+	return nil
 }
 
 // resolvePaths makes the binary and script directories absolute and checks that what
