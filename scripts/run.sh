@@ -33,7 +33,8 @@ cleanup() {
 	scripts/zookeeper.sh stop "$run/zookeeper" >/dev/null || true
 	echo "run: stopped"
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -90,4 +91,7 @@ INFO
 tail -n 0 -F "$run/launcher.log" &
 pids+=($!)
 wait -n "${pids[@]:0:3}" || true
-echo "run: a component exited; see .run/*.log" >&2
+# Ctrl-C reaches every process of the terminal's group at once; give the trap a moment
+# to run before calling the exit unexpected.
+sleep 0.5
+echo "run: a component exited on its own; see .run/*.log" >&2
