@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
@@ -167,6 +168,8 @@ func TestOperatorCancelAndHoldSignal(t *testing.T) {
 		require.NoError(t, c.temporal.CancelWorkflow(ctx, wid, ""))
 		req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFailed))
 		require.Contains(t, req.DeclinedBy, poolID)
+		var canceled *temporal.CanceledError
+		require.ErrorAs(t, c.temporal.GetWorkflow(ctx, wid, "").Get(ctx, nil), &canceled)
 		desc, err := c.temporal.DescribeWorkflowExecution(ctx, wid, "")
 		require.NoError(t, err)
 		require.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_CANCELED, desc.WorkflowExecutionInfo.Status)
