@@ -143,9 +143,15 @@ func (r *requestRun) upsert(ctx workflow.Context, updates ...temporal.SearchAttr
 	}
 }
 
+// setPhase records the workflow's phase for the status query. Only phases worth
+// searching for are indexed (each index update is a visibility write on the server):
+// launching and the final outcomes.
 func (r *requestRun) setPhase(ctx workflow.Context, phase string) {
 	r.status.Phase = phase
-	r.upsert(ctx, SAState.ValueSet(phase))
+	switch phase {
+	case "launching", OutcomeFulfilled, OutcomeDeclined, OutcomeSkipped, OutcomeGone, OutcomeCancelled:
+		r.upsert(ctx, SAState.ValueSet(phase))
+	}
 }
 
 func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
@@ -164,7 +170,6 @@ func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 	for i, n := range r.plan.Nodes {
 		r.status.Nodes = append(r.status.Nodes, NodeStatus{Index: i, Label: n.Label, State: "waiting"})
 	}
-	r.upsert(ctx, SAProvider.ValueSet(r.plan.Provider), SAPool.ValueSet(r.plan.Pool))
 
 	// lctx is cancelled when Zuul deletes the request or an operator cancels us.
 	lctx, cancelLaunch := workflow.WithCancel(ctx)
@@ -216,10 +221,11 @@ func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 		r.status.Nodes[i].NodeID = id
 		bind.Nodes[id] = r.plan.Nodes[i].Need
 	}
-	r.upsert(ctx, SANodeID.ValueSet(acc.NodeIDs))
 	r.signalLedger(ctx, SignalBind, bind)
 
-	r.setPhase(ctx, "launching")
+	r.status.Phase = "launching"
+	r.upsert(ctx, SAProvider.ValueSet(r.plan.Provider), SAPool.ValueSet(r.plan.Pool),
+		SANodeID.ValueSet(acc.NodeIDs), SAState.ValueSet("launching"))
 	r.insts = make([]drivers.Instance, len(r.plan.Nodes))
 	ok := make([]bool, len(r.plan.Nodes))
 	wg := workflow.NewWaitGroup(ctx)
