@@ -209,28 +209,20 @@ func (c *cluster) startCloud(cl *cloudSpec) string {
 		cl.BootSteps, cl.DeleteLatency)
 	path := filepath.Join(c.dir, cl.Provider+"-cloud.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
-	cmd := exec.Command(filepath.Join(binDir, "simcloud"), "--listen", "127.0.0.1:0", "--config", path, "--log-level", "warn")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		if addr, ok := strings.CutPrefix(lines.Text(), "simcloud listening on "); ok {
-			go func() { _, _ = io.Copy(io.Discard, stdout) }()
-			return "http://" + strings.TrimSpace(addr)
-		}
-	}
-	t.Fatalf("simcloud did not start")
-	return ""
+	return startServer(t, "simcloud", "--listen", "127.0.0.1:0", "--config", path, "--log-level", "warn")
 }
 
 // startEC2 runs an EC2-compatible endpoint and returns its URL.
 func startEC2(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "ec2sim"), append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	return startServer(t, "ec2sim", append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+}
+
+// startServer runs one of the project's HTTP servers (which print "<name> listening on
+// ADDR" when ready) for the test's lifetime and returns its URL.
+func startServer(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -239,12 +231,12 @@ func startEC2(t *testing.T, args ...string) string {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
-		if addr, ok := strings.CutPrefix(lines.Text(), "ec2sim listening on "); ok {
+		if addr, ok := strings.CutPrefix(lines.Text(), name+" listening on "); ok {
 			go func() { _, _ = io.Copy(io.Discard, stdout) }()
 			return "http://" + strings.TrimSpace(addr)
 		}
 	}
-	t.Fatalf("ec2sim did not start")
+	t.Fatalf("%s did not start", name)
 	return ""
 }
 

@@ -75,11 +75,9 @@ func (p *Poller) watchNodes(ctx context.Context) {
 
 // watchNodeData reports every data change of a node until it is deleted.
 func (p *Poller) watchNodeData(ctx context.Context, id string, changed chan<- string) {
-	conn := p.opts.ZK.Conn()
-	path := p.opts.ZK.Chroot() + zookeeper.NodePath(id)
 	for ctx.Err() == nil {
-		_, _, ch, err := conn.GetW(path)
-		if errors.Is(err, zk.ErrNoNode) {
+		_, ch, err := p.opts.ZK.GetW(ctx, zookeeper.NodePath(id))
+		if errors.Is(err, zookeeper.ErrNotFound) {
 			return
 		}
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -294,7 +293,7 @@ func (s *session) waitGone(ctx context.Context, p string) error {
 	for {
 		_, watch, err := s.getW(ctx, p)
 		switch {
-		case errors.Is(err, zk.ErrNoNode):
+		case errors.Is(err, zookeeper.ErrNotFound):
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -399,34 +398,17 @@ func (s *session) providerUploads(ctx context.Context, provider string) ([]build
 // children lists the children of p (relative to the chroot), sorted; a missing p
 // has none.
 func (s *session) children(ctx context.Context, p string) ([]string, error) {
-	abs := s.zk.Chroot() + p
-	ch, err := call(ctx, func() ([]string, error) {
-		c, _, err := s.zk.Conn().Children(abs)
-		return c, err
-	})
-	if errors.Is(err, zk.ErrNoNode) {
+	ch, err := s.zk.Children(ctx, p)
+	if errors.Is(err, zookeeper.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", p, err)
-	}
-	sort.Strings(ch)
-	return ch, nil
+	return ch, err
 }
 
 // getW reads the znode at p (relative to the chroot) and sets a watch on it. A
-// missing znode yields zk.ErrNoNode and no watch.
+// missing znode yields zookeeper.ErrNotFound and no watch.
 func (s *session) getW(ctx context.Context, p string) ([]byte, <-chan zk.Event, error) {
-	type result struct {
-		data  []byte
-		watch <-chan zk.Event
-	}
-	abs := s.zk.Chroot() + p
-	r, err := call(ctx, func() (result, error) {
-		data, _, watch, err := s.zk.Conn().GetW(abs)
-		return result{data, watch}, err
-	})
-	return r.data, r.watch, err
+	return s.zk.GetW(ctx, p)
 }
 
 // waitWatch waits for a watch event, at most znodePollInterval (a watch can be
@@ -441,30 +423,6 @@ func (s *session) waitWatch(ctx context.Context, watch <-chan zk.Event) error {
 		return ctx.Err()
 	}
 	return nil
-}
-
-// call runs a blocking ZooKeeper call and returns early when ctx ends; the call
-// itself finishes in the background.
-func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	var zero T
-	if err := ctx.Err(); err != nil {
-		return zero, err
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := f()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	}
 }
 
 // cleanupTimeout bounds work that must still happen after ctx ended: releasing

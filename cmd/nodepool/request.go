@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/google/uuid"
 
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
@@ -252,7 +251,7 @@ func (s *session) awaitRequest(ctx context.Context, id string, timeout time.Dura
 	for {
 		data, watch, err := s.getW(ctx, zookeeper.RequestPath(id))
 		switch {
-		case errors.Is(err, zk.ErrNoNode):
+		case errors.Is(err, zookeeper.ErrNotFound):
 			return nil, errRequestGone
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
