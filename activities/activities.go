@@ -201,6 +201,11 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 			reasons[c.pool.ID] = fmt.Sprintf("it would exceed quota (%s)", strings.Join(over, ", "))
 			continue
 		}
+		if reason, err := a.tenantAtLimit(ctx, req, plan.Need()); err != nil {
+			return Plan{}, err
+		} else if reason != "" {
+			return Plan{Decision: DecisionDefer, Reason: reason, DeclinePools: []string{c.pool.ID}}, nil
+		}
 		return plan, nil
 	}
 	var parts []string
@@ -210,6 +215,38 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 		}
 	}
 	return Plan{Decision: DecisionDecline, Reason: strings.Join(parts, "; "), DeclinePools: open}, nil
+}
+
+// tenantAtLimit reports why the request's tenant cannot take need more resources now,
+// or "" if it can. Usage is the resources of every node of the tenant, in any state and
+// provider, as Nodepool counts it. Like Nodepool's, the check is best effort: two
+// requests of one tenant planned at the same moment may both pass.
+func (a *Activities) tenantAtLimit(ctx context.Context, req *zookeeper.NodeRequest, need drivers.Resources) (string, error) {
+	if req.TenantName == nil {
+		return "", nil
+	}
+	limits, ok := a.settings.TenantLimits[*req.TenantName]
+	if !ok || len(limits) == 0 {
+		return "", nil
+	}
+	ids, err := a.zk.ListNodes(ctx)
+	if err != nil {
+		return "", fmt.Errorf("listing nodes: %w", err)
+	}
+	used := drivers.Resources{}
+	for _, id := range ids {
+		n, err := a.zk.GetNode(ctx, id)
+		if err != nil {
+			continue
+		}
+		if n.TenantName != nil && *n.TenantName == *req.TenantName {
+			used = used.Add(fromFloat(n.Resources))
+		}
+	}
+	if fits, over := limits.Fits(used, need); !fits {
+		return fmt.Sprintf("tenant %s is at its resource limit (%s)", *req.TenantName, strings.Join(over, ", ")), nil
+	}
+	return "", nil
 }
 
 func offersAll(pool *PoolSettings, labels []string) bool {

@@ -47,7 +47,8 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	settings := Settings{
 		LauncherName: "np", TaskQueue: "tq", PollInterval: time.Second,
-		Labels: map[string]LabelSettings{"small": {}, "large": {}},
+		Labels:       map[string]LabelSettings{"small": {}, "large": {}},
+		TenantLimits: map[string]drivers.Resources{"capped": {"instances": 1}},
 		Providers: []ProviderSettings{{
 			Name: "sim", TaskQueue: "tq-provider-sim", LaunchTimeout: time.Minute, LaunchRetries: 3,
 			Pools: []PoolSettings{
@@ -278,3 +279,22 @@ func (quietLogger) Debug(string, ...interface{}) {}
 func (quietLogger) Info(string, ...interface{})  {}
 func (quietLogger) Warn(string, ...interface{})  {}
 func (quietLogger) Error(string, ...interface{}) {}
+
+func TestPlanDefersTenantAtLimit(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tenant := "capped"
+	submit := func() string {
+		req := &zookeeper.NodeRequest{State: zookeeper.StateRequested, NodeTypes: []string{"small"}, Reuse: true, TenantName: &tenant}
+		id, err := f.zk.SubmitRequest(ctx, req, "200", false)
+		require.NoError(t, err)
+		return id
+	}
+	require.Equal(t, DecisionLaunch, f.plan(t, submit()).Decision)
+	_, err := f.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeInUse, Provider: "sim", Pool: "main",
+		TenantName: &tenant, Resources: map[string]float64{"instances": 1}})
+	require.NoError(t, err)
+	p := f.plan(t, submit())
+	require.Equal(t, DecisionDefer, p.Decision)
+	require.Contains(t, p.Reason, "tenant capped is at its resource limit")
+}

@@ -23,6 +23,9 @@ type Settings struct {
 	Labels map[string]LabelSettings
 	// Providers in configuration order.
 	Providers []ProviderSettings
+	// TenantLimits caps what the nodes of each tenant may use across all providers
+	// (tenant-resource-limits), in Nodepool's resource names.
+	TenantLimits map[string]drivers.Resources
 }
 
 // LabelSettings are the per-label settings of the top-level labels section.

@@ -34,6 +34,9 @@ const (
 	DecisionLaunch  Decision = "launch"
 	DecisionDecline Decision = "decline"
 	DecisionSkip    Decision = "skip"
+	// DecisionDefer leaves the request "requested" for now (its tenant is at its
+	// limit); the workflow plans again later.
+	DecisionDefer Decision = "defer"
 )
 
 // PlanInput asks for a plan for one request.

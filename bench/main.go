@@ -325,6 +325,11 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 	if err != nil {
 		sc.Error = err.Error()
 	}
+	// The cloud was started with the stack: its counters cover the whole scenario.
+	if calls, err := cloudCalls(context.WithoutCancel(ctx), o.Driver, st.cloudURL); err == nil {
+		sc.CloudCalls = diffCalls(map[string]int64{}, calls)
+		sc.CallsPerNode, sc.CallsPerNodeTotal = perNode(sc.CloudCalls, sc.Launched)
+	}
 	if ctx.Err() != nil && sc.Error == "" {
 		// The figures of an interrupted scenario are partial.
 		sc.Error = fmt.Sprintf("interrupted: %v", context.Cause(ctx))

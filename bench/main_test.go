@@ -72,13 +72,14 @@ func TestEvaluate(t *testing.T) {
 		}},
 	}}
 	got := evaluate(r)
-	require.Len(t, got, 4)
+	require.Len(t, got, 5)
 	met := map[string]bool{}
 	for _, tg := range got {
 		met[tg.Name] = tg.Met
 	}
 	assert.Equal(t, map[string]bool{
 		"single-request overhead above boot, p50": true,
+		"used-to-deleted of a single node, p50":   true,
 		"burst throughput (200 requests)":         false,
 		"EC2 API calls per launched node":         true,
 		"used-to-deleted after the burst, p50":    false,

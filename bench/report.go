@@ -89,7 +89,11 @@ func evaluate(r *Report) []Target {
 			switch {
 			case sc.Name == latencyScenario && ph.Name == phaseLatencyCycle && ph.Overhead != nil:
 				out = append(out, Target{Name: "single-request overhead above boot, p50", Goal: "< 0.3 s",
-					Value: ph.Overhead.P50, Unit: "s", Met: ph.Overhead.P50 < goalOverheadP50})
+					Value: ph.Overhead.P50, Unit: "s", Met: ph.Overhead.P50 < goalOverheadP50 && ph.Failed == 0})
+				if ph.Return != nil {
+					out = append(out, Target{Name: "used-to-deleted of a single node, p50", Goal: "< 1 s",
+						Value: ph.Return.P50, Unit: "s", Met: ph.Return.P50 < goalDeleteP50 && ph.Failed == 0})
+				}
 			case sc.Name == burstScenario && ph.Name == phaseBurstLaunch && ph.Launch != nil:
 				out = append(out, Target{Name: fmt.Sprintf("burst throughput (%d requests)", ph.Requests), Goal: ">= 20 nodes/s",
 					Value: ph.NodesPerSecond, Unit: "nodes/s", Met: ph.NodesPerSecond >= goalNodesPerSec && ph.Failed == 0})
@@ -157,6 +161,10 @@ func writeText(w io.Writer, r *Report, timeline bool) {
 		for _, ph := range sc.Phases {
 			writePhase(w, ph)
 		}
+		if len(sc.CallsPerNode) > 0 {
+			fmt.Fprintf(w, "\n-- whole scenario: %d nodes launched and deleted (warm-up included); cloud API calls per node, start-up and one-time lookups included: %s (total %.2f)\n",
+				sc.Launched, callsString(sc.CallsPerNode), sc.CallsPerNodeTotal)
+		}
 		if wc := sc.Workflows; wc != nil {
 			writeWorkflows(w, wc, timeline)
 		}
@@ -199,12 +207,8 @@ func writePhase(w io.Writer, ph PhaseReport) {
 	if ph.NodesPerSecond > 0 {
 		fmt.Fprintf(w, "   throughput: %.1f nodes/s\n", ph.NodesPerSecond)
 	}
-	var calls []string
-	for _, k := range sortedKeys(ph.CallsPerNode) {
-		calls = append(calls, fmt.Sprintf("%s %.2f", k, ph.CallsPerNode[k]))
-	}
-	if len(calls) > 0 {
-		fmt.Fprintf(w, "   cloud API calls per node: %s (total %.2f)\n", strings.Join(calls, ", "), ph.CallsPerNodeTotal)
+	if len(ph.CallsPerNode) > 0 {
+		fmt.Fprintf(w, "   cloud API calls per node: %s (total %.2f)\n", callsString(ph.CallsPerNode), ph.CallsPerNodeTotal)
 	} else {
 		fmt.Fprintf(w, "   cloud API calls per node: none recorded\n")
 	}
@@ -250,6 +254,14 @@ func writeWorkflows(w io.Writer, wc *WorkflowCosts, timeline bool) {
 	if wc.Error != "" {
 		fmt.Fprintf(w, "   (incomplete: %s)\n", wc.Error)
 	}
+}
+
+func callsString(perNode map[string]float64) string {
+	var calls []string
+	for _, k := range sortedKeys(perNode) {
+		calls = append(calls, fmt.Sprintf("%s %.2f", k, perNode[k]))
+	}
+	return strings.Join(calls, ", ")
 }
 
 func loadString(l [3]float64) string {

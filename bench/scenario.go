@@ -62,12 +62,20 @@ type ScenarioReport struct {
 	Description string `json:"description"`
 	Driver      string `json:"driver"`
 	// BootSteps are the cloud's boot step latencies; BootSeconds is their sum.
-	BootSteps     []float64      `json:"boot_steps"`
-	BootSeconds   float64        `json:"boot_seconds"`
-	DeleteLatency float64        `json:"delete_latency_seconds"`
-	MaxServers    int            `json:"max_servers"`
-	Phases        []PhaseReport  `json:"phases"`
-	Workflows     *WorkflowCosts `json:"workflows,omitempty"`
+	BootSteps     []float64     `json:"boot_steps"`
+	BootSeconds   float64       `json:"boot_seconds"`
+	DeleteLatency float64       `json:"delete_latency_seconds"`
+	MaxServers    int           `json:"max_servers"`
+	Phases        []PhaseReport `json:"phases"`
+	// Launched counts the nodes launched during the scenario, the warm-up included.
+	Launched int `json:"launched"`
+	// CloudCalls are every cloud API call of the scenario, from the launcher's start
+	// to the end (one-time lookups and the warm-up included), and CallsPerNode the
+	// same per launched node.
+	CloudCalls        map[string]int64   `json:"cloud_calls"`
+	CallsPerNode      map[string]float64 `json:"cloud_calls_per_node"`
+	CallsPerNodeTotal float64            `json:"cloud_calls_per_node_total"`
+	Workflows         *WorkflowCosts     `json:"workflows,omitempty"`
 	// Error is set when the scenario stopped early.
 	Error string `json:"error,omitempty"`
 }
@@ -156,6 +164,7 @@ func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions,
 	if err := warmUp(ctx, z, boot); err != nil {
 		return err
 	}
+	rep.Launched++
 	o.Logger.Info("latency: sequential requests", "requests", o.Requests)
 	p := beginPhase(ctx, st, mon, phaseLatencyCycle)
 	p.report.Requests = o.Requests
@@ -182,6 +191,7 @@ func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions,
 			}
 			continue
 		}
+		rep.Launched++
 		d := t1.Sub(t0)
 		launch = append(launch, d)
 		overhead = append(overhead, d-boot)
@@ -232,6 +242,7 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 	if err := warmUp(ctx, z, boot); err != nil {
 		return err
 	}
+	rep.Launched++
 
 	o.Logger.Info("burst: submitting", "requests", o.Requests)
 	p := beginPhase(ctx, st, mon, phaseBurstLaunch)
@@ -299,6 +310,7 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 		}
 	}
 	p.report.Completed = len(fulfilled)
+	rep.Launched += len(fulfilled)
 	if len(median) > 0 {
 		// The request of median latency stands for the burst in the workflow costs.
 		slices.SortFunc(median, func(a, b burstResult) int {

@@ -37,6 +37,12 @@ func Settings(cfg *config.Config) activities.Settings {
 	for _, l := range cfg.Labels {
 		s.Labels[l.Name] = activities.LabelSettings{MaxReadyAge: l.MaxReadyAge.Duration()}
 	}
+	for _, t := range cfg.TenantResourceLimits {
+		if s.TenantLimits == nil {
+			s.TenantLimits = map[string]drivers.Resources{}
+		}
+		s.TenantLimits[t.TenantName] = drivers.Resources(t.Limits)
+	}
 	for i := range cfg.Providers {
 		p := &cfg.Providers[i]
 		ps := activities.ProviderSettings{

@@ -22,6 +22,10 @@ const (
 	// maxQuotaAborts bounds relaunches after cloud quota errors, which do not count as
 	// attempts.
 	maxQuotaAborts = 30
+	// deferInterval is how often a request of a tenant at its limit is planned again,
+	// and maxDeferrals how many times before the workflow continues as new.
+	deferInterval = 10 * time.Second
+	maxDeferrals  = 100
 )
 
 // RequestInput starts the handling of one node request.
@@ -156,8 +160,28 @@ func (r *requestRun) setPhase(ctx workflow.Context, phase string) {
 
 func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 	zctx := zkOptions(ctx)
-	if err := workflow.ExecuteActivity(zctx, a.PlanRequest, activities.PlanInput{RequestID: r.in.RequestID}).Get(ctx, &r.plan); err != nil {
-		return RequestResult{}, err
+	for deferrals := 0; ; deferrals++ {
+		if err := workflow.ExecuteActivity(zctx, a.PlanRequest, activities.PlanInput{RequestID: r.in.RequestID}).Get(ctx, &r.plan); err != nil {
+			return RequestResult{}, err
+		}
+		if r.plan.Decision != activities.DecisionDefer {
+			break
+		}
+		// The tenant is at its limit: the request stays "requested" (Nodepool defers,
+		// it does not decline) and is planned again once nodes may have gone.
+		r.status.Phase = "deferred: " + r.plan.Reason
+		if deferrals >= maxDeferrals {
+			// Keep the history short: a new run continues waiting.
+			return RequestResult{}, workflow.NewContinueAsNewError(ctx, RequestWorkflowType, r.in)
+		}
+		if err := workflow.Sleep(ctx, deferInterval); err != nil {
+			res, derr := r.decline(ctx, r.plan.DeclinePools, "launch cancelled by an operator")
+			if derr != nil {
+				return res, derr
+			}
+			res.Outcome = OutcomeCancelled
+			return res, temporal.NewCanceledError("launch cancelled by an operator")
+		}
 	}
 	switch r.plan.Decision {
 	case activities.DecisionSkip:

@@ -91,8 +91,9 @@ func (f *fakeCloud) delete(_ context.Context, in activities.DeleteStepInput) (dr
 }
 
 type harness struct {
-	env   *testsuite.TestWorkflowEnvironment
-	cloud *fakeCloud
+	env    *testsuite.TestWorkflowEnvironment
+	cloud  *fakeCloud
+	planFn func(context.Context, activities.PlanInput) (activities.Plan, error)
 }
 
 func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
@@ -102,7 +103,9 @@ func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
 	env.RegisterWorkflow(HandleRequest)
 	env.RegisterActivity(&activities.Activities{})
 	h := &harness{env: env, cloud: &fakeCloud{failNode: map[string]error{}}}
-	env.OnActivity(a.PlanRequest, mock.Anything, mock.Anything).Return(plan, nil)
+	h.planFn = func(context.Context, activities.PlanInput) (activities.Plan, error) { return plan, nil }
+	env.OnActivity(a.PlanRequest, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.PlanInput) (activities.Plan, error) { return h.planFn(ctx, in) })
 	env.OnActivity(a.AcceptRequest, mock.Anything, mock.Anything).Return(activities.AcceptResult{Accepted: true, NodeIDs: nodeIDs}, nil)
 	env.OnActivity(a.CreateStep, mock.Anything, mock.Anything).Return(h.cloud.create)
 	env.OnActivity(a.DeleteStep, mock.Anything, mock.Anything).Return(h.cloud.delete)
@@ -287,4 +290,26 @@ func TestHandleRequestStatusQuery(t *testing.T) {
 	require.Equal(t, "0000000006", mid.Nodes[0].NodeID)
 	require.Equal(t, "submit creating instance", mid.Nodes[0].Step)
 	require.Equal(t, "i-0000000006-1", mid.Nodes[0].ExternalID)
+}
+
+func TestHandleRequestWaitsWhileTenantAtLimit(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000013"})
+	plans := 0
+	h.planFn = func(context.Context, activities.PlanInput) (activities.Plan, error) {
+		plans++
+		if plans < 3 {
+			return activities.Plan{Decision: activities.DecisionDefer, Reason: "tenant t is at its resource limit (instances)"}, nil
+		}
+		return launchPlan("small"), nil
+	}
+	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalCapacity, Grant{Granted: true})
+	}, time.Minute)
+	h.run()
+	require.NoError(t, h.env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeFulfilled, res.Outcome)
+	require.Equal(t, 3, plans, "planned again until the tenant had room")
 }

@@ -25,10 +25,19 @@ const workflowService = "temporal.api.workflowservice.v1.WorkflowService"
 // pollInterval is the pause between readiness probes.
 const pollInterval = 50 * time.Millisecond
 
+// namespaceRefresh is how long a service may take to see a namespace update:
+// the server's default namespace cache refresh interval
+// (system.namespaceCacheRefreshInterval, 2 s) plus a margin.
+const namespaceRefresh = 2500 * time.Millisecond
+
 // awaitReady waits until the frontend at addr reports SERVING, registers the
 // custom search attributes missing from any namespace, and waits until every
 // namespace answers a visibility query that names all of them, so that a
-// client may use them as soon as this returns.
+// client may use them as soon as this returns. Attributes added to a
+// namespace of an earlier run are aliases in the namespace record, which each
+// service reloads on its own schedule; once the frontend accepts them,
+// awaitReady waits one more refresh interval so that the history service
+// (which checks upserts) has them too.
 func awaitReady(ctx context.Context, addr string, opts flags.Options) error {
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -61,12 +70,15 @@ func awaitReady(ctx context.Context, addr string, opts flags.Options) error {
 
 	operator := operatorservice.NewOperatorServiceClient(conn)
 	workflows := workflowservice.NewWorkflowServiceClient(conn)
+	added := false
 	for _, ns := range opts.Namespaces {
-		if err := ensureSearchAttributes(ctx, operator, ns, opts.SearchAttributes); err != nil {
+		addedHere, err := ensureSearchAttributes(ctx, operator, ns, opts.SearchAttributes)
+		if err != nil {
 			return err
 		}
+		added = added || addedHere
 		query := probeQuery(opts.SearchAttributes)
-		err := poll(ctx, func(ctx context.Context) error {
+		err = poll(ctx, func(ctx context.Context) error {
 			_, err := workflows.CountWorkflowExecutions(ctx, &workflowservice.CountWorkflowExecutionsRequest{
 				Namespace: ns,
 				Query:     query,
@@ -77,13 +89,20 @@ func awaitReady(ctx context.Context, addr string, opts flags.Options) error {
 			return fmt.Errorf("waiting for namespace %s to accept its search attributes: %w", ns, err)
 		}
 	}
+	if added {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for services to reload namespaces: %w", ctx.Err())
+		case <-time.After(namespaceRefresh):
+		}
+	}
 	return nil
 }
 
-// ensureSearchAttributes adds to namespace ns those of attrs it lacks. A
-// namespace created by this run already has them; one from an earlier run
-// of a persistent database may not.
-func ensureSearchAttributes(ctx context.Context, operator operatorservice.OperatorServiceClient, ns string, attrs []flags.SearchAttribute) error {
+// ensureSearchAttributes adds to namespace ns those of attrs it lacks and
+// reports whether it added any. A namespace created by this run already has
+// them; one from an earlier run of a persistent database may not.
+func ensureSearchAttributes(ctx context.Context, operator operatorservice.OperatorServiceClient, ns string, attrs []flags.SearchAttribute) (bool, error) {
 	var have map[string]enumspb.IndexedValueType
 	err := poll(ctx, func(ctx context.Context) error {
 		resp, err := operator.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
@@ -94,7 +113,7 @@ func ensureSearchAttributes(ctx context.Context, operator operatorservice.Operat
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("listing search attributes of namespace %s: %w", ns, err)
+		return false, fmt.Errorf("listing search attributes of namespace %s: %w", ns, err)
 	}
 
 	missing := make(map[string]enumspb.IndexedValueType)
@@ -104,20 +123,20 @@ func ensureSearchAttributes(ctx context.Context, operator operatorservice.Operat
 		case !ok:
 			missing[sa.Name] = sa.Type
 		case t != sa.Type:
-			return fmt.Errorf("search attribute %s in namespace %s: registered as %s, want %s", sa.Name, ns, t, sa.Type)
+			return false, fmt.Errorf("search attribute %s in namespace %s: registered as %s, want %s", sa.Name, ns, t, sa.Type)
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return false, nil
 	}
 	_, err = operator.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace:        ns,
 		SearchAttributes: missing,
 	})
 	if err != nil {
-		return fmt.Errorf("adding search attributes to namespace %s: %w", ns, err)
+		return false, fmt.Errorf("adding search attributes to namespace %s: %w", ns, err)
 	}
-	return nil
+	return true, nil
 }
 
 // probeQuery returns a visibility query naming every attribute in attrs, which

@@ -64,9 +64,10 @@ func (s *devServer) stop() error {
 
 // newLogger returns the server's logger, writing to w at the level and in the
 // format of opts (a logger that drops everything for --log-level never), and
-// a function that raises its level to error. Shutdown calls that function:
-// while the services stop, their internal workers log connection warnings
-// that mean nothing.
+// a function that silences all but fatal messages. Shutdown calls that
+// function: while the services stop, their internal pollers and persistence
+// calls log "context canceled" warnings and errors that mean nothing; a real
+// failure to stop is reported by stop's error.
 func newLogger(opts flags.Options, w io.Writer) (log.Logger, func()) {
 	if opts.LogLevel == "never" {
 		return log.NewNoopLogger(), func() {}
@@ -78,8 +79,8 @@ func newLogger(opts flags.Options, w io.Writer) (log.Logger, func()) {
 	level := zap.NewAtomicLevelAt(log.ParseZapLevel(opts.LogLevel))
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
 	quiet := func() {
-		if level.Level() < zapcore.ErrorLevel {
-			level.SetLevel(zapcore.ErrorLevel)
+		if level.Level() < zapcore.FatalLevel {
+			level.SetLevel(zapcore.FatalLevel)
 		}
 	}
 	return log.NewZapLogger(zap.New(core)), quiet
