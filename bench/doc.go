@@ -2,9 +2,13 @@
 // own ZooKeeper, Temporal dev server, simulated cloud and launcher process(es) on free
 // loopback ports, writes their configuration, and then acts as Zuul through ZooKeeper.
 //
-//	npbench [--quick] [--driver sim|aws] [--requests 20] [--burst 200] [--workers 1]
-//	        [--boot-steps 0.5,1.5] [--burst-boot 0.1] [--poll-interval 1] [--shards 4]
-//	        [--json] [--bin bin] [--keep]
+//	npbench [--quick] [--scenarios latency,burst] [--driver sim|aws] [--requests 20]
+//	        [--burst 200] [--workers 1] [--boot-steps 0.5,1.5] [--burst-boot 0.1]
+//	        [--delete-latency 0.1] [--poll-interval 1] [--shards 4]
+//	        [--temporal-dynamic-config KEY=VALUE] [--json] [--json-out FILE] [--timeline]
+//	        [--bin bin] [--scripts scripts] [--keep]
+//
+// npbench -h lists every flag; docs/benchmarks.md explains the figures.
 //
 // Two scenarios run, each on a freshly started stack so that the resource figures of
 // one do not leak into the other:
