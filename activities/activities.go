@@ -500,24 +500,61 @@ func (a *Activities) CreateStep(ctx context.Context, in CreateStepInput) (driver
 	if err != nil {
 		return in.State, err
 	}
-	st, err := d.AdvanceCreate(ctx, in.State)
-	if err != nil {
-		// Keep an external id the driver learned before failing: the workflow must be
-		// able to clean the instance up.
-		if st.ExternalID != "" && st.ExternalID != in.State.ExternalID {
-			_ = a.storeExternalID(ctx, in.NodeID, st.ExternalID)
+	prev, st := in.State, in.State
+	start := a.now()
+	for {
+		next, err := d.AdvanceCreate(ctx, st)
+		if err != nil {
+			// Keep an external id the driver learned before failing: the workflow must
+			// be able to clean the instance up.
+			if next.ExternalID == "" {
+				next.ExternalID = st.ExternalID
+			}
+			if next.ExternalID != "" && next.ExternalID != prev.ExternalID {
+				_ = a.storeExternalID(ctx, in.NodeID, next.ExternalID)
+			}
+			return next, driverError("advancing create of node "+in.NodeID, err, next)
 		}
-		if st.ExternalID == "" {
-			st.ExternalID = in.State.ExternalID
+		if next.ExternalID != "" && next.ExternalID != prev.ExternalID {
+			if err := a.storeExternalID(ctx, in.NodeID, next.ExternalID); err != nil {
+				return st, err
+			}
+			prev = next
 		}
-		return st, driverError("advancing create of node "+in.NodeID, err, st)
+		st = next
+		if !a.waitInStep(ctx, start, st.Complete, st.Wait) {
+			return st, nil
+		}
 	}
-	if st.ExternalID != "" && st.ExternalID != in.State.ExternalID {
-		if err := a.storeExternalID(ctx, in.NodeID, st.ExternalID); err != nil {
-			return in.State, err
-		}
+}
+
+// Short waits between state-machine steps run inside the step activity: a workflow
+// timer cannot fire sooner than the server's timer resolution (about a second on a
+// default server), and each timer costs history events. Waits longer than stepWaitMax,
+// or that would run the activity past stepBudget, go back to the workflow, which
+// sleeps on a durable timer.
+const (
+	stepWaitMax = time.Second
+	stepBudget  = 3 * time.Second
+)
+
+// waitInStep sleeps for a short wait and reports whether the activity should advance
+// the state machine again.
+func (a *Activities) waitInStep(ctx context.Context, start time.Time, complete bool, wait time.Duration) bool {
+	if complete || wait > stepWaitMax || a.now().Sub(start)+wait > stepBudget {
+		return false
 	}
-	return st, nil
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func (a *Activities) storeExternalID(ctx context.Context, nodeID, externalID string) error {
@@ -547,15 +584,22 @@ func (a *Activities) DeleteStep(ctx context.Context, in DeleteStepInput) (driver
 	if err != nil {
 		return in.State, err
 	}
-	st, err := d.AdvanceDelete(ctx, in.State)
-	if err != nil {
-		if drivers.KindOf(err) == drivers.KindNotFound {
-			in.State.Complete = true
-			return in.State, nil
+	st := in.State
+	start := a.now()
+	for {
+		next, err := d.AdvanceDelete(ctx, st)
+		if err != nil {
+			if drivers.KindOf(err) == drivers.KindNotFound {
+				st.Complete = true
+				return st, nil
+			}
+			return next, driverError("advancing delete of "+in.State.ExternalID, err)
 		}
-		return st, driverError("advancing delete of "+in.State.ExternalID, err)
+		st = next
+		if !a.waitInStep(ctx, start, st.Complete, st.Wait) {
+			return st, nil
+		}
 	}
-	return st, nil
 }
 
 // NodeReady stores the launched instance on the node and marks it ready. The node stays

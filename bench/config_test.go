@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
 	"github.com/nodepool-temporal/nodepool-temporal/worker"
 )
@@ -26,27 +25,21 @@ func TestLauncherConfig(t *testing.T) {
 	tests := []struct {
 		name   string
 		params launcherParams
-		// full loads with the launcher's own loader, driver sections included.
-		full bool
 	}{
 		{"sim", launcherParams{ZooKeeperPort: 2999, TemporalAddress: "127.0.0.1:7999", Driver: driverSim,
-			CloudURL: "http://127.0.0.1:8999", MaxServers: 200, PollInterval: 1, DeleteInterval: 5}, true},
+			CloudURL: "http://127.0.0.1:8999", MaxServers: 200, PollInterval: 1, DeleteInterval: 5}},
 		{"sim with rate", launcherParams{ZooKeeperPort: 2999, TemporalAddress: "127.0.0.1:7999", Driver: driverSim,
-			CloudURL: "http://127.0.0.1:8999", MaxServers: 10, PollInterval: 0.5, DeleteInterval: 2, Rate: 50}, true},
+			CloudURL: "http://127.0.0.1:8999", MaxServers: 10, PollInterval: 0.5, DeleteInterval: 2, Rate: 50}},
 		{"aws", launcherParams{ZooKeeperPort: 2999, TemporalAddress: "127.0.0.1:7999", Driver: driverAWS,
-			CloudURL: "http://127.0.0.1:8999", MaxServers: 200, PollInterval: 1, DeleteInterval: 5}, false},
+			CloudURL: "http://127.0.0.1:8999", MaxServers: 200, PollInterval: 1, DeleteInterval: 5}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			data, err := launcherConfig(tc.params)
 			require.NoError(t, err)
 			path := writeTemp(t, "nodepool.yaml", data)
-			var cfg *config.Config
-			if tc.full {
-				cfg, err = worker.LoadConfig(path, "")
-			} else {
-				cfg, err = config.Load(path)
-			}
+			// The launcher's own loader validates the driver sections too.
+			cfg, err := worker.LoadConfig(path, "")
 			require.NoError(t, err, "generated config:\n%s", data)
 			require.Len(t, cfg.Providers, 1)
 			p := cfg.Providers[0]

@@ -45,7 +45,7 @@ func DeleteNode(ctx workflow.Context, in DeleteInput) (DeleteResult, error) {
 		return DeleteResult{}, err
 	}
 	var start activities.StartDeleteResult
-	err := workflow.ExecuteActivity(lockWaitOptions(ctx), a.StartDelete, activities.StartDeleteInput{
+	err := workflow.ExecuteLocalActivity(lockWaitLocal(ctx), a.StartDelete, activities.StartDeleteInput{
 		NodeID: in.NodeID, Owner: id, UnlockedForSec: in.UnlockedForSec, OrphanGraceSec: in.OrphanGraceSec,
 	}).Get(ctx, &start)
 	if err != nil {
@@ -66,11 +66,11 @@ func DeleteNode(ctx workflow.Context, in DeleteInput) (DeleteResult, error) {
 		func(step string) { status.Step = step })
 	if err != nil {
 		// Leave the node "deleting" and unlocked: the poller starts a new deletion later.
-		_ = workflow.ExecuteActivity(zkOptions(ctx), a.ReleaseNode, activities.NodeRefInput{NodeID: in.NodeID, Owner: id}).Get(ctx, nil)
+		_ = workflow.ExecuteLocalActivity(zkLocal(ctx), a.ReleaseNode, activities.NodeRefInput{NodeID: in.NodeID, Owner: id}).Get(ctx, nil)
 		return DeleteResult{}, err
 	}
 	status.Phase = "removing-node"
-	if err := workflow.ExecuteActivity(zkOptions(ctx), a.RemoveNode, activities.NodeRefInput{NodeID: in.NodeID, Owner: id}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.RemoveNode, activities.NodeRefInput{NodeID: in.NodeID, Owner: id}).Get(ctx, nil); err != nil {
 		return DeleteResult{}, err
 	}
 	ledger := LedgerWorkflowID(in.TaskQueue, start.Provider, start.Pool)

@@ -27,6 +27,38 @@ func zkOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// Short ZooKeeper bookkeeping runs as local activities: in the worker that runs the
+// workflow task, recorded as one marker event, without a round trip through the
+// server's task queues. Activities that heartbeat (AcceptRequest), that must be rate
+// limited (driver steps) or that may run long stay ordinary activities.
+
+// zkLocal are the options of local ZooKeeper activities.
+func zkLocal(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Second,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+// lockWaitLocal is lockWaitOptions for local activities.
+func lockWaitLocal(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			BackoffCoefficient:     1.5,
+			MaximumInterval:        2 * time.Second,
+			MaximumAttempts:        25,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
 // lockWaitOptions retry an activity that finds a lock held by someone else for about
 // half a minute (Zuul unlocks a node right after writing "used").
 func lockWaitOptions(ctx workflow.Context) workflow.Context {

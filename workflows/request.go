@@ -159,9 +159,8 @@ func (r *requestRun) setPhase(ctx workflow.Context, phase string) {
 }
 
 func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
-	zctx := zkOptions(ctx)
 	for deferrals := 0; ; deferrals++ {
-		if err := workflow.ExecuteActivity(zctx, a.PlanRequest, activities.PlanInput{RequestID: r.in.RequestID}).Get(ctx, &r.plan); err != nil {
+		if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.PlanRequest, activities.PlanInput{RequestID: r.in.RequestID}).Get(ctx, &r.plan); err != nil {
 			return RequestResult{}, err
 		}
 		if r.plan.Decision != activities.DecisionDefer {
@@ -282,7 +281,7 @@ func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 
 	r.setPhase(ctx, "fulfilling")
 	var ful activities.FulfillResult
-	err = workflow.ExecuteActivity(zkOptions(disconnected(ctx)), a.FulfillRequest,
+	err = workflow.ExecuteLocalActivity(zkLocal(disconnected(ctx)), a.FulfillRequest,
 		activities.FulfillInput{RequestID: r.in.RequestID, Owner: r.id, NodeIDs: acc.NodeIDs}).Get(ctx, &ful)
 	if err != nil || ful.Gone {
 		if err != nil {
@@ -329,7 +328,7 @@ func (r *requestRun) acquire(ctx, lctx workflow.Context) (bool, string) {
 			return false, ""
 		}
 		var chk activities.CheckRequestResult
-		if err := workflow.ExecuteActivity(zkOptions(lctx), a.CheckRequest, r.in.RequestID).Get(lctx, &chk); err != nil {
+		if err := workflow.ExecuteLocalActivity(zkLocal(lctx), a.CheckRequest, r.in.RequestID).Get(lctx, &chk); err != nil {
 			continue
 		}
 		if !chk.Exists {
@@ -432,7 +431,7 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 			return false
 		}
 		if err == nil && st.Complete && st.Instance != nil {
-			err = workflow.ExecuteActivity(zkOptions(dctx), a.NodeReady, activities.NodeReadyInput{
+			err = workflow.ExecuteLocalActivity(zkLocal(dctx), a.NodeReady, activities.NodeReadyInput{
 				NodeID: ns.NodeID, Owner: r.id, Instance: *st.Instance, Need: np.Need,
 			}).Get(dctx, nil)
 			if err == nil {
@@ -532,11 +531,11 @@ func (r *requestRun) deleteNodes(ctx workflow.Context, nodeIDs []string) {
 		}
 		if err := runDelete(dctx, r.plan.Provider, r.plan.ProviderTaskQueue, ext, id, poll, func(step string) { ns.Step = step }); err != nil {
 			r.logger.Warn("deleting instance", "node_id", id, "error", err)
-			_ = workflow.ExecuteActivity(zkOptions(dctx), a.ReleaseNode, activities.NodeRefInput{NodeID: id, Owner: r.id}).Get(dctx, nil)
+			_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseNode, activities.NodeRefInput{NodeID: id, Owner: r.id}).Get(dctx, nil)
 			continue
 		}
 		ns.ExternalID = ""
-		if err := workflow.ExecuteActivity(zkOptions(dctx), a.RemoveNode, activities.NodeRefInput{NodeID: id, Owner: r.id}).Get(dctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(zkLocal(dctx), a.RemoveNode, activities.NodeRefInput{NodeID: id, Owner: r.id}).Get(dctx, nil); err != nil {
 			r.logger.Warn("removing node", "node_id", id, "error", err)
 			continue
 		}
@@ -569,7 +568,7 @@ func (r *requestRun) abandon(ctx workflow.Context, nodeIDs []string) (RequestRes
 		r.setPhase(dctx, OutcomeCancelled)
 		return res, temporal.NewCanceledError("launch cancelled by an operator")
 	}
-	_ = workflow.ExecuteActivity(zkOptions(dctx), a.ReleaseRequest, activities.RequestRefInput{RequestID: r.in.RequestID, Owner: r.id}).Get(dctx, nil)
+	_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseRequest, activities.RequestRefInput{RequestID: r.in.RequestID, Owner: r.id}).Get(dctx, nil)
 	r.setPhase(dctx, OutcomeGone)
 	return RequestResult{Outcome: OutcomeGone, HeldNodes: r.status.HeldNodes}, nil
 }
@@ -577,7 +576,7 @@ func (r *requestRun) abandon(ctx workflow.Context, nodeIDs []string) (RequestRes
 func (r *requestRun) decline(ctx workflow.Context, pools []string, reason string) (RequestResult, error) {
 	dctx := disconnected(ctx)
 	var res activities.DeclineResult
-	err := workflow.ExecuteActivity(lockWaitOptions(dctx), a.DeclineRequest, activities.DeclineInput{
+	err := workflow.ExecuteLocalActivity(lockWaitLocal(dctx), a.DeclineRequest, activities.DeclineInput{
 		RequestID: r.in.RequestID, Owner: r.id, PoolIDs: pools, Reason: reason,
 	}).Get(dctx, &res)
 	if err != nil {

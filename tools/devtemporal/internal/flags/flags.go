@@ -55,6 +55,9 @@ var ProjectSearchAttributes = []SearchAttribute{
 var DefaultDynamicConfig = map[string]any{
 	// No calls home for version checks: the server often runs offline.
 	"frontend.enableServerVersionCheck": false,
+	// Timers fire within 100 ms of their time instead of within a second: workflows
+	// poll cloud state machines with timers of a second or less.
+	"history.timerProcessorMaxTimeShift": "100ms",
 }
 
 // Options is the parsed command line.
