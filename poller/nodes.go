@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -34,6 +35,44 @@ func (p *Poller) watchNodes(ctx context.Context) {
 		}
 	}()
 	var children []string
+	// Nodes are checked a few at a time. A node is never checked twice at once: a
+	// change seen during a check marks it dirty and the check runs again.
+	sem := make(chan struct{}, startConcurrency)
+	var mu sync.Mutex
+	inflight := map[string]bool{} // id -> dirty
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	check := func(id string) {
+		mu.Lock()
+		if _, busy := inflight[id]; busy {
+			inflight[id] = true
+			mu.Unlock()
+			return
+		}
+		inflight[id] = false
+		mu.Unlock()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for {
+				p.considerNode(ctx, id)
+				mu.Lock()
+				if !inflight[id] || ctx.Err() != nil {
+					delete(inflight, id)
+					mu.Unlock()
+					return
+				}
+				inflight[id] = false
+				mu.Unlock()
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -50,7 +89,7 @@ func (p *Poller) watchNodes(ctx context.Context) {
 					wctx, cancel := context.WithCancel(ctx)
 					watches[id] = cancel
 					go p.watchNodeData(wctx, id, changed)
-					p.considerNode(ctx, id)
+					check(id)
 				}
 			}
 			for id, cancel := range watches {
@@ -61,13 +100,13 @@ func (p *Poller) watchNodes(ctx context.Context) {
 				}
 			}
 		case id := <-changed:
-			p.considerNode(ctx, id)
+			check(id)
 		case <-ticker.C:
 			for _, id := range children {
 				if ctx.Err() != nil {
 					return
 				}
-				p.considerNode(ctx, id)
+				check(id)
 			}
 		}
 	}
@@ -210,6 +249,7 @@ func (p *Poller) startDelete(ctx context.Context, id string, unlockedFor time.Du
 		TaskQueue:                p.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		EnableEagerStart:         true,
 	}
 	_, err := p.opts.Temporal.ExecuteWorkflow(ctx, opts, workflows.DeleteWorkflowType, workflows.DeleteInput{
 		NodeID:           id,

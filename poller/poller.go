@@ -15,11 +15,15 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-temporal/nodepool-temporal/lifecycle"
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
+
+// startConcurrency bounds the workflow starts (and node checks) the poller runs at once.
+const startConcurrency = 8
 
 // Temporal is the part of the Temporal client the poller uses; client.Client satisfies
 // it.
@@ -210,12 +214,17 @@ func (p *Poller) handleRequests(ctx context.Context, children []string, full boo
 			p.log.Warn("signalling request deletion", "request_id", id, "error", err)
 		}
 	}
+	// Starting a workflow is a round trip to Temporal: a burst of new requests is
+	// started a few at a time instead of one after another.
+	g := errgroup.Group{}
+	g.SetLimit(startConcurrency)
 	for _, id := range added {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		p.considerRequest(ctx, id)
+		g.Go(func() error { p.considerRequest(ctx, id); return nil })
 	}
+	_ = g.Wait()
 }
 
 func (p *Poller) considerRequest(ctx context.Context, id string) {
@@ -272,6 +281,9 @@ func (p *Poller) startRequest(ctx context.Context, req *zookeeper.NodeRequest) e
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		Memo:                     requestMemo(req),
+		// When this process also runs the workers, the first workflow task is handed
+		// to them directly instead of through the server's task queue.
+		EnableEagerStart: true,
 	}
 	if p.opts.SearchAttributes {
 		updates := []temporal.SearchAttributeUpdate{
