@@ -13,17 +13,33 @@ import (
 // a names the activities; method values on a nil pointer are enough for the SDK.
 var a *activities.Activities
 
-// zkOptions are the options of ZooKeeper bookkeeping activities: short, retried until
-// ZooKeeper answers.
+// zkRetry retries ZooKeeper bookkeeping until ZooKeeper answers.
+func zkRetry() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:        200 * time.Millisecond,
+		BackoffCoefficient:     2,
+		MaximumInterval:        10 * time.Second,
+		NonRetryableErrorTypes: activities.NonRetryable,
+	}
+}
+
+// lockWaitRetry retries an activity that finds a lock held by someone else for about
+// half a minute (Zuul unlocks a node right after writing "used").
+func lockWaitRetry() *temporal.RetryPolicy {
+	return &temporal.RetryPolicy{
+		InitialInterval:        200 * time.Millisecond,
+		BackoffCoefficient:     1.5,
+		MaximumInterval:        2 * time.Second,
+		MaximumAttempts:        25,
+		NonRetryableErrorTypes: activities.NonRetryable,
+	}
+}
+
+// zkOptions are the options of ZooKeeper bookkeeping activities.
 func zkOptions(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Second,
-			NonRetryableErrorTypes: activities.NonRetryable,
-		},
+		RetryPolicy:         zkRetry(),
 	})
 }
 
@@ -36,41 +52,15 @@ func zkOptions(ctx workflow.Context) workflow.Context {
 func zkLocal(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        10 * time.Second,
-			NonRetryableErrorTypes: activities.NonRetryable,
-		},
+		RetryPolicy:         zkRetry(),
 	})
 }
 
-// lockWaitLocal is lockWaitOptions for local activities.
+// lockWaitLocal are the options of local activities that wait for a lock.
 func lockWaitLocal(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     1.5,
-			MaximumInterval:        2 * time.Second,
-			MaximumAttempts:        25,
-			NonRetryableErrorTypes: activities.NonRetryable,
-		},
-	})
-}
-
-// lockWaitOptions retry an activity that finds a lock held by someone else for about
-// half a minute (Zuul unlocks a node right after writing "used").
-func lockWaitOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        200 * time.Millisecond,
-			BackoffCoefficient:     1.5,
-			MaximumInterval:        2 * time.Second,
-			MaximumAttempts:        25,
-			NonRetryableErrorTypes: activities.NonRetryable,
-		},
+		RetryPolicy:         lockWaitRetry(),
 	})
 }
 
