@@ -168,11 +168,16 @@ func TestPollerStartsDeletionsOnlyForDeletableNodes(t *testing.T) {
 	used := mk(zookeeper.NodeUsed, "sim")
 	ready := mk(zookeeper.NodeReady, "sim")
 	foreign := mk(zookeeper.NodeUsed, "someone-elses")
-	inUse := mk(zookeeper.NodeInUse, "sim")
+	// As Zuul does: lock the ready node, then mark it in-use.
+	inUse := mk(zookeeper.NodeReady, "sim")
 	lock := zk.NewLock(zookeeper.NodeLockPath(inUse), "")
 	ok, err := lock.TryAcquire(ctx)
 	require.NoError(t, err)
 	require.True(t, ok)
+	n, err := zk.GetNode(ctx, inUse)
+	require.NoError(t, err)
+	n.State = zookeeper.NodeInUse
+	require.NoError(t, zk.UpdateNode(ctx, n))
 
 	eventually(t, func() bool { return ft.count(workflows.DeleteWorkflowID("tq", used)) == 1 }, "used node not deleted")
 	time.Sleep(500 * time.Millisecond)
