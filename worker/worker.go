@@ -14,7 +14,6 @@ import (
 
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/config"
-	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/poller"
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
@@ -203,6 +202,3 @@ func ConnectZooKeeper(ctx context.Context, cfg *config.Config, logger *slog.Logg
 	}
 	return zk, nil
 }
-
-// closer lets BuildDrivers' result be closed generically.
-var _ interface{ Close() error } = drivers.Driver(nil)
