@@ -130,6 +130,9 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 	idx := 0
 	for pi := range a.settings.Providers {
 		prov := &a.settings.Providers[pi]
+		if prov.Idle {
+			continue
+		}
 		for qi := range prov.Pools {
 			pool := &prov.Pools[qi]
 			idx++

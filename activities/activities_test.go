@@ -298,3 +298,10 @@ func TestPlanDefersTenantAtLimit(t *testing.T) {
 	require.Equal(t, DecisionDefer, p.Decision)
 	require.Contains(t, p.Reason, "tenant capped is at its resource limit")
 }
+
+func TestPlanSkipsIdleProviders(t *testing.T) {
+	f := newFixture(t)
+	f.acts.settings.Providers[0].Idle = true
+	p := f.plan(t, f.submit(t, "small"))
+	require.Equal(t, DecisionSkip, p.Decision, "a provider with max-concurrency 0 neither takes nor declines")
+}

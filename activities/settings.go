@@ -39,7 +39,10 @@ type ProviderSettings struct {
 	TaskQueue     string
 	LaunchTimeout time.Duration
 	LaunchRetries int
-	Pools         []PoolSettings
+	// Idle is true for a provider with max-concurrency 0: as in Nodepool, its pools
+	// neither take nor decline requests.
+	Idle  bool
+	Pools []PoolSettings
 }
 
 // PoolSettings are one pool's settings.

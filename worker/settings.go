@@ -50,6 +50,7 @@ func Settings(cfg *config.Config) activities.Settings {
 			TaskQueue:     activities.ProviderTaskQueue(tq, p.Name),
 			LaunchTimeout: p.LaunchTimeout.Duration(),
 			LaunchRetries: p.LaunchRetries,
+			Idle:          p.MaxConcurrency == 0,
 		}
 		for j := range p.Pools {
 			pool := &p.Pools[j]
