@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
+
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/ec2sim"
 )
@@ -27,26 +29,11 @@ const (
 	testGrace    = 5 * time.Second
 )
 
-// manualClock is a clock shared by the simulator and the driver, moved by the test.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// manualClock is a clock shared by the cloud and the driver, moved by the test.
+type manualClock = testenv.ManualClock
 
 func newManualClock() *manualClock {
-	return &manualClock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return testenv.NewManualClock(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))
 }
 
 // baseConfig is a provider section with the labels the tests use; %s is the endpoint.

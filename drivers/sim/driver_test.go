@@ -4,36 +4,22 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
+
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/driverstest"
 )
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// fakeClock is a clock shared by the cloud and the driver, moved by the test.
+type fakeClock = testenv.ManualClock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	return testenv.NewManualClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,28 +22,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
 )
 
-// manualClock is a clock tests move by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// manualClock is a clock shared by the cloud and the driver, moved by the test.
+type manualClock = testenv.ManualClock
 
 func newManualClock() *manualClock {
-	return &manualClock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return testenv.NewManualClock(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC))
 }
 
 type fixture struct {
