@@ -15,13 +15,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -30,6 +28,7 @@ import (
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/internal/ec2sim"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/httpserve"
 )
 
 func main() {
@@ -107,26 +106,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", *listen, err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "ec2sim listening on %s\n", ln.Addr())
 	logger.Info("serving", "addr", ln.Addr().String(), "boot_time", *bootTime, "seed", *seed)
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving: %w", err)
-	}
-	return nil
+	return httpserve.Serve(ctx, ln, srv, 5*time.Second)
 }
 
 func parseRates(kv kvFlag) (ec2sim.ErrorRates, error) {

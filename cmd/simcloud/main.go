@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/httpserve"
 )
 
 // DefaultListen is the address simcloud listens on without --listen.
@@ -77,27 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", *listen, err)
 	}
-	srv := &http.Server{Handler: sim.NewHandler(cloud, logger), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	logger.Info("simcloud started", "addr", ln.Addr().String(), "seed", cfg.Seed)
 	fmt.Fprintf(stdout, "simcloud listening on %s\n", ln.Addr())
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	logger.Info("simcloud stopping")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving: %w", err)
-	}
-	return nil
+	err = httpserve.Serve(ctx, ln, sim.NewHandler(cloud, logger), shutdownTimeout)
+	logger.Info("simcloud stopped")
+	return err
 }
 
 // loadConfig reads a configuration file strictly and validates its cloud keys.
