@@ -2,7 +2,6 @@ package zookeeper
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"os"
@@ -10,9 +9,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
 )
 
 // kazooPython is the interpreter with the distribution's python3-kazoo.
@@ -197,20 +197,5 @@ func TestKazooLockInterop(t *testing.T) {
 	kz.release()
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written by another goroutine.
+type syncBuffer = testenv.SyncBuffer

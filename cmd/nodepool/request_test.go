@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -365,20 +365,5 @@ func TestRequestUnknownLabelWarns(t *testing.T) {
 	assert.True(t, strings.Contains(r.stderr, "warning: label nonexistent is not in "+e.cfg), r.stderr)
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects output written by another goroutine.
+type syncBuffer = testenv.SyncBuffer

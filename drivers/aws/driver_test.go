@@ -308,7 +308,7 @@ func TestQuotaLimitsWithoutServiceQuotas(t *testing.T) {
 		require.Empty(t, limits)
 	}
 	require.Equal(t, int64(1), e.sim.Calls("ListServiceQuotas"), "the failure is cached too")
-	require.Equal(t, 1, e.logs.count("service quotas unavailable"), "logged once")
+	require.Equal(t, 1, logCount(e.logs, "service quotas unavailable"), "logged once")
 
 	// The failure is remembered for the cache TTL; later failures are not logged again,
 	// and once the API answers the limits come back.
@@ -319,12 +319,12 @@ func TestQuotaLimitsWithoutServiceQuotas(t *testing.T) {
 		require.Empty(t, limits)
 	}
 	require.Equal(t, int64(5), e.sim.Calls("ListServiceQuotas"))
-	require.Equal(t, 1, e.logs.count("service quotas unavailable"))
+	require.Equal(t, 1, logCount(e.logs, "service quotas unavailable"))
 	e.clock.Advance(DefaultCacheTTL)
 	limits, err := d.QuotaLimits(ctx)
 	require.NoError(t, err)
 	require.Equal(t, drivers.Resources{QuotaStandardOnDemand: 4}, limits)
-	require.Equal(t, 1, e.logs.count("service quotas available again"))
+	require.Equal(t, 1, logCount(e.logs, "service quotas available again"))
 }
 
 func TestLabelQuotaErrors(t *testing.T) {

@@ -1,13 +1,11 @@
 package aws
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -225,24 +223,9 @@ func (e *env) nodeInstances(nodeID string) []ec2sim.InstanceInfo {
 }
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type syncBuffer = testenv.SyncBuffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// count returns how many log lines contain s.
-func (b *syncBuffer) count(s string) int {
+// logCount returns how many log lines contain s.
+func logCount(b *syncBuffer, s string) int {
 	return strings.Count(b.String(), s)
 }
