@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/nodepool-temporal/nodepool-temporal/lifecycle"
@@ -231,16 +230,7 @@ func (p *Poller) ownedByRunningLaunch(ctx context.Context, n *zookeeper.Node) bo
 	if !p.opts.Policy.PoolIDs[n.Launcher] || n.AllocatedTo == nil || *n.AllocatedTo == "" {
 		return false
 	}
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	desc, err := p.opts.Temporal.DescribeWorkflowExecution(dctx, workflows.RequestWorkflowID(p.opts.TaskQueue, *n.AllocatedTo), "")
-	if err != nil {
-		var nf *serviceerror.NotFound
-		// Unknown means no workflow owns it; any other error means we cannot tell, so
-		// keep the node and look again later.
-		return !errors.As(err, &nf)
-	}
-	return desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	return p.mayBeRunning(ctx, workflows.RequestWorkflowID(p.opts.TaskQueue, *n.AllocatedTo))
 }
 
 func (p *Poller) startDelete(ctx context.Context, id string, unlockedFor time.Duration) error {

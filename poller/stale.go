@@ -18,20 +18,18 @@ import (
 // finds such locks and releases them, and hands a request left "pending" that way back
 // to "requested", as Nodepool's lost-request cleanup does.
 
-// staleOwner reports whether a lock owner is one of our workflows that no longer runs.
-func (p *Poller) staleOwner(ctx context.Context, owner string) bool {
-	prefix := p.opts.TaskQueue + "/"
-	if !strings.HasPrefix(owner, prefix) {
-		return false
-	}
+// mayBeRunning reports whether the workflow runs, or might: when Temporal cannot tell
+// (any error but "not found"), the answer is yes, so that nothing of a live workflow
+// is taken away.
+func (p *Poller) mayBeRunning(ctx context.Context, workflowID string) bool {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	desc, err := p.opts.Temporal.DescribeWorkflowExecution(dctx, owner, "")
+	desc, err := p.opts.Temporal.DescribeWorkflowExecution(dctx, workflowID, "")
 	if err != nil {
 		var nf *serviceerror.NotFound
-		return errors.As(err, &nf)
+		return !errors.As(err, &nf)
 	}
-	return desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	return desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // staleCheckAfter is how long a lock must have been held by the same workflow of ours
@@ -61,7 +59,7 @@ func (p *Poller) releaseStaleLock(ctx context.Context, path string) bool {
 		p.holders[path] = h
 	}
 	p.mu.Unlock()
-	if now.Sub(h.since) < staleCheckAfter || !p.staleOwner(ctx, owner) {
+	if now.Sub(h.since) < staleCheckAfter || p.mayBeRunning(ctx, owner) {
 		return false
 	}
 	p.mu.Lock()
