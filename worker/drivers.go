@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -123,11 +122,11 @@ func newSim(_ context.Context, _ *config.Config, p *config.Provider, logger *slo
 
 // prefixed locates a driver's validation error at its provider section.
 func prefixed(p *config.Provider, err error) error {
-	var problems []error
+	var problems []config.Problem
 	for _, e := range unjoin(err) {
 		problems = append(problems, config.Problem{File: p.Pos.File, Line: p.Pos.Line, Path: p.Pos.Path, Msg: e.Error()})
 	}
-	return &config.ValidationError{Problems: toProblems(problems)}
+	return &config.ValidationError{Problems: problems}
 }
 
 func unjoin(err error) []error {
@@ -139,17 +138,6 @@ func unjoin(err error) []error {
 		return out
 	}
 	return []error{err}
-}
-
-func toProblems(errs []error) []config.Problem {
-	out := make([]config.Problem, 0, len(errs))
-	for _, e := range errs {
-		var p config.Problem
-		if errors.As(e, &p) {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func awsPools(p *config.Provider) []aws.PoolSpec {
