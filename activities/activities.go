@@ -232,19 +232,14 @@ func (a *Activities) tenantAtLimit(ctx context.Context, req *zookeeper.NodeReque
 	if !ok || len(limits) == 0 {
 		return "", nil
 	}
-	ids, err := a.zk.ListNodes(ctx)
-	if err != nil {
-		return "", fmt.Errorf("listing nodes: %w", err)
-	}
 	used := drivers.Resources{}
-	for _, id := range ids {
-		n, err := a.zk.GetNode(ctx, id)
-		if err != nil {
-			continue
-		}
+	err := a.forEachNode(ctx, func(n *zookeeper.Node) {
 		if n.TenantName != nil && *n.TenantName == *req.TenantName {
 			used = used.Add(fromFloat(n.Resources))
 		}
+	})
+	if err != nil {
+		return "", err
 	}
 	if fits, over := limits.Fits(used, need); !fits {
 		return fmt.Sprintf("tenant %s is at its resource limit (%s)", *req.TenantName, strings.Join(over, ", ")), nil
@@ -800,28 +795,14 @@ func (a *Activities) HoldInstance(ctx context.Context, in HoldInstanceInput) (Ho
 
 // PoolUsage lists the nodes of a pool and what they use.
 func (a *Activities) PoolUsage(ctx context.Context, in PoolUsageInput) (PoolUsageResult, error) {
-	ids, err := a.zk.ListNodes(ctx)
-	if err != nil {
-		return PoolUsageResult{}, fmt.Errorf("listing nodes: %w", err)
-	}
 	out := PoolUsageResult{Nodes: map[string]drivers.Resources{}}
-	for i, id := range ids {
-		if i%50 == 0 {
-			activity.RecordHeartbeat(ctx, i)
-		}
-		n, err := a.zk.GetNode(ctx, id)
-		if isNotFound(err) {
-			continue
-		}
-		if err != nil {
-			var de *zookeeper.DecodeError
-			if asDecodeError(err, &de) {
-				continue
-			}
-			return PoolUsageResult{}, fmt.Errorf("reading node %s: %w", id, err)
+	seen := 0
+	err := a.forEachNode(ctx, func(n *zookeeper.Node) {
+		if seen++; seen%50 == 0 {
+			activity.RecordHeartbeat(ctx, seen)
 		}
 		if n.Provider != in.Provider || n.Pool != in.Pool {
-			continue
+			return
 		}
 		res := fromFloat(n.Resources)
 		if len(res) == 0 {
@@ -832,9 +813,36 @@ func (a *Activities) PoolUsage(ctx context.Context, in PoolUsageInput) (PoolUsag
 				}
 			}
 		}
-		out.Nodes[id] = res
+		out.Nodes[n.ID] = res
+	})
+	if err != nil {
+		return PoolUsageResult{}, err
 	}
 	return out, nil
+}
+
+// forEachNode calls fn for every readable node. Nodes that vanish while listed and
+// malformed znodes are skipped; any other read error ends the scan.
+func (a *Activities) forEachNode(ctx context.Context, fn func(*zookeeper.Node)) error {
+	ids, err := a.zk.ListNodes(ctx)
+	if err != nil {
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	for _, id := range ids {
+		n, err := a.zk.GetNode(ctx, id)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			var de *zookeeper.DecodeError
+			if asDecodeError(err, &de) {
+				continue
+			}
+			return fmt.Errorf("reading node %s: %w", id, err)
+		}
+		fn(n)
+	}
+	return nil
 }
 
 // SignalLedger delivers a signal to a pool ledger workflow, starting it if it is not
