@@ -406,6 +406,12 @@ func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 	if !ok {
 		return AcceptResult{}, invalidConfig("pool %s of provider %s is not configured", in.Plan.Pool, in.Plan.Provider)
 	}
+	// A resumed call may have created nodes whose lock or state write did not happen.
+	for _, id := range progress.NodeIDs {
+		if err := a.ensureBuilding(ctx, id, in.Owner); err != nil {
+			return AcceptResult{}, err
+		}
+	}
 	for i := len(progress.NodeIDs); i < len(in.Plan.Nodes); i++ {
 		np := in.Plan.Nodes[i]
 		now := a.unixNow()
@@ -430,12 +436,8 @@ func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 		}
 		progress.NodeIDs = append(progress.NodeIDs, id)
 		activity.RecordHeartbeat(ctx, progress)
-		held, err := a.zk.EnsureLock(ctx, zookeeper.NodeLockPath(id), in.Owner)
-		if err != nil {
-			return AcceptResult{}, fmt.Errorf("locking node %s: %w", id, err)
-		}
-		if !held {
-			return AcceptResult{}, lockLost("node " + id)
+		if err := a.lockNode(ctx, id, in.Owner); err != nil {
+			return AcceptResult{}, err
 		}
 		node.State = zookeeper.NodeBuilding
 		node.StateTime = a.unixNow()
@@ -444,16 +446,26 @@ func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 		}
 		a.logger.Info("created node", "request_id", in.RequestID, "node_id", id, "label", np.Label)
 	}
-	// A resumed call may have created nodes whose state write did not happen.
-	for _, id := range progress.NodeIDs {
-		if err := a.ensureBuilding(ctx, id, in.Owner); err != nil {
-			return AcceptResult{}, err
-		}
-	}
 	return AcceptResult{Accepted: true, NodeIDs: progress.NodeIDs}, nil
 }
 
 func (a *Activities) ensureBuilding(ctx context.Context, id, owner string) error {
+	if err := a.lockNode(ctx, id, owner); err != nil {
+		return err
+	}
+	return a.updateNode(ctx, id, func(n *zookeeper.Node) bool {
+		if n.State != zookeeper.NodeInit {
+			return false
+		}
+		n.State = zookeeper.NodeBuilding
+		n.StateTime = a.unixNow()
+		return true
+	})
+}
+
+// lockNode re-asserts owner's lock on a node: ErrTypeNodeGone when the node is gone,
+// ErrTypeLockLost when someone else holds it.
+func (a *Activities) lockNode(ctx context.Context, id, owner string) error {
 	held, err := a.zk.EnsureLock(ctx, zookeeper.NodeLockPath(id), owner)
 	if isNotFound(err) {
 		return nodeGone(id)
@@ -464,35 +476,43 @@ func (a *Activities) ensureBuilding(ctx context.Context, id, owner string) error
 	if !held {
 		return lockLost("node " + id)
 	}
-	n, err := a.zk.GetNode(ctx, id)
-	if isNotFound(err) {
-		return nodeGone(id)
-	}
-	if err != nil {
-		return fmt.Errorf("reading node %s: %w", id, err)
-	}
-	if n.State == zookeeper.NodeInit {
-		n.State = zookeeper.NodeBuilding
-		n.StateTime = a.unixNow()
-		if err := a.zk.UpdateNode(ctx, n); err != nil {
+	return nil
+}
+
+// updateNode reads a node, lets change modify it, and writes it with a version check,
+// starting over when someone else wrote in between. change returns false to write
+// nothing.
+func (a *Activities) updateNode(ctx context.Context, id string, change func(*zookeeper.Node) bool) error {
+	for {
+		n, err := a.zk.GetNode(ctx, id)
+		if isNotFound(err) {
+			return nodeGone(id)
+		}
+		if err != nil {
+			return fmt.Errorf("reading node %s: %w", id, err)
+		}
+		if !change(n) {
+			return nil
+		}
+		err = a.zk.UpdateNode(ctx, n)
+		if isBadVersion(err) {
+			continue
+		}
+		if isNotFound(err) {
+			return nodeGone(id)
+		}
+		if err != nil {
 			return fmt.Errorf("writing node %s: %w", id, err)
 		}
+		return nil
 	}
-	return nil
 }
 
 // CreateStep re-asserts the node lock, advances the node's create state machine by one
 // step, and stores the instance's external id on the node as soon as it is known.
 func (a *Activities) CreateStep(ctx context.Context, in CreateStepInput) (drivers.CreateState, error) {
-	held, err := a.zk.EnsureLock(ctx, zookeeper.NodeLockPath(in.NodeID), in.Owner)
-	if isNotFound(err) {
-		return in.State, nodeGone(in.NodeID)
-	}
-	if err != nil {
-		return in.State, fmt.Errorf("locking node %s: %w", in.NodeID, err)
-	}
-	if !held {
-		return in.State, lockLost("node " + in.NodeID)
+	if err := a.lockNode(ctx, in.NodeID, in.Owner); err != nil {
+		return in.State, err
 	}
 	d, err := a.driver(in.Provider)
 	if err != nil {
@@ -556,24 +576,10 @@ func (a *Activities) waitInStep(ctx context.Context, start time.Time, complete b
 }
 
 func (a *Activities) storeExternalID(ctx context.Context, nodeID, externalID string) error {
-	for {
-		n, err := a.zk.GetNode(ctx, nodeID)
-		if isNotFound(err) {
-			return nodeGone(nodeID)
-		}
-		if err != nil {
-			return fmt.Errorf("reading node %s: %w", nodeID, err)
-		}
+	return a.updateNode(ctx, nodeID, func(n *zookeeper.Node) bool {
 		n.ExternalID = externalIDJSON(externalID)
-		err = a.zk.UpdateNode(ctx, n)
-		if isBadVersion(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("writing node %s: %w", nodeID, err)
-		}
-		return nil
-	}
+		return true
+	})
 }
 
 // DeleteStep advances a delete state machine by one step.
@@ -603,37 +609,20 @@ func (a *Activities) DeleteStep(ctx context.Context, in DeleteStepInput) (driver
 // NodeReady stores the launched instance on the node and marks it ready. The node stays
 // locked until the request is fulfilled.
 func (a *Activities) NodeReady(ctx context.Context, in NodeReadyInput) error {
-	held, err := a.zk.EnsureLock(ctx, zookeeper.NodeLockPath(in.NodeID), in.Owner)
-	if isNotFound(err) {
-		return nodeGone(in.NodeID)
+	if err := a.lockNode(ctx, in.NodeID, in.Owner); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("locking node %s: %w", in.NodeID, err)
-	}
-	if !held {
-		return lockLost("node " + in.NodeID)
-	}
-	for {
-		n, err := a.zk.GetNode(ctx, in.NodeID)
-		if isNotFound(err) {
-			return nodeGone(in.NodeID)
-		}
-		if err != nil {
-			return fmt.Errorf("reading node %s: %w", in.NodeID, err)
-		}
+	err := a.updateNode(ctx, in.NodeID, func(n *zookeeper.Node) bool {
 		applyInstance(n, in.Instance, in.Need)
 		n.State = zookeeper.NodeReady
 		n.StateTime = a.unixNow()
-		err = a.zk.UpdateNode(ctx, n)
-		if isBadVersion(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("writing node %s: %w", in.NodeID, err)
-		}
-		a.logger.Info("node ready", "node_id", in.NodeID, "external_id", in.Instance.ExternalID)
-		return nil
+		return true
+	})
+	if err != nil {
+		return err
 	}
+	a.logger.Info("node ready", "node_id", in.NodeID, "external_id", in.Instance.ExternalID)
+	return nil
 }
 
 func applyInstance(n *zookeeper.Node, inst drivers.Instance, need drivers.Resources) {
