@@ -149,6 +149,7 @@ func (p *Poller) forgetNode(id string) {
 	defer p.mu.Unlock()
 	delete(p.unlockedSince, id)
 	delete(p.deleting, id)
+	delete(p.holders, zookeeper.NodeLockPath(id))
 }
 
 func (p *Poller) considerNode(ctx context.Context, id string) {
@@ -164,11 +165,12 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 	if !p.opts.Policy.Providers[n.Provider] {
 		return
 	}
-	locked, err := p.opts.ZK.IsLocked(ctx, zookeeper.NodeLockPath(id))
+	// One read tells whether the node is locked and by whom.
+	locked, owner, err := p.opts.ZK.LockHolder(ctx, zookeeper.NodeLockPath(id))
 	if err != nil {
 		return
 	}
-	if locked && p.releaseStaleLock(ctx, zookeeper.NodeLockPath(id)) {
+	if p.releaseIfStale(ctx, zookeeper.NodeLockPath(id), owner) {
 		locked = false
 	}
 	now := p.now()

@@ -41,11 +41,10 @@ type holding struct {
 	since time.Time
 }
 
-// releaseStaleLock releases the lock at path if its holder is a workflow of ours that
-// ended. It reports whether it did.
-func (p *Poller) releaseStaleLock(ctx context.Context, path string) bool {
-	locked, owner, err := p.opts.ZK.LockHolder(ctx, path)
-	if err != nil || !locked || !strings.HasPrefix(owner, p.opts.TaskQueue+"/") {
+// releaseIfStale releases the lock at path if its holder, owner ("" when unlocked), is a
+// workflow of ours that ended. It reports whether it did.
+func (p *Poller) releaseIfStale(ctx context.Context, path, owner string) bool {
+	if !strings.HasPrefix(owner, p.opts.TaskQueue+"/") {
 		p.mu.Lock()
 		delete(p.holders, path)
 		p.mu.Unlock()
@@ -78,7 +77,9 @@ func (p *Poller) recoverRequest(ctx context.Context, req *zookeeper.NodeRequest)
 	if req.State != zookeeper.StatePending {
 		return
 	}
-	if !p.releaseStaleLock(ctx, zookeeper.RequestLockPath(req.ID)) {
+	path := zookeeper.RequestLockPath(req.ID)
+	locked, owner, err := p.opts.ZK.LockHolder(ctx, path)
+	if err != nil || !locked || !p.releaseIfStale(ctx, path, owner) {
 		return
 	}
 	lock := p.opts.ZK.NewLock(zookeeper.RequestLockPath(req.ID), "")
