@@ -97,7 +97,6 @@ type requestRun struct {
 	status RequestStatus
 	gone   bool
 	hold   *HoldFailed
-	insts  []drivers.Instance
 	// cancels stop the launch coroutines when the request is deleted.
 	cancels []workflow.CancelFunc
 	logger  interface {
@@ -249,7 +248,6 @@ func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 	r.status.Phase = "launching"
 	r.upsert(ctx, SAProvider.ValueSet(r.plan.Provider), SAPool.ValueSet(r.plan.Pool),
 		SANodeID.ValueSet(acc.NodeIDs), SAState.ValueSet("launching"))
-	r.insts = make([]drivers.Instance, len(r.plan.Nodes))
 	ok := make([]bool, len(r.plan.Nodes))
 	wg := workflow.NewWaitGroup(ctx)
 	for i := range r.plan.Nodes {
@@ -435,7 +433,6 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 				NodeID: ns.NodeID, Owner: r.id, Instance: *st.Instance, Need: np.Need,
 			}).Get(dctx, nil)
 			if err == nil {
-				r.insts[i] = *st.Instance
 				ns.State = "ready"
 				return true
 			}
@@ -525,11 +522,7 @@ func (r *requestRun) deleteNodes(ctx workflow.Context, nodeIDs []string) {
 	var removed []string
 	for i, id := range nodeIDs {
 		ns := &r.status.Nodes[i]
-		ext := ns.ExternalID
-		if ext == "" && r.insts != nil && r.insts[i].ExternalID != "" {
-			ext = r.insts[i].ExternalID
-		}
-		if err := runDelete(dctx, r.plan.Provider, r.plan.ProviderTaskQueue, ext, id, poll, func(step string) { ns.Step = step }); err != nil {
+		if err := runDelete(dctx, r.plan.Provider, r.plan.ProviderTaskQueue, ns.ExternalID, id, poll, func(step string) { ns.Step = step }); err != nil {
 			r.logger.Warn("deleting instance", "node_id", id, "error", err)
 			_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseNode, activities.NodeRefInput{NodeID: id, Owner: r.id}).Get(dctx, nil)
 			continue
