@@ -307,16 +307,10 @@ func (a *Activities) DeclineRequest(ctx context.Context, in DeclineInput) (Decli
 		return DeclineResult{}, lockedRetry("request " + in.RequestID)
 	}
 	defer a.releaseQuietly(ctx, path, in.Owner)
-	for {
-		req, err := a.zk.GetRequest(ctx, in.RequestID)
-		if isNotFound(err) {
-			return DeclineResult{}, nil
-		}
-		if err != nil {
-			return DeclineResult{}, fmt.Errorf("reading request %s: %w", in.RequestID, err)
-		}
+	var state zookeeper.RequestState
+	written, _, err := a.updateRequest(ctx, in.RequestID, nil, func(req *zookeeper.NodeRequest) (bool, error) {
 		if req.State != zookeeper.StateRequested && req.State != zookeeper.StatePending {
-			return DeclineResult{}, nil
+			return false, nil
 		}
 		for _, id := range in.PoolIDs {
 			if !contains(req.DeclinedBy, id) {
@@ -325,34 +319,57 @@ func (a *Activities) DeclineRequest(ctx context.Context, in DeclineInput) (Decli
 		}
 		pools, err := a.zk.ListPools(ctx)
 		if err != nil {
-			return DeclineResult{}, fmt.Errorf("listing registered pools: %w", err)
+			return false, fmt.Errorf("listing registered pools: %w", err)
 		}
-		all := true
+		req.State = zookeeper.StateFailed
 		for _, p := range pools {
 			if !contains(req.DeclinedBy, p.ID) {
-				all = false
+				req.State = zookeeper.StateRequested
 				break
 			}
 		}
-		if all {
-			req.State = zookeeper.StateFailed
-		} else {
-			req.State = zookeeper.StateRequested
-		}
 		req.Nodes = []string{}
 		req.StateTime = a.unixNow()
+		state = req.State
+		return true, nil
+	})
+	if err != nil || !written {
+		return DeclineResult{}, err
+	}
+	a.logger.Info("declined node request", "request_id", in.RequestID, "state", state, "reason", in.Reason)
+	return DeclineResult{State: string(state)}, nil
+}
+
+// updateRequest applies change to a request and writes it with a version check,
+// re-reading and re-applying when someone else wrote in between. req, when not nil, is
+// the request as just read. change returns false to write nothing. written reports a
+// write, gone that the request no longer exists.
+func (a *Activities) updateRequest(ctx context.Context, id string, req *zookeeper.NodeRequest,
+	change func(*zookeeper.NodeRequest) (bool, error)) (written, gone bool, err error) {
+	for {
+		if req == nil {
+			req, err = a.zk.GetRequest(ctx, id)
+			if isNotFound(err) {
+				return false, true, nil
+			}
+			if err != nil {
+				return false, false, fmt.Errorf("reading request %s: %w", id, err)
+			}
+		}
+		if ok, err := change(req); err != nil || !ok {
+			return false, false, err
+		}
 		err = a.zk.UpdateRequest(ctx, req)
-		if isBadVersion(err) {
+		switch {
+		case isBadVersion(err):
+			req = nil
 			continue
+		case isNotFound(err):
+			return false, true, nil
+		case err != nil:
+			return false, false, fmt.Errorf("writing request %s: %w", id, err)
 		}
-		if isNotFound(err) {
-			return DeclineResult{}, nil
-		}
-		if err != nil {
-			return DeclineResult{}, fmt.Errorf("writing request %s: %w", in.RequestID, err)
-		}
-		a.logger.Info("declined node request", "request_id", in.RequestID, "state", req.State, "reason", in.Reason)
-		return DeclineResult{State: string(req.State)}, nil
+		return true, false, nil
 	}
 }
 
@@ -699,28 +716,17 @@ func (a *Activities) FulfillRequest(ctx context.Context, in FulfillInput) (Fulfi
 			return FulfillResult{}, fmt.Errorf("unlocking node %s: %w", id, err)
 		}
 	}
-	for {
+	_, gone, err := a.updateRequest(ctx, in.RequestID, req, func(req *zookeeper.NodeRequest) (bool, error) {
 		req.Nodes = append([]string{}, in.NodeIDs...)
 		req.State = zookeeper.StateFulfilled
 		req.StateTime = a.unixNow()
-		err = a.zk.UpdateRequest(ctx, req)
-		if isNotFound(err) {
-			return FulfillResult{Gone: true}, nil
-		}
-		if isBadVersion(err) {
-			req, err = a.zk.GetRequest(ctx, in.RequestID)
-			if isNotFound(err) {
-				return FulfillResult{Gone: true}, nil
-			}
-			if err != nil {
-				return FulfillResult{}, fmt.Errorf("reading request %s: %w", in.RequestID, err)
-			}
-			continue
-		}
-		if err != nil {
-			return FulfillResult{}, fmt.Errorf("writing request %s: %w", in.RequestID, err)
-		}
-		break
+		return true, nil
+	})
+	if gone {
+		return FulfillResult{Gone: true}, nil
+	}
+	if err != nil {
+		return FulfillResult{}, err
 	}
 	a.releaseQuietly(ctx, reqLock, in.Owner)
 	a.logger.Info("fulfilled node request", "request_id", in.RequestID, "nodes", strings.Join(in.NodeIDs, ","))
