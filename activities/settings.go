@@ -59,16 +59,6 @@ type PoolSettings struct {
 	NodeAttributes map[string]any
 }
 
-// PoolID returns the pool worker id of a pool, in Nodepool's format.
-func PoolID(launcher, provider, pool string) string {
-	return launcher + "-PoolWorker." + provider + "-" + pool
-}
-
-// ProviderTaskQueue returns the task queue for a provider's driver steps.
-func ProviderTaskQueue(taskQueue, provider string) string {
-	return taskQueue + "-provider-" + provider
-}
-
 // Provider returns the settings of the named provider.
 func (s *Settings) Provider(name string) (*ProviderSettings, bool) {
 	for i := range s.Providers {

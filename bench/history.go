@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-
-	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 )
 
 // HistorySummary counts what one workflow execution cost the Temporal server.
@@ -73,20 +73,20 @@ func workflowCosts(ctx context.Context, address, driver string, sample workflowS
 	}
 	defer c.Close()
 	if sample.RequestID != "" {
-		h, err := summarizeHistory(ctx, c, workflows.RequestWorkflowID(benchTaskQueue, sample.RequestID), sample.Submitted)
+		h, err := summarizeHistory(ctx, c, names.RequestWorkflowID(benchTaskQueue, sample.RequestID), sample.Submitted)
 		if err != nil {
 			out.Error = err.Error()
 		}
 		out.Request = h
 	}
 	if sample.NodeID != "" {
-		h, err := summarizeHistory(ctx, c, workflows.DeleteWorkflowID(benchTaskQueue, sample.NodeID), sample.Used)
+		h, err := summarizeHistory(ctx, c, names.DeleteWorkflowID(benchTaskQueue, sample.NodeID), sample.Used)
 		if err != nil {
 			out.Error = err.Error()
 		}
 		out.Delete = h
 	}
-	d, err := c.DescribeWorkflowExecution(ctx, workflows.LedgerWorkflowID(benchTaskQueue, providerName(driver), benchPool), "")
+	d, err := c.DescribeWorkflowExecution(ctx, names.LedgerWorkflowID(benchTaskQueue, providerName(driver), benchPool), "")
 	if err == nil {
 		out.LedgerEvents = d.GetWorkflowExecutionInfo().GetHistoryLength()
 	}

@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"github.com/stretchr/testify/require"
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -54,7 +55,7 @@ func TestRecordHistories(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(out, name), data, 0o644))
 	}
-	save("handle-request-fulfilled.json", workflows.RequestWorkflowID(c.taskQueue, id))
-	save("handle-request-declined.json", workflows.RequestWorkflowID(c.taskQueue, failed))
-	save("delete-node.json", workflows.DeleteWorkflowID(c.taskQueue, req.Nodes[0]))
+	save("handle-request-fulfilled.json", names.RequestWorkflowID(c.taskQueue, id))
+	save("handle-request-declined.json", names.RequestWorkflowID(c.taskQueue, failed))
+	save("delete-node.json", names.DeleteWorkflowID(c.taskQueue, req.Nodes[0]))
 }

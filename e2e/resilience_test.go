@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -140,7 +142,7 @@ func TestOperatorCancelAndHoldSignal(t *testing.T) {
 
 	t.Run("hold failed instances", func(t *testing.T) {
 		id := c.submit("100", "slow")
-		wid := workflows.RequestWorkflowID(c.taskQueue, id)
+		wid := names.RequestWorkflowID(c.taskQueue, id)
 		c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StatePending))
 		require.NoError(t, c.temporal.SignalWorkflow(ctx, wid, "", workflows.SignalHoldFailed,
 			workflows.HoldFailed{Comment: "keep for debugging", HoldExpiration: 3600}))
@@ -163,7 +165,7 @@ func TestOperatorCancelAndHoldSignal(t *testing.T) {
 	t.Run("cancel declines and cleans up", func(t *testing.T) {
 		before := len(c.nodeIDs())
 		id := c.submit("100", "slow")
-		wid := workflows.RequestWorkflowID(c.taskQueue, id)
+		wid := names.RequestWorkflowID(c.taskQueue, id)
 		c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StatePending))
 		require.NoError(t, c.temporal.CancelWorkflow(ctx, wid, ""))
 		req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFailed))
@@ -179,7 +181,7 @@ func TestOperatorCancelAndHoldSignal(t *testing.T) {
 
 	t.Run("status query names the step", func(t *testing.T) {
 		id := c.submit("100", "slow")
-		wid := workflows.RequestWorkflowID(c.taskQueue, id)
+		wid := names.RequestWorkflowID(c.taskQueue, id)
 		c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StatePending))
 		var st workflows.RequestStatus
 		deadline := time.Now().Add(30 * time.Second)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"github.com/go-zookeeper/zk"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -232,12 +234,12 @@ func (p *Poller) ownedByRunningLaunch(ctx context.Context, n *zookeeper.Node) bo
 	if !p.opts.Policy.PoolIDs[n.Launcher] || n.AllocatedTo == nil || *n.AllocatedTo == "" {
 		return false
 	}
-	return p.mayBeRunning(ctx, workflows.RequestWorkflowID(p.opts.TaskQueue, *n.AllocatedTo))
+	return p.mayBeRunning(ctx, names.RequestWorkflowID(p.opts.TaskQueue, *n.AllocatedTo))
 }
 
 func (p *Poller) startDelete(ctx context.Context, id string, unlockedFor time.Duration) error {
 	opts := client.StartWorkflowOptions{
-		ID:                       workflows.DeleteWorkflowID(p.opts.TaskQueue, id),
+		ID:                       names.DeleteWorkflowID(p.opts.TaskQueue, id),
 		TaskQueue:                p.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,

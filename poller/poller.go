@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -207,7 +209,7 @@ func (p *Poller) handleRequests(ctx context.Context, children []string, full boo
 	p.mu.Unlock()
 
 	for _, id := range removed {
-		wid := workflows.RequestWorkflowID(p.opts.TaskQueue, id)
+		wid := names.RequestWorkflowID(p.opts.TaskQueue, id)
 		err := p.opts.Temporal.SignalWorkflow(ctx, wid, "", workflows.SignalRequestDeleted, nil)
 		var nf *serviceerror.NotFound
 		if err != nil && !errors.As(err, &nf) {
@@ -276,7 +278,7 @@ func (p *Poller) allDeclined(req *zookeeper.NodeRequest) bool {
 
 func (p *Poller) startRequest(ctx context.Context, req *zookeeper.NodeRequest) error {
 	opts := client.StartWorkflowOptions{
-		ID:                       workflows.RequestWorkflowID(p.opts.TaskQueue, req.ID),
+		ID:                       names.RequestWorkflowID(p.opts.TaskQueue, req.ID),
 		TaskQueue:                p.opts.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -350,7 +352,7 @@ func (p *Poller) syncPaused(ctx context.Context) {
 			}
 			paused := false
 			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			v, err := p.opts.Temporal.QueryWorkflow(qctx, workflows.LedgerWorkflowID(p.opts.TaskQueue, pool.Provider, pool.Name), "", workflows.QueryStatus)
+			v, err := p.opts.Temporal.QueryWorkflow(qctx, names.LedgerWorkflowID(p.opts.TaskQueue, pool.Provider, pool.Name), "", workflows.QueryStatus)
 			cancel()
 			if err == nil {
 				var st workflows.LedgerStatus

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -118,7 +120,7 @@ func TestPollerStartsOneWorkflowPerRequestAndSignalsDeletion(t *testing.T) {
 	defer stop()
 
 	id := submit(t, zk, zookeeper.StateRequested)
-	wid := workflows.RequestWorkflowID("tq", id)
+	wid := names.RequestWorkflowID("tq", id)
 	eventually(t, func() bool { return ft.count(wid) == 1 }, "no workflow started")
 	// Rescans and watch events do not start it again while the request is unchanged.
 	time.Sleep(500 * time.Millisecond)
@@ -131,8 +133,8 @@ func TestPollerStartsOneWorkflowPerRequestAndSignalsDeletion(t *testing.T) {
 	declined := submit(t, zk, zookeeper.StateRequested, "np-PoolWorker.sim-main")
 	fulfilled := submit(t, zk, zookeeper.StateFulfilled)
 	time.Sleep(500 * time.Millisecond)
-	require.Zero(t, ft.count(workflows.RequestWorkflowID("tq", declined)))
-	require.Zero(t, ft.count(workflows.RequestWorkflowID("tq", fulfilled)))
+	require.Zero(t, ft.count(names.RequestWorkflowID("tq", declined)))
+	require.Zero(t, ft.count(names.RequestWorkflowID("tq", fulfilled)))
 
 	require.NoError(t, zk.DeleteRequest(context.Background(), id))
 	eventually(t, func() bool {
@@ -179,13 +181,13 @@ func TestPollerStartsDeletionsOnlyForDeletableNodes(t *testing.T) {
 	n.State = zookeeper.NodeInUse
 	require.NoError(t, zk.UpdateNode(ctx, n))
 
-	eventually(t, func() bool { return ft.count(workflows.DeleteWorkflowID("tq", used)) == 1 }, "used node not deleted")
+	eventually(t, func() bool { return ft.count(names.DeleteWorkflowID("tq", used)) == 1 }, "used node not deleted")
 	time.Sleep(500 * time.Millisecond)
-	require.Zero(t, ft.count(workflows.DeleteWorkflowID("tq", ready)), "ready nodes are kept")
-	require.Zero(t, ft.count(workflows.DeleteWorkflowID("tq", foreign)), "other launchers' nodes are theirs")
-	require.Zero(t, ft.count(workflows.DeleteWorkflowID("tq", inUse)), "a locked in-use node belongs to Zuul")
+	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", ready)), "ready nodes are kept")
+	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", foreign)), "other launchers' nodes are theirs")
+	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", inUse)), "a locked in-use node belongs to Zuul")
 
 	// Zuul's executor died: its lock vanished.
 	require.NoError(t, lock.Release(ctx))
-	eventually(t, func() bool { return ft.count(workflows.DeleteWorkflowID("tq", inUse)) == 1 }, "unlocked in-use node not deleted")
+	eventually(t, func() bool { return ft.count(names.DeleteWorkflowID("tq", inUse)) == 1 }, "unlocked in-use node not deleted")
 }

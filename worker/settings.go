@@ -4,6 +4,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
@@ -47,7 +49,7 @@ func Settings(cfg *config.Config) activities.Settings {
 		p := &cfg.Providers[i]
 		ps := activities.ProviderSettings{
 			Name:          p.Name,
-			TaskQueue:     activities.ProviderTaskQueue(tq, p.Name),
+			TaskQueue:     names.ProviderTaskQueue(tq, p.Name),
 			LaunchTimeout: p.LaunchTimeout.Duration(),
 			LaunchRetries: p.LaunchRetries,
 			Idle:          p.MaxConcurrency == 0,
@@ -64,7 +66,7 @@ func Settings(cfg *config.Config) activities.Settings {
 			}
 			ps.Pools = append(ps.Pools, activities.PoolSettings{
 				Name:           pool.Name,
-				ID:             activities.PoolID(s.LauncherName, p.Name, pool.Name),
+				ID:             names.PoolID(s.LauncherName, p.Name, pool.Name),
 				Labels:         pool.LabelNames(),
 				Priority:       pool.Priority(p),
 				MaxServers:     maxServers,

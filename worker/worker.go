@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"go.temporal.io/sdk/client"
 	tworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -170,7 +172,7 @@ func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, act
 		if rate := p.RateOr(0); rate > 0 {
 			opts.TaskQueueActivitiesPerSecond = rate
 		}
-		w := tworker.New(tc, activities.ProviderTaskQueue(s.TaskQueue, p.Name), opts)
+		w := tworker.New(tc, names.ProviderTaskQueue(s.TaskQueue, p.Name), opts)
 		w.RegisterActivity(acts)
 		out = append(out, w)
 	}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
@@ -73,7 +74,7 @@ func DeleteNode(ctx workflow.Context, in DeleteInput) (DeleteResult, error) {
 	if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.RemoveNode, activities.NodeRefInput{NodeID: in.NodeID, Owner: id}).Get(ctx, nil); err != nil {
 		return DeleteResult{}, err
 	}
-	ledger := LedgerWorkflowID(in.TaskQueue, start.Provider, start.Pool)
+	ledger := names.LedgerWorkflowID(in.TaskQueue, start.Provider, start.Pool)
 	if err := workflow.SignalExternalWorkflow(ctx, ledger, "", SignalRelease, LedgerRelease{NodeIDs: []string{in.NodeID}}).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Info("no ledger to release capacity to", "ledger", ledger)
 	}

@@ -4,9 +4,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// DefaultTaskQueue is the main task queue when the configuration names none.
-const DefaultTaskQueue = "nodepool"
-
 // Signal and query names.
 const (
 	// SignalRequestDeleted tells a request workflow that Zuul deleted its request.
@@ -30,21 +27,6 @@ const (
 	DeleteWorkflowType  = "DeleteNode"
 	LedgerWorkflowType  = "PoolLedger"
 )
-
-// RequestWorkflowID returns the id of the workflow handling a node request.
-func RequestWorkflowID(taskQueue, requestID string) string {
-	return taskQueue + "/request/" + requestID
-}
-
-// DeleteWorkflowID returns the id of the workflow deleting a node.
-func DeleteWorkflowID(taskQueue, nodeID string) string {
-	return taskQueue + "/delete/" + nodeID
-}
-
-// LedgerWorkflowID returns the id of a pool's ledger workflow.
-func LedgerWorkflowID(taskQueue, provider, pool string) string {
-	return taskQueue + "/ledger/" + provider + "/" + pool
-}
 
 // Search attributes the workflows set when the server has them registered.
 var (

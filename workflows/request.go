@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -344,7 +346,7 @@ func (r *requestRun) acquire(ctx, lctx workflow.Context) (bool, string) {
 // not running.
 func (r *requestRun) signalLedger(ctx workflow.Context, name string, payload any) {
 	ctx = disconnected(ctx)
-	id := LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
+	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
 	if err := workflow.SignalExternalWorkflow(ctx, id, "", name, payload).Get(ctx, nil); err == nil {
 		return
 	}
@@ -367,7 +369,7 @@ func (r *requestRun) releaseCapacity(ctx workflow.Context, nodeIDs []string) {
 		return
 	}
 	ctx = disconnected(ctx)
-	id := LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
+	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
 	rel := LedgerRelease{Holder: r.id, NodeIDs: nodeIDs}
 	if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalRelease, rel).Get(ctx, nil); err != nil {
 		r.logger.Warn("releasing capacity", "error", err)

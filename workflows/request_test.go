@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -110,7 +112,7 @@ func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
 	env.OnActivity(a.CreateStep, mock.Anything, mock.Anything).Return(h.cloud.create)
 	env.OnActivity(a.DeleteStep, mock.Anything, mock.Anything).Return(h.cloud.delete)
 	env.OnActivity(a.NodeReady, mock.Anything, mock.Anything).Return(nil)
-	env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", mock.Anything, mock.Anything).Return(nil)
+	env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", mock.Anything, mock.Anything).Return(nil)
 	// The ledger grants after a second of workflow time.
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(SignalCapacity, Grant{Granted: true})
@@ -168,7 +170,7 @@ func TestHandleRequestRetriesThenDeclines(t *testing.T) {
 	removed := map[string]bool{}
 	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.NodeRefInput) error { removed[in.NodeID] = true; return nil })
-	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
 	h.run()
 	require.True(t, h.env.IsWorkflowCompleted())
 	require.NoError(t, h.env.GetWorkflowError())
@@ -193,7 +195,7 @@ func TestHandleRequestDeletedMidLaunch(t *testing.T) {
 			return nil
 		})
 	h.env.OnActivity(a.ReleaseRequest, mock.Anything, mock.Anything).Return(nil)
-	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
 	h.run()
 	require.True(t, h.env.IsWorkflowCompleted())
 	require.NoError(t, h.env.GetWorkflowError())
@@ -215,7 +217,7 @@ func TestHandleRequestCancelDeclines(t *testing.T) {
 			declined = true
 			return activities.DeclineResult{State: "failed"}, nil
 		})
-	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
 	h.run()
 	require.True(t, h.env.IsWorkflowCompleted())
 	var canceled *temporal.CanceledError
@@ -238,7 +240,7 @@ func TestHandleRequestHoldsFailedInstances(t *testing.T) {
 		})
 	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(nil)
 	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(activities.DeclineResult{State: "failed"}, nil)
-	h.env.OnSignalExternalWorkflow(mock.Anything, LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
 	h.run()
 	require.True(t, h.env.IsWorkflowCompleted())
 	require.NoError(t, h.env.GetWorkflowError())
