@@ -3,16 +3,23 @@ package activities
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -58,12 +65,30 @@ func newFixture(t *testing.T) *fixture {
 			},
 		}},
 	}
-	acts := New(zk, map[string]drivers.Driver{"sim": drv}, settings, nil, nil)
+	acts := New(zk, map[string]drivers.Driver{"sim": drv}, settings, runningChains{}, nil)
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(quietLogger{})
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
 	return &fixture{zk: zk, acts: acts, env: env}
+}
+
+// runningChains answers DescribeWorkflowExecution as a server would: the workflow
+// whose id is a key runs in the chain given as its value; every other is unknown.
+type runningChains map[string]string
+
+func (runningChains) SignalWithStartWorkflow(context.Context, string, string, any, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
+	return nil, errors.New("no ledgers in activity tests")
+}
+
+func (r runningChains) DescribeWorkflowExecution(_ context.Context, id, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	chain, ok := r[id]
+	if !ok {
+		return nil, serviceerror.NewNotFound("workflow not found")
+	}
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
+		Status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, FirstRunId: chain,
+	}}, nil
 }
 
 func (f *fixture) submit(t *testing.T, labels ...string) string {
@@ -182,23 +207,184 @@ func TestLaunchThroughActivities(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestAcceptResumesFromHeartbeat(t *testing.T) {
-	f := newFixture(t)
-	id := f.submit(t, "small", "small")
-	plan := f.plan(t, id)
-	// A first attempt created one node, heartbeated, and died.
-	nid, err := f.zk.CreateNode(context.Background(), &zookeeper.Node{State: zookeeper.NodeInit, Provider: "sim", Pool: "main"})
-	require.NoError(t, err)
-	f.env.SetHeartbeatDetails(acceptProgress{NodeIDs: []string{nid}})
+func (f *fixture) accept(t *testing.T, id, owner string, plan Plan) AcceptResult {
+	t.Helper()
 	v, err := f.env.ExecuteActivity(f.acts.AcceptRequest, AcceptInput{RequestID: id, Owner: owner, Plan: plan})
 	require.NoError(t, err)
 	var acc AcceptResult
 	require.NoError(t, v.Get(&acc))
-	require.Len(t, acc.NodeIDs, 2)
-	require.Equal(t, nid, acc.NodeIDs[0], "the node of the first attempt is reused, not duplicated")
+	return acc
+}
+
+func (f *fixture) nodeCount(t *testing.T) int {
 	ids, err := f.zk.ListNodes(context.Background())
 	require.NoError(t, err)
-	require.Len(t, ids, 2)
+	return len(ids)
+}
+
+func TestAcceptIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// between runs between the first and the repeated acceptance.
+		between func(t *testing.T, f *fixture, first []string)
+		reused  []bool // which node ids of the first acceptance come back
+	}{
+		{"retry after a crash", func(*testing.T, *fixture, []string) {}, []bool{true, true, true}},
+		{"a recorded node vanished", func(t *testing.T, f *fixture, first []string) {
+			require.NoError(t, f.zk.DeleteNode(ctx, first[1]))
+		}, []bool{true, false, true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.submit(t, "small", "large", "small")
+			plan := f.plan(t, id)
+			first := f.accept(t, id, owner, plan)
+			require.True(t, first.Accepted)
+			require.Len(t, first.NodeIDs, 3)
+			req, err := f.zk.GetRequest(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, first.NodeIDs, req.Nodes, "node ids are recorded in the request as they are created")
+
+			tc.between(t, f, first.NodeIDs)
+			again := f.accept(t, id, owner, plan)
+			require.True(t, again.Accepted)
+			require.Len(t, again.NodeIDs, 3)
+			for i, same := range tc.reused {
+				require.Equal(t, same, again.NodeIDs[i] == first.NodeIDs[i], "node %d", i)
+			}
+			require.Equal(t, 3, f.nodeCount(t), "a repeated acceptance creates no extra node")
+			for i, nid := range again.NodeIDs {
+				n, err := f.zk.GetNode(ctx, nid)
+				require.NoError(t, err)
+				require.Equal(t, zookeeper.NodeBuilding, n.State)
+				require.Equal(t, zookeeper.Labels{plan.Nodes[i].Label}, n.Type)
+				_, holder, err := f.zk.LockHolder(ctx, zookeeper.NodeLockPath(nid))
+				require.NoError(t, err)
+				require.Equal(t, owner, holder)
+			}
+		})
+	}
+}
+
+func TestAcceptManyNodesInBatches(t *testing.T) {
+	f := newFixture(t)
+	f.acts.settings.Providers[0].Pools[0].Limits = nil
+	labels := make([]string, 2*acceptBatch+7)
+	for i := range labels {
+		labels[i] = "small"
+	}
+	id := f.submit(t, labels...)
+	plan := f.plan(t, id)
+	require.Equal(t, DecisionLaunch, plan.Decision, plan.Reason)
+	require.Equal(t, []string{"small"}, plan.Request.Labels, "a request's labels are carried once each")
+	acc := f.accept(t, id, owner, plan)
+	require.Len(t, acc.NodeIDs, len(labels))
+	req, err := f.zk.GetRequest(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, acc.NodeIDs, req.Nodes)
+	require.Equal(t, len(labels), f.nodeCount(t))
+}
+
+// A run chain that an operator terminated left its request pending, locked, with
+// nodes; the new chain of the same workflow recovers it.
+func TestPlanRecoversRequestOfEndedRun(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const wf = "tq/request/x"
+	oldOwner, newOwner := names.LockOwner(wf, "chain-old"), names.LockOwner(wf, "chain-new")
+	f.acts.temporal = runningChains{wf: "chain-new"}
+	id := f.submit(t, "small", "small")
+	plan := f.plan(t, id)
+	acc := f.accept(t, id, oldOwner, plan)
+	require.NoError(t, f.acts.storeExternalID(ctx, acc.NodeIDs[0], "sim-42"))
+
+	v, err := f.env.ExecuteActivity(f.acts.PlanRequest, PlanInput{RequestID: id, Owner: newOwner})
+	require.NoError(t, err)
+	var p Plan
+	require.NoError(t, v.Get(&p))
+	require.Equal(t, DecisionLaunch, p.Decision, p.Reason)
+
+	req, err := f.zk.GetRequest(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.StateRequested, req.State)
+	require.Empty(t, req.Nodes)
+	locked, err := f.zk.IsLocked(ctx, zookeeper.RequestLockPath(id))
+	require.NoError(t, err)
+	require.False(t, locked, "the ended run's request lock is released")
+	for _, nid := range acc.NodeIDs {
+		n, err := f.zk.GetNode(ctx, nid)
+		require.NoError(t, err)
+		require.Equal(t, zookeeper.NodeFailed, n.State, "the ended run's nodes go to the deletion workflow")
+		locked, err := f.zk.IsLocked(ctx, zookeeper.NodeLockPath(nid))
+		require.NoError(t, err)
+		require.False(t, locked)
+	}
+	n, err := f.zk.GetNode(ctx, acc.NodeIDs[0])
+	require.NoError(t, err)
+	require.Equal(t, "sim-42", n.ExternalIDString(), "the instance stays recorded for its deletion")
+
+	// The new chain accepts it again; a step of the old chain still in flight is
+	// refused.
+	again := f.accept(t, id, newOwner, p)
+	require.True(t, again.Accepted)
+	err = f.acts.lockNode(ctx, again.NodeIDs[0], oldOwner)
+	require.Equal(t, ErrTypeLockLost, errorTypeOf(err))
+}
+
+func TestPlanResumesItsOwnPendingRequest(t *testing.T) {
+	f := newFixture(t)
+	own := names.LockOwner("tq/request/y", "chain")
+	id := f.submit(t, "small")
+	plan := f.plan(t, id)
+	acc := f.accept(t, id, own, plan)
+	require.True(t, acc.Accepted)
+	v, err := f.env.ExecuteActivity(f.acts.PlanRequest, PlanInput{RequestID: id, Owner: own})
+	require.NoError(t, err)
+	var p Plan
+	require.NoError(t, v.Get(&p))
+	require.Equal(t, DecisionLaunch, p.Decision, "a run reset to before its acceptance resumes")
+	require.Equal(t, acc.NodeIDs, f.accept(t, id, own, p).NodeIDs)
+	// Someone else's pending request is skipped.
+	require.Equal(t, DecisionSkip, f.plan(t, id).Decision)
+}
+
+func TestFulfillRequiresPending(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	id := f.submit(t, "small")
+	acc := f.accept(t, id, owner, f.plan(t, id))
+	// A clean-up took the request for lost and handed it back.
+	_, _, err := f.acts.updateRequest(ctx, id, nil, func(r *zookeeper.NodeRequest) (bool, error) {
+		r.State = zookeeper.StateRequested
+		return true, nil
+	})
+	require.NoError(t, err)
+	v, err := f.env.ExecuteActivity(f.acts.FulfillRequest, FulfillInput{RequestID: id, Owner: owner, NodeIDs: acc.NodeIDs})
+	require.NoError(t, err)
+	var res FulfillResult
+	require.NoError(t, v.Get(&res))
+	require.True(t, res.Gone, "a request that is no longer pending is not fulfilled")
+	req, err := f.zk.GetRequest(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.StateRequested, req.State)
+}
+
+func TestResourcesFromZooKeeperAreClamped(t *testing.T) {
+	tests := []struct {
+		in   map[string]float64
+		want drivers.Resources
+	}{
+		{map[string]float64{"cores": 4, "instances": 1}, drivers.Resources{"cores": 4, "instances": 1}},
+		{map[string]float64{"cores": 1e19}, drivers.Resources{}},
+		{map[string]float64{"ram": -5, "cores": 2}, drivers.Resources{"cores": 2}},
+		{map[string]float64{"ram": math.NaN()}, drivers.Resources{}},
+		{map[string]float64{"ram": math.Inf(1)}, drivers.Resources{}},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, fromFloat(tc.in), "%v", tc.in)
+	}
 }
 
 func TestDeclineRequest(t *testing.T) {
@@ -304,4 +490,12 @@ func TestPlanSkipsIdleProviders(t *testing.T) {
 	f.acts.settings.Providers[0].Idle = true
 	p := f.plan(t, f.submit(t, "small"))
 	require.Equal(t, DecisionSkip, p.Decision, "a provider with max-concurrency 0 neither takes nor declines")
+}
+
+func errorTypeOf(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
 }

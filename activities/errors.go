@@ -3,6 +3,7 @@ package activities
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -71,3 +72,19 @@ func invalidConfig(format string, args ...any) error {
 func isNotFound(err error) bool { return errors.Is(err, zookeeper.ErrNotFound) }
 
 func isBadVersion(err error) bool { return errors.Is(err, zookeeper.ErrBadVersion) }
+
+// retryAfterOf returns how long the cloud asked to wait before trying again, when the
+// driver's error says.
+func retryAfterOf(err error) time.Duration {
+	var hint interface{ RetryAfterHint() time.Duration }
+	if errors.As(err, &hint) {
+		return hint.RetryAfterHint()
+	}
+	return 0
+}
+
+// isNodeGone reports whether err is the error of a node that no longer exists.
+func isNodeGone(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == ErrTypeNodeGone
+}

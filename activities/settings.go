@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -38,6 +39,8 @@ type ProviderSettings struct {
 	Name          string
 	TaskQueue     string
 	LaunchTimeout time.Duration
+	// BootTimeout bounds the time from an instance's creation to ready.
+	BootTimeout   time.Duration
 	LaunchRetries int
 	// Idle is true for a provider with max-concurrency 0: as in Nodepool, its pools
 	// neither take nor decline requests.
@@ -95,11 +98,4 @@ func (s *Settings) PoolIDs() []string {
 	return ids
 }
 
-func (p *PoolSettings) offers(label string) bool {
-	for _, l := range p.Labels {
-		if l == label {
-			return true
-		}
-	}
-	return false
-}
+func (p *PoolSettings) offers(label string) bool { return slices.Contains(p.Labels, label) }

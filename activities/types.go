@@ -42,6 +42,10 @@ const (
 // PlanInput asks for a plan for one request.
 type PlanInput struct {
 	RequestID string `json:"request_id"`
+	// Owner is the planning workflow's lock owner: a pending request locked by an
+	// earlier run chain of the same workflow is recovered, one locked by this chain is
+	// resumed.
+	Owner string `json:"owner,omitempty"`
 }
 
 // NodePlan is the plan for one requested node.
@@ -62,6 +66,7 @@ type Plan struct {
 	PoolID            string              `json:"pool_id,omitempty"`
 	ProviderTaskQueue string              `json:"provider_task_queue,omitempty"`
 	LaunchTimeoutSec  float64             `json:"launch_timeout_sec,omitempty"`
+	BootTimeoutSec    float64             `json:"boot_timeout_sec,omitempty"`
 	LaunchRetries     int                 `json:"launch_retries,omitempty"`
 	PollIntervalSec   float64             `json:"poll_interval_sec,omitempty"`
 	Limits            drivers.Resources   `json:"limits,omitempty"`
@@ -173,6 +178,8 @@ type HoldInstanceInput struct {
 	HoldExpiration int    `json:"hold_expiration"`
 	TenantName     string `json:"tenant_name,omitempty"`
 	Requestor      string `json:"requestor,omitempty"`
+	// State is InstanceHeld (the default) or InstanceFailed.
+	State string `json:"state,omitempty"`
 }
 
 // HoldInstanceResult names the held node.
@@ -201,23 +208,116 @@ type StartDeleteResult struct {
 	State      string `json:"state,omitempty"`
 }
 
-// PoolUsageInput asks for the nodes of a pool.
+// PoolUsageInput asks for the nodes of a pool, and whether the workflows holding
+// capacity grants still run.
 type PoolUsageInput struct {
-	Provider string `json:"provider"`
-	Pool     string `json:"pool"`
+	Provider string      `json:"provider"`
+	Pool     string      `json:"pool"`
+	Holders  []HolderRef `json:"holders,omitempty"`
+}
+
+// HolderRef names a request workflow that holds a capacity grant.
+type HolderRef struct {
+	RequestID  string `json:"request_id"`
+	WorkflowID string `json:"workflow_id"`
+	// Chain is a prefix of the holder's run chain id ("" = any chain).
+	Chain string `json:"chain,omitempty"`
 }
 
 // PoolUsageResult maps the pool's node ids to the resources they use.
 type PoolUsageResult struct {
 	Nodes map[string]drivers.Resources `json:"nodes"`
+	// Ended lists the request ids of holders whose workflow (of that chain) no longer
+	// runs.
+	Ended []string `json:"ended,omitempty"`
+}
+
+// LedgerAcquire asks a pool ledger for a request's whole capacity. A repeated acquire
+// of a waiting request updates its order (Zuul revises relative_priority while
+// requests wait).
+type LedgerAcquire struct {
+	// Holder is the requesting workflow's id; the grant is signalled to it.
+	Holder string `json:"holder"`
+	// Chain is the holder's run chain id; an acquire from a new chain of the same
+	// workflow (the old one was terminated) voids the old chain's grant.
+	Chain     string            `json:"chain,omitempty"`
+	RequestID string            `json:"request_id"`
+	Order     OrderKey          `json:"order"`
+	Need      drivers.Resources `json:"need"`
+	// Limits are the pool's limits as the requester's plan saw them; the newest win.
+	Limits drivers.Resources `json:"limits"`
+}
+
+// LedgerBind attaches the nodes created under a grant, with what each uses.
+type LedgerBind struct {
+	Holder    string                       `json:"holder"`
+	RequestID string                       `json:"request_id,omitempty"`
+	Nodes     map[string]drivers.Resources `json:"nodes"`
+}
+
+// LedgerRelease frees capacity: the listed nodes, or the holder's whole unbound grant
+// when NodeIDs is empty.
+type LedgerRelease struct {
+	Holder    string   `json:"holder,omitempty"`
+	RequestID string   `json:"request_id,omitempty"`
+	NodeIDs   []string `json:"node_ids,omitempty"`
+}
+
+// LedgerStart is what a ledger is started with (the fields of its workflow input that
+// a requester knows).
+type LedgerStart struct {
+	Provider  string `json:"provider"`
+	Pool      string `json:"pool"`
+	TaskQueue string `json:"task_queue"`
+}
+
+// LedgerSignal is one ledger signal's payload; exactly one field is set.
+type LedgerSignal struct {
+	Acquire *LedgerAcquire `json:"acquire,omitempty"`
+	Bind    *LedgerBind    `json:"bind,omitempty"`
+	Release *LedgerRelease `json:"release,omitempty"`
+}
+
+// arg returns the payload to send.
+func (s LedgerSignal) arg() any {
+	switch {
+	case s.Acquire != nil:
+		return *s.Acquire
+	case s.Bind != nil:
+		return *s.Bind
+	case s.Release != nil:
+		return *s.Release
+	}
+	return nil
 }
 
 // SignalLedgerInput delivers a signal to a pool ledger, starting the ledger if needed.
 type SignalLedgerInput struct {
-	WorkflowID   string `json:"workflow_id"`
-	WorkflowType string `json:"workflow_type"`
-	// StartInput is the ledger's input if it must be started.
-	StartInput any    `json:"start_input"`
-	Signal     string `json:"signal"`
-	Payload    any    `json:"payload"`
+	WorkflowID   string       `json:"workflow_id"`
+	WorkflowType string       `json:"workflow_type"`
+	StartInput   LedgerStart  `json:"start_input"`
+	Signal       string       `json:"signal"`
+	Payload      LedgerSignal `json:"payload"`
 }
+
+// StepFailure is attached to a failed state-machine step's error: what the step had
+// reached, so that the workflow can clean up an instance the cloud already assigned,
+// and how long the cloud asked to wait before trying again.
+type StepFailure struct {
+	ExternalID    string  `json:"external_id,omitempty"`
+	Step          string  `json:"step,omitempty"`
+	RetryAfterSec float64 `json:"retry_after_sec,omitempty"`
+}
+
+// NodeInstanceResult is the instance recorded on a node.
+type NodeInstanceResult struct {
+	ExternalID string `json:"external_id,omitempty"`
+}
+
+// States of a node record made for an instance outside its launch (HoldInstance).
+const (
+	// InstanceHeld keeps the instance for inspection until its hold expires.
+	InstanceHeld = "hold"
+	// InstanceFailed has the instance deleted by the deletion workflow.
+	InstanceFailed = "failed"
+)

@@ -3,6 +3,7 @@ package activities
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
@@ -25,27 +26,6 @@ func optStr(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // externalIDJSON encodes a driver's external id for the node record: a JSON object text
@@ -73,9 +53,18 @@ func toFloat(r drivers.Resources) map[string]float64 {
 	return out
 }
 
+// maxResource bounds a resource count read from ZooKeeper: anything larger, negative
+// or not a number is not a real count, and would overflow or disable limits.
+const maxResource = 1 << 40
+
+// fromFloat converts a node's resources as ZooKeeper stores them, ignoring values that
+// cannot be real counts.
 func fromFloat(m map[string]float64) drivers.Resources {
 	out := drivers.Resources{}
 	for k, v := range m {
+		if math.IsNaN(v) || v < 0 || v > maxResource {
+			continue
+		}
 		out[k] = int64(v)
 	}
 	return out

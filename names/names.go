@@ -4,6 +4,8 @@
 // declined_by), so they are built in exactly one place. The package is a leaf.
 package names
 
+import "strings"
+
 // DefaultTaskQueue is the main task queue when the configuration names none.
 const DefaultTaskQueue = "nodepool"
 
@@ -35,4 +37,28 @@ func ProviderTaskQueue(taskQueue, provider string) string {
 // PoolID returns the pool worker id of a pool, in Nodepool's format.
 func PoolID(launcher, provider, pool string) string {
 	return launcher + "-PoolWorker." + provider + "-" + pool
+}
+
+// ownerSep separates a workflow id from its run chain in a lock owner.
+const ownerSep = "@"
+
+// LockOwner is the identity a workflow writes into the ZooKeeper lock contenders it
+// owns: its workflow id and the id of the first run of its run chain (which survives
+// continue-as-new). A new chain of the same workflow id (after an operator terminated
+// the old one) is a different owner, so it can tell its predecessor's locks from its
+// own and take them over.
+func LockOwner(workflowID, chainID string) string {
+	if chainID == "" {
+		return workflowID
+	}
+	return workflowID + ownerSep + chainID
+}
+
+// ParseLockOwner splits a lock owner into workflow id and chain id. An owner written
+// without a chain id yields an empty chain.
+func ParseLockOwner(owner string) (workflowID, chainID string) {
+	if i := strings.LastIndex(owner, ownerSep); i >= 0 {
+		return owner[:i], owner[i+len(ownerSep):]
+	}
+	return owner, ""
 }

@@ -1,7 +1,10 @@
 package workflows
 
 import (
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -9,14 +12,19 @@ import (
 
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 )
 
 // Ledger tuning.
 const (
-	// DefaultReconcileInterval is how often a ledger compares its holds with ZooKeeper.
+	// DefaultReconcileInterval is how often a ledger compares its holds with ZooKeeper
+	// and with the workflows that hold them.
 	DefaultReconcileInterval = 30 * time.Second
 	// ledgerHistoryLimit triggers continue-as-new well below Temporal's limits.
 	ledgerHistoryLimit = 5000
+	// chainTagLen is how much of a run chain id a hold keeps: enough to tell two chains
+	// of one workflow id apart, short enough that 10,000 waiting requests stay small.
+	chainTagLen = 8
 )
 
 // LedgerInput starts (or continues) a pool ledger.
@@ -32,59 +40,55 @@ type LedgerInput struct {
 	State *LedgerState `json:"state,omitempty"`
 }
 
-// LedgerAcquire asks for a request's whole capacity.
-type LedgerAcquire struct {
-	// Holder is the requesting workflow's id; the grant is signalled to it.
-	Holder    string              `json:"holder"`
-	RequestID string              `json:"request_id"`
-	Order     activities.OrderKey `json:"order"`
-	Need      drivers.Resources   `json:"need"`
-	// Limits are the pool's limits as the requester's plan saw them; the newest win.
-	Limits drivers.Resources `json:"limits"`
-}
-
-// LedgerBind attaches the nodes created under a grant, with what each uses.
-type LedgerBind struct {
-	Holder string                       `json:"holder"`
-	Nodes  map[string]drivers.Resources `json:"nodes"`
-}
-
-// LedgerRelease frees capacity: the listed nodes, or the holder's whole grant when
-// NodeIDs is empty.
-type LedgerRelease struct {
-	Holder  string   `json:"holder,omitempty"`
-	NodeIDs []string `json:"node_ids,omitempty"`
-}
+// The ledger's signal payloads are defined beside the activity that delivers them
+// when a ledger must be started (activities.SignalLedger).
+type (
+	LedgerAcquire = activities.LedgerAcquire
+	LedgerBind    = activities.LedgerBind
+	LedgerRelease = activities.LedgerRelease
+)
 
 // Grant is a ledger's answer to an acquire.
 type Grant struct {
 	Granted bool   `json:"granted"`
 	Reason  string `json:"reason,omitempty"`
+	// Chain is the run chain the answer is for; a run of another chain ignores it.
+	Chain string `json:"chain,omitempty"`
 }
 
-// LedgerState is a ledger's whole state.
+// LedgerState is a ledger's whole state. It is carried across continue-as-new, so it
+// is kept compact: a waiting request costs a few dozen bytes.
 type LedgerState struct {
 	Limits drivers.Resources `json:"limits"`
-	Holds  map[string]*Hold  `json:"holds"`
-	// External are nodes of the pool that no hold knows.
-	External map[string]drivers.Resources `json:"external"`
+	// Needs interns resource vectors: holds and nodes refer to them by index (most
+	// requests of a pool need the same).
+	Needs []drivers.Resources `json:"needs,omitempty"`
+	// Holds are the requests waiting for or holding capacity, by request id.
+	Holds map[string]*Hold `json:"holds"`
+	// External are nodes of the pool that no hold knows (need index by node id).
+	External map[string]int `json:"external"`
 	// Epoch counts reconciliations; BindEpoch records when each node was bound, so a
 	// reconciliation never drops a node bound after its listing began.
 	Epoch     int            `json:"epoch"`
 	BindEpoch map[string]int `json:"bind_epoch"`
 }
 
-// Hold is one request's claim on the pool.
+// Hold is one request's claim on the pool. The holder's workflow id and the request's
+// order derive from the request id.
 type Hold struct {
-	Holder    string                       `json:"holder"`
-	RequestID string                       `json:"request_id"`
-	Order     activities.OrderKey          `json:"order"`
-	Need      drivers.Resources            `json:"need"`
-	Granted   bool                         `json:"granted"`
-	Bound     bool                         `json:"bound"`
-	Nodes     map[string]drivers.Resources `json:"nodes,omitempty"`
+	// Chain is the first characters of the holder's run chain id.
+	Chain   string `json:"c,omitempty"`
+	RelPrio int    `json:"rp,omitempty"`
+	// Need indexes LedgerState.Needs.
+	Need    int  `json:"n"`
+	Granted bool `json:"g,omitempty"`
+	// GrantEpoch is the reconciliation epoch of the grant.
+	GrantEpoch int  `json:"ge,omitempty"`
+	Bound      bool `json:"b,omitempty"`
+	// Nodes maps bound node ids to need indexes.
+	Nodes map[string]int `json:"nodes,omitempty"`
 	// Resend asks for the grant to be signalled again.
-	Resend bool `json:"resend,omitempty"`
+	Resend bool `json:"rs,omitempty"`
 }
 
 // LedgerStatus is the ledger's query result.
@@ -93,12 +97,28 @@ type LedgerStatus struct {
 	Pool     string            `json:"pool"`
 	Limits   drivers.Resources `json:"limits"`
 	Used     drivers.Resources `json:"used"`
-	// Waiting lists the request ids waiting for capacity, in grant order.
-	Waiting []string `json:"waiting"`
-	Granted int      `json:"granted"`
-	Nodes   int      `json:"nodes"`
+	// Waiting lists the request ids waiting for capacity, in grant order (the first
+	// hundred).
+	Waiting      []string `json:"waiting"`
+	WaitingCount int      `json:"waiting_count"`
+	Granted      int      `json:"granted"`
+	Nodes        int      `json:"nodes"`
 	// Paused is true while a request waits: the pool registers as paused.
 	Paused bool `json:"paused"`
+}
+
+// statusWaitingMax bounds the waiting list of the status query.
+const statusWaitingMax = 100
+
+// PoolLedger is the single writer of one provider pool's capacity. Requests acquire
+// their whole need; grants go strictly in Nodepool's order from the head of the queue;
+// capacity returns when nodes are deleted. See docs/design.md §5.
+func PoolLedger(ctx workflow.Context, in LedgerInput) error {
+	l := &ledger{in: in}
+	if err := l.setup(ctx); err != nil {
+		return err
+	}
+	return l.run(ctx)
 }
 
 type ledger struct {
@@ -106,13 +126,15 @@ type ledger struct {
 	state *LedgerState
 	// released holds nodes released since the running reconciliation began.
 	released map[string]bool
+
+	acquireCh, bindCh, releaseCh workflow.ReceiveChannel
+	actx                         workflow.Context
+	interval                     time.Duration
+	historyLimit                 int
 }
 
-// PoolLedger is the single writer of one provider pool's capacity. Requests acquire
-// their whole need; grants go strictly in Nodepool's order from the head of the queue;
-// capacity returns when nodes are deleted. See docs/design.md §5.
-func PoolLedger(ctx workflow.Context, in LedgerInput) error {
-	l := &ledger{in: in, state: in.State, released: map[string]bool{}}
+func (l *ledger) setup(ctx workflow.Context) error {
+	l.state = l.in.State
 	if l.state == nil {
 		l.state = &LedgerState{}
 	}
@@ -120,34 +142,40 @@ func PoolLedger(ctx workflow.Context, in LedgerInput) error {
 		l.state.Holds = map[string]*Hold{}
 	}
 	if l.state.External == nil {
-		l.state.External = map[string]drivers.Resources{}
+		l.state.External = map[string]int{}
 	}
 	if l.state.BindEpoch == nil {
 		l.state.BindEpoch = map[string]int{}
 	}
+	l.released = map[string]bool{}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (LedgerStatus, error) {
 		return l.status(), nil
 	}); err != nil {
 		return err
 	}
-	historyLimit := ledgerHistoryLimit
-	if in.HistoryLimit > 0 {
-		historyLimit = in.HistoryLimit
+	l.historyLimit = ledgerHistoryLimit
+	if l.in.HistoryLimit > 0 {
+		l.historyLimit = l.in.HistoryLimit
 	}
-	interval := DefaultReconcileInterval
-	if in.ReconcileSec > 0 {
-		interval = seconds(in.ReconcileSec)
+	l.interval = DefaultReconcileInterval
+	if l.in.ReconcileSec > 0 {
+		l.interval = seconds(l.in.ReconcileSec)
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           in.TaskQueue,
+	l.actx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           l.in.TaskQueue,
 		StartToCloseTimeout: 2 * time.Minute,
 		HeartbeatTimeout:    time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, InitialInterval: time.Second},
 	})
-	acquireCh := workflow.GetSignalChannel(ctx, SignalAcquire)
-	bindCh := workflow.GetSignalChannel(ctx, SignalBind)
-	releaseCh := workflow.GetSignalChannel(ctx, SignalRelease)
+	l.acquireCh = workflow.GetSignalChannel(ctx, SignalAcquire)
+	l.bindCh = workflow.GetSignalChannel(ctx, SignalBind)
+	l.releaseCh = workflow.GetSignalChannel(ctx, SignalRelease)
+	return nil
+}
 
+// run serves signals, grants and reconciles until the history is long enough to
+// continue as new.
+func (l *ledger) run(ctx workflow.Context) error {
 	var reconcile workflow.Future
 	var reconcileEpoch int
 	var timer workflow.Future
@@ -155,110 +183,191 @@ func PoolLedger(ctx workflow.Context, in LedgerInput) error {
 		l.state.Epoch++
 		reconcileEpoch = l.state.Epoch
 		l.released = map[string]bool{}
-		reconcile = workflow.ExecuteActivity(actx, a.PoolUsage, activities.PoolUsageInput{Provider: in.Provider, Pool: in.Pool})
+		reconcile = workflow.ExecuteActivity(l.actx, a.PoolUsage, activities.PoolUsageInput{
+			Provider: l.in.Provider, Pool: l.in.Pool, Holders: l.grantedHolders(),
+		})
 	}
 	startReconcile()
 
-	drain := func() {
-		for {
-			var acq LedgerAcquire
-			var b LedgerBind
-			var r LedgerRelease
-			switch {
-			case acquireCh.ReceiveAsync(&acq):
-				l.acquire(acq)
-			case bindCh.ReceiveAsync(&b):
-				l.bind(b)
-			case releaseCh.ReceiveAsync(&r):
-				l.release(r)
-			default:
-				return
-			}
-		}
-	}
-
 	// iterations bounds the history too: each loop adds at least one event.
-	iterations := 0
-	for {
-		iterations++
+	for iterations := 1; ; iterations++ {
 		sel := workflow.NewSelector(ctx)
-		sel.AddReceive(acquireCh, func(c workflow.ReceiveChannel, _ bool) {
+		sel.AddReceive(l.acquireCh, func(c workflow.ReceiveChannel, _ bool) {
 			var acq LedgerAcquire
 			c.Receive(ctx, &acq)
 			l.acquire(acq)
 		})
-		sel.AddReceive(bindCh, func(c workflow.ReceiveChannel, _ bool) {
+		sel.AddReceive(l.bindCh, func(c workflow.ReceiveChannel, _ bool) {
 			var b LedgerBind
 			c.Receive(ctx, &b)
 			l.bind(b)
 		})
-		sel.AddReceive(releaseCh, func(c workflow.ReceiveChannel, _ bool) {
+		sel.AddReceive(l.releaseCh, func(c workflow.ReceiveChannel, _ bool) {
 			var r LedgerRelease
 			c.Receive(ctx, &r)
 			l.release(r)
 		})
 		if reconcile != nil {
-			f := reconcile
-			sel.AddFuture(f, func(f workflow.Future) {
+			sel.AddFuture(reconcile, func(f workflow.Future) {
 				var res activities.PoolUsageResult
 				if err := f.Get(ctx, &res); err != nil {
 					workflow.GetLogger(ctx).Warn("reconciling pool usage", "error", err)
 				} else {
-					l.reconcile(res, reconcileEpoch)
+					l.reconcile(ctx, res, reconcileEpoch)
 				}
 				reconcile = nil
-				timer = workflow.NewTimer(ctx, interval)
+				timer = workflow.NewTimer(ctx, l.interval)
 			})
 		}
 		if timer != nil {
-			t := timer
-			sel.AddFuture(t, func(workflow.Future) {
+			sel.AddFuture(timer, func(workflow.Future) {
 				timer = nil
 				startReconcile()
 			})
 		}
 		sel.Select(ctx)
-		drain()
+		l.drain()
 		l.grant(ctx)
 
-		if reconcile == nil && (workflow.GetInfo(ctx).GetCurrentHistoryLength() > historyLimit || iterations > historyLimit/2) {
-			drain()
-			l.grant(ctx)
-			next := in
-			next.State = l.state
+		if reconcile == nil && (workflow.GetInfo(ctx).GetCurrentHistoryLength() > l.historyLimit || iterations > l.historyLimit/2) {
+			// Every signal delivered so far must be in the carried state: grant() waits
+			// on signal futures, during which more signals arrive, so drain and grant
+			// until a pass finds nothing new. Signals that reach the server after this
+			// task started make the server reject the completion and replay the task
+			// with them, so none is lost.
+			for l.drain() {
+				l.grant(ctx)
+			}
+			next := l.in
+			next.State = l.compacted()
 			return workflow.NewContinueAsNewError(ctx, LedgerWorkflowType, next)
 		}
 	}
+}
+
+// drain handles every signal already delivered, without blocking. It reports whether
+// it handled any.
+func (l *ledger) drain() bool {
+	handled := false
+	for {
+		var acq LedgerAcquire
+		var b LedgerBind
+		var r LedgerRelease
+		switch {
+		case l.acquireCh.ReceiveAsync(&acq):
+			l.acquire(acq)
+		case l.bindCh.ReceiveAsync(&b):
+			l.bind(b)
+		case l.releaseCh.ReceiveAsync(&r):
+			l.release(r)
+		default:
+			return handled
+		}
+		handled = true
+	}
+}
+
+// holderOf returns the workflow id that holds a request's capacity.
+func (l *ledger) holderOf(requestID string) string {
+	return names.RequestWorkflowID(l.in.TaskQueue, requestID)
+}
+
+// requestOf returns the request id of a signal: its RequestID, or the id inside the
+// holder's workflow id.
+func (l *ledger) requestOf(requestID, holder string) string {
+	if requestID != "" {
+		return requestID
+	}
+	if i := strings.LastIndex(holder, "/"); i >= 0 {
+		return holder[i+1:]
+	}
+	return holder
+}
+
+func chainTag(chain string) string {
+	if len(chain) > chainTagLen {
+		return chain[:chainTagLen]
+	}
+	return chain
+}
+
+// intern returns the index of r in the needs table, adding it when new.
+func (l *ledger) intern(r drivers.Resources) int {
+	for i, n := range l.state.Needs {
+		if maps.Equal(n, r) {
+			return i
+		}
+	}
+	l.state.Needs = append(l.state.Needs, r.Clone())
+	return len(l.state.Needs) - 1
+}
+
+func (l *ledger) need(i int) drivers.Resources {
+	if i < 0 || i >= len(l.state.Needs) {
+		return drivers.Resources{}
+	}
+	return l.state.Needs[i]
 }
 
 func (l *ledger) acquire(acq LedgerAcquire) {
 	if len(acq.Limits) > 0 || l.state.Limits == nil {
 		l.state.Limits = acq.Limits.Clone()
 	}
-	if h, ok := l.state.Holds[acq.Holder]; ok {
-		// A repeated acquire (watchdog, retry): a granted holder is answered again; a
-		// waiting one keeps its place.
-		if h.Granted && !h.Bound {
-			h.Resend = true
+	rid := l.requestOf(acq.RequestID, acq.Holder)
+	tag := chainTag(acq.Chain)
+	if h, ok := l.state.Holds[rid]; ok {
+		if tag != "" && h.Chain != "" && h.Chain != tag {
+			// A new run chain of the request's workflow: the old chain was terminated,
+			// so its grant is void. Nodes it created stay counted until they are
+			// removed.
+			l.retire(rid)
+		} else {
+			if !h.Granted && !h.Bound {
+				// A revised relative priority moves a waiting request.
+				h.RelPrio = acq.Order.RelativePriority
+			}
+			if h.Granted && !h.Bound {
+				h.Resend = true
+			}
+			if h.Chain == "" {
+				h.Chain = tag
+			}
+			return
 		}
+	}
+	l.state.Holds[rid] = &Hold{Chain: tag, RelPrio: acq.Order.RelativePriority, Need: l.intern(acq.Need)}
+}
+
+// retire drops a hold; the nodes bound to it count as the pool's external usage until
+// they are removed.
+func (l *ledger) retire(rid string) {
+	h, ok := l.state.Holds[rid]
+	if !ok {
 		return
 	}
-	l.state.Holds[acq.Holder] = &Hold{
-		Holder: acq.Holder, RequestID: acq.RequestID, Order: acq.Order, Need: acq.Need.Clone(),
+	for id, need := range h.Nodes {
+		l.state.External[id] = need
 	}
+	delete(l.state.Holds, rid)
 }
 
 func (l *ledger) bind(b LedgerBind) {
-	h, ok := l.state.Holds[b.Holder]
+	rid := l.requestOf(b.RequestID, b.Holder)
+	h, ok := l.state.Holds[rid]
 	if !ok {
 		// The grant was released meanwhile; the nodes still use capacity.
-		h = &Hold{Holder: b.Holder, Granted: true}
-		l.state.Holds[b.Holder] = h
+		h = &Hold{Granted: true, GrantEpoch: l.state.Epoch}
+		l.state.Holds[rid] = h
 	}
 	h.Bound = true
-	h.Nodes = map[string]drivers.Resources{}
-	for id, res := range b.Nodes {
-		h.Nodes[id] = res.Clone()
+	h.Nodes = map[string]int{}
+	ids := make([]string, 0, len(b.Nodes))
+	for id := range b.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		h.Nodes[id] = l.intern(b.Nodes[id])
 		l.state.BindEpoch[id] = l.state.Epoch
 		delete(l.state.External, id)
 	}
@@ -266,8 +375,9 @@ func (l *ledger) bind(b LedgerBind) {
 
 func (l *ledger) release(r LedgerRelease) {
 	if len(r.NodeIDs) == 0 {
-		if h, ok := l.state.Holds[r.Holder]; ok && !h.Bound {
-			delete(l.state.Holds, r.Holder)
+		rid := l.requestOf(r.RequestID, r.Holder)
+		if h, ok := l.state.Holds[rid]; ok && !h.Bound {
+			delete(l.state.Holds, rid)
 		}
 		return
 	}
@@ -275,22 +385,43 @@ func (l *ledger) release(r LedgerRelease) {
 		l.released[id] = true
 		delete(l.state.External, id)
 		delete(l.state.BindEpoch, id)
-		for _, holder := range l.sortedHolders() {
-			h := l.state.Holds[holder]
+		for _, rid := range l.sortedHolds() {
+			h := l.state.Holds[rid]
 			if _, ok := h.Nodes[id]; ok {
 				delete(h.Nodes, id)
 				if h.Bound && len(h.Nodes) == 0 {
-					delete(l.state.Holds, holder)
+					delete(l.state.Holds, rid)
 				}
 			}
 		}
 	}
 }
 
-func (l *ledger) reconcile(res activities.PoolUsageResult, epoch int) {
+// grantedHolders lists the holders of unbound grants given before the current epoch,
+// for the reconciliation to check that their workflows still run.
+func (l *ledger) grantedHolders() []activities.HolderRef {
+	var out []activities.HolderRef
+	for _, rid := range l.sortedHolds() {
+		h := l.state.Holds[rid]
+		if h.Granted && !h.Bound && h.GrantEpoch < l.state.Epoch {
+			out = append(out, activities.HolderRef{RequestID: rid, WorkflowID: l.holderOf(rid), Chain: h.Chain})
+		}
+	}
+	return out
+}
+
+func (l *ledger) reconcile(ctx workflow.Context, res activities.PoolUsageResult, epoch int) {
+	// Unbound grants of workflows that ended (terminated between grant and bind) are
+	// void; their nodes, if any, are counted below by their presence.
+	for _, rid := range res.Ended {
+		if h, ok := l.state.Holds[rid]; ok && h.Granted && !h.Bound {
+			workflow.GetLogger(ctx).Info("voiding the grant of an ended workflow", "request_id", rid)
+			delete(l.state.Holds, rid)
+		}
+	}
 	known := map[string]bool{}
-	for _, holder := range l.sortedHolders() {
-		h := l.state.Holds[holder]
+	for _, rid := range l.sortedHolds() {
+		h := l.state.Holds[rid]
 		for id := range h.Nodes {
 			if _, present := res.Nodes[id]; !present && l.state.BindEpoch[id] < epoch {
 				delete(h.Nodes, id)
@@ -300,13 +431,18 @@ func (l *ledger) reconcile(res activities.PoolUsageResult, epoch int) {
 			known[id] = true
 		}
 		if h.Bound && len(h.Nodes) == 0 {
-			delete(l.state.Holds, holder)
+			delete(l.state.Holds, rid)
 		}
 	}
-	external := map[string]drivers.Resources{}
-	for id, r := range res.Nodes {
+	external := map[string]int{}
+	ids := make([]string, 0, len(res.Nodes))
+	for id := range res.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
 		if !known[id] && !l.released[id] {
-			external[id] = r
+			external[id] = l.intern(res.Nodes[id])
 		}
 	}
 	l.state.External = external
@@ -314,37 +450,50 @@ func (l *ledger) reconcile(res activities.PoolUsageResult, epoch int) {
 
 func (l *ledger) used() drivers.Resources {
 	used := drivers.Resources{}
-	for _, h := range l.state.Holds {
+	for _, rid := range l.sortedHolds() {
+		h := l.state.Holds[rid]
 		if !h.Granted {
 			continue
 		}
 		if h.Bound {
-			for _, r := range h.Nodes {
-				used = used.Add(r)
+			for _, id := range sortedKeys(h.Nodes) {
+				used = used.Add(l.need(h.Nodes[id]))
 			}
 		} else {
-			used = used.Add(h.Need)
+			used = used.Add(l.need(h.Need))
 		}
 	}
-	for _, r := range l.state.External {
-		used = used.Add(r)
+	for _, id := range sortedKeys(l.state.External) {
+		used = used.Add(l.need(l.state.External[id]))
 	}
 	return used
 }
 
-// waiting returns the holders waiting for a grant, in Nodepool's order.
-func (l *ledger) waiting() []*Hold {
-	var w []*Hold
-	for _, holder := range l.sortedHolders() {
-		if h := l.state.Holds[holder]; !h.Granted && !h.Bound {
-			w = append(w, h)
+// orderOf returns a request's order: its priority prefix and sequence come from its
+// id, its relative priority from the newest acquire.
+func orderOf(rid string, relPrio int) activities.OrderKey {
+	prio, seq := "", rid
+	if i := strings.Index(rid, "-"); i >= 0 {
+		prio, seq = rid[:i], rid[i+1:]
+	}
+	return activities.OrderKey{Priority: prio, RelativePriority: relPrio, Sequence: seq}
+}
+
+// waiting returns the requests waiting for a grant, in Nodepool's order: priority,
+// then relative priority, then first come first served.
+func (l *ledger) waiting() []string {
+	var w []string
+	for _, rid := range l.sortedHolds() {
+		if h := l.state.Holds[rid]; !h.Granted && !h.Bound {
+			w = append(w, rid)
 		}
 	}
 	sort.SliceStable(w, func(i, j int) bool {
-		if w[i].Order != w[j].Order {
-			return w[i].Order.Less(w[j].Order)
+		oi, oj := orderOf(w[i], l.state.Holds[w[i]].RelPrio), orderOf(w[j], l.state.Holds[w[j]].RelPrio)
+		if oi != oj {
+			return oi.Less(oj)
 		}
-		return w[i].Holder < w[j].Holder
+		return w[i] < w[j]
 	})
 	return w
 }
@@ -352,26 +501,28 @@ func (l *ledger) waiting() []*Hold {
 func (l *ledger) grant(ctx workflow.Context) {
 	used := l.used()
 	type answer struct {
-		holder string
-		grant  Grant
+		rid   string
+		grant Grant
 	}
 	var answers []answer
-	for _, holder := range l.sortedHolders() {
-		if h := l.state.Holds[holder]; h.Resend {
+	for _, rid := range l.sortedHolds() {
+		if h := l.state.Holds[rid]; h.Resend {
 			h.Resend = false
-			answers = append(answers, answer{holder, Grant{Granted: true}})
+			answers = append(answers, answer{rid, Grant{Granted: true, Chain: h.Chain}})
 		}
 	}
-	for _, h := range l.waiting() {
-		if fits, _ := l.state.Limits.Fits(used, h.Need); fits {
-			h.Granted = true
-			used = used.Add(h.Need)
-			answers = append(answers, answer{h.Holder, Grant{Granted: true}})
+	for _, rid := range l.waiting() {
+		h := l.state.Holds[rid]
+		need := l.need(h.Need)
+		if fits, _ := l.state.Limits.Fits(used, need); fits {
+			h.Granted, h.GrantEpoch = true, l.state.Epoch
+			used = used.Add(need)
+			answers = append(answers, answer{rid, Grant{Granted: true, Chain: h.Chain}})
 			continue
 		}
-		if fits, over := l.state.Limits.Fits(nil, h.Need); !fits {
-			delete(l.state.Holds, h.Holder)
-			answers = append(answers, answer{h.Holder, Grant{Reason: "request exceeds the pool's limits: " + joinNames(over)}})
+		if fits, over := l.state.Limits.Fits(nil, need); !fits {
+			delete(l.state.Holds, rid)
+			answers = append(answers, answer{rid, Grant{Reason: "request exceeds the pool's limits: " + strings.Join(over, ", "), Chain: h.Chain}})
 			continue
 		}
 		// The head does not fit yet: nothing behind it may overtake it.
@@ -379,16 +530,50 @@ func (l *ledger) grant(ctx workflow.Context) {
 	}
 	futures := make([]workflow.Future, len(answers))
 	for i, ans := range answers {
-		futures[i] = workflow.SignalExternalWorkflow(ctx, ans.holder, "", SignalCapacity, ans.grant)
+		futures[i] = workflow.SignalExternalWorkflow(ctx, l.holderOf(ans.rid), "", SignalCapacity, ans.grant)
 	}
 	for i, f := range futures {
 		if err := f.Get(ctx, nil); err != nil {
 			// The holder is gone; its grant is void unless it bound nodes.
-			if h, ok := l.state.Holds[answers[i].holder]; ok && !h.Bound {
-				delete(l.state.Holds, answers[i].holder)
+			if h, ok := l.state.Holds[answers[i].rid]; ok && !h.Bound {
+				delete(l.state.Holds, answers[i].rid)
 			}
 		}
 	}
+}
+
+// compacted returns the state to carry to the next run, with the needs table reduced
+// to the entries still referenced.
+func (l *ledger) compacted() *LedgerState {
+	st := *l.state
+	st.Needs = nil
+	st.Holds = map[string]*Hold{}
+	st.External = map[string]int{}
+	remap := map[int]int{}
+	keep := func(i int) int {
+		if j, ok := remap[i]; ok {
+			return j
+		}
+		st.Needs = append(st.Needs, l.need(i).Clone())
+		remap[i] = len(st.Needs) - 1
+		return remap[i]
+	}
+	for _, rid := range l.sortedHolds() {
+		h := *l.state.Holds[rid]
+		h.Need = keep(h.Need)
+		if len(h.Nodes) > 0 {
+			nodes := map[string]int{}
+			for _, id := range sortedKeys(h.Nodes) {
+				nodes[id] = keep(h.Nodes[id])
+			}
+			h.Nodes = nodes
+		}
+		st.Holds[rid] = &h
+	}
+	for _, id := range sortedKeys(l.state.External) {
+		st.External[id] = keep(l.state.External[id])
+	}
+	return &st
 }
 
 func (l *ledger) status() LedgerStatus {
@@ -396,9 +581,9 @@ func (l *ledger) status() LedgerStatus {
 		Provider: l.in.Provider, Pool: l.in.Pool,
 		Limits: l.state.Limits.Clone(), Used: l.used(),
 	}
-	for _, h := range l.waiting() {
-		st.Waiting = append(st.Waiting, h.RequestID)
-	}
+	waiting := l.waiting()
+	st.WaitingCount = len(waiting)
+	st.Waiting = waiting[:min(len(waiting), statusWaitingMax)]
 	for _, h := range l.state.Holds {
 		if h.Granted {
 			st.Granted++
@@ -406,26 +591,19 @@ func (l *ledger) status() LedgerStatus {
 		st.Nodes += len(h.Nodes)
 	}
 	st.Nodes += len(l.state.External)
-	st.Paused = len(st.Waiting) > 0
+	st.Paused = len(waiting) > 0
 	return st
 }
 
-func (l *ledger) sortedHolders() []string {
-	keys := make([]string, 0, len(l.state.Holds))
-	for k := range l.state.Holds {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+func (l *ledger) sortedHolds() []string {
+	return sortedKeys(l.state.Holds)
 }
 
-func joinNames(names []string) string {
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += n
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	return out
+	slices.Sort(keys)
+	return keys
 }

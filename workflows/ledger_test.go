@@ -2,18 +2,22 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 )
 
 type ledgerHarness struct {
@@ -24,6 +28,8 @@ type ledgerHarness struct {
 	grants []string // holders granted, in order
 	denied []string
 	usage  map[string]drivers.Resources
+	// ended are the request ids whose holders the reconciliation reports ended.
+	ended []string
 }
 
 func newLedgerHarness(t *testing.T) *ledgerHarness {
@@ -38,10 +44,11 @@ func newLedgerHarness(t *testing.T) *ledgerHarness {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			g := arg.(Grant)
+			name := holderNames[workflowID]
 			if g.Granted {
-				h.grants = append(h.grants, workflowID)
+				h.grants = append(h.grants, name)
 			} else {
-				h.denied = append(h.denied, workflowID)
+				h.denied = append(h.denied, name)
 			}
 			return nil
 		})
@@ -51,14 +58,27 @@ func newLedgerHarness(t *testing.T) *ledgerHarness {
 			for k, v := range h.usage {
 				out[k] = v
 			}
-			return activities.PoolUsageResult{Nodes: out}, nil
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return activities.PoolUsageResult{Nodes: out, Ended: h.ended}, nil
 		})
 	return h
 }
 
-func acquire(holder, prio string, rel int, seq string, n int64) LedgerAcquire {
+// holderNames and requestIDs map the tests' names for requests to the holders'
+// workflow ids and to request ids.
+var (
+	holderNames = map[string]string{}
+	requestIDs  = map[string]string{}
+)
+
+// acquire is the acquire of the request named name (its id is prio-seq).
+func acquire(name, prio string, rel int, seq string, n int64) LedgerAcquire {
+	rid := prio + "-" + seq
+	holder := names.RequestWorkflowID(testTQ, rid)
+	holderNames[holder], requestIDs[name] = name, rid
 	return LedgerAcquire{
-		Holder: holder, RequestID: prio + "-" + seq,
+		Holder: holder, RequestID: rid,
 		Order:  activities.OrderKey{Priority: prio, RelativePriority: rel, Sequence: seq},
 		Need:   drivers.Resources{"instances": n, "cores": 2 * n},
 		Limits: drivers.Resources{"instances": 2, "cores": 8},
@@ -74,10 +94,18 @@ func (h *ledgerHarness) granted() []string {
 }
 
 func (h *ledgerHarness) run(t *testing.T) {
-	h.env.ExecuteWorkflow(PoolLedger, LedgerInput{Provider: "sim", Pool: "main", TaskQueue: testTQ, ReconcileSec: 3600, HistoryLimit: 200})
+	h.runWith(t, LedgerInput{Provider: "sim", Pool: "main", TaskQueue: testTQ, ReconcileSec: 3600, HistoryLimit: 200})
+}
+
+// runWith runs the ledger until it continues as new and returns the state it carries.
+func (h *ledgerHarness) runWith(t *testing.T, in LedgerInput) *LedgerState {
+	h.env.ExecuteWorkflow(PoolLedger, in)
 	require.True(t, h.env.IsWorkflowCompleted())
 	var cont *workflow.ContinueAsNewError
 	require.True(t, errors.As(h.env.GetWorkflowError(), &cont), "ledger ends only by continuing as new: %v", h.env.GetWorkflowError())
+	var next LedgerInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(cont.Input, &next))
+	return next.State
 }
 
 func TestLedgerGrantsInNodepoolOrderWithinLimits(t *testing.T) {
@@ -98,12 +126,12 @@ func TestLedgerGrantsInNodepoolOrderWithinLimits(t *testing.T) {
 		v, err := h.env.QueryWorkflow(QueryStatus)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&mid))
-		h.env.SignalWorkflow(SignalRelease, LedgerRelease{Holder: "w-blocker"})
+		h.env.SignalWorkflow(SignalRelease, LedgerRelease{RequestID: requestIDs["w-blocker"]})
 	})
 	h.at(2*time.Second, func() {
 		require.ElementsMatch(t, []string{"w-blocker", "w-first", "w-third"}, h.granted(), "two fit; priority, then relative priority, then sequence")
-		h.env.SignalWorkflow(SignalBind, LedgerBind{Holder: "w-first", Nodes: map[string]drivers.Resources{"0000000001": {"instances": 1, "cores": 2}}})
-		h.env.SignalWorkflow(SignalBind, LedgerBind{Holder: "w-third", Nodes: map[string]drivers.Resources{"0000000002": {"instances": 1, "cores": 2}}})
+		h.env.SignalWorkflow(SignalBind, LedgerBind{RequestID: requestIDs["w-first"], Nodes: map[string]drivers.Resources{"0000000001": {"instances": 1, "cores": 2}}})
+		h.env.SignalWorkflow(SignalBind, LedgerBind{RequestID: requestIDs["w-third"], Nodes: map[string]drivers.Resources{"0000000002": {"instances": 1, "cores": 2}}})
 	})
 	h.at(3*time.Second, func() {
 		require.Len(t, h.granted(), 3, "nothing more until capacity frees")
@@ -117,7 +145,7 @@ func TestLedgerGrantsInNodepoolOrderWithinLimits(t *testing.T) {
 	h.at(5*time.Second, func() {
 		require.Equal(t, []string{"w-huge"}, h.denied)
 		// Giving up an unbound grant frees it for the last waiter.
-		h.env.SignalWorkflow(SignalRelease, LedgerRelease{Holder: "w-rel"})
+		h.env.SignalWorkflow(SignalRelease, LedgerRelease{RequestID: requestIDs["w-rel"]})
 	})
 	h.run(t)
 	require.ElementsMatch(t, []string{"w-blocker", "w-first", "w-third", "w-rel", "w-late"}, h.granted())
@@ -156,4 +184,95 @@ func TestLedgerRepeatedAcquireIsAnsweredAgain(t *testing.T) {
 	h.run(t)
 	require.Equal(t, []string{"w-a", "w-a"}, h.grants)
 	require.Equal(t, int64(1), st.Used["instances"], "a repeated acquire does not take capacity twice")
+}
+
+func TestLedgerCarriesEverySignalAcrossContinueAsNew(t *testing.T) {
+	h := newLedgerHarness(t)
+	const n = 60
+	delivered := 0
+	h.at(time.Second, func() {
+		for i := range n {
+			h.env.SignalWorkflow(SignalAcquire, acquire(fmt.Sprintf("w-%d", i), "100", 0, fmt.Sprintf("%010d", i), 1))
+		}
+		delivered += n
+	})
+	// More keep arriving, one at a time, while the ledger answers grants.
+	for i := range 20 {
+		h.at(time.Second+time.Duration(i+1)*10*time.Millisecond, func() {
+			if h.env.IsWorkflowCompleted() {
+				return
+			}
+			h.env.SignalWorkflow(SignalAcquire, acquire(fmt.Sprintf("w-late-%d", i), "100", 0, fmt.Sprintf("9%09d", i), 1))
+			delivered++
+		})
+	}
+	st := h.runWith(t, LedgerInput{Provider: "sim", Pool: "main", TaskQueue: testTQ, ReconcileSec: 3600, HistoryLimit: 40})
+	require.Greater(t, delivered, n)
+	require.Len(t, st.Holds, delivered, "no acquire is dropped at continue-as-new")
+	granted := 0
+	for _, hold := range st.Holds {
+		if hold.Granted {
+			granted++
+		}
+	}
+	require.Equal(t, 2, granted, "the pool's two slots are granted, the rest wait")
+	data, err := json.Marshal(st)
+	require.NoError(t, err)
+	require.Less(t, len(data)/delivered, 80, "a waiting request costs a few dozen bytes of state")
+}
+
+func TestLedgerVoidsGrantsOfEndedWorkflows(t *testing.T) {
+	h := newLedgerHarness(t)
+	h.at(time.Second, func() {
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-dead", "100", 0, "0000000001", 2))
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-next", "100", 0, "0000000002", 2))
+	})
+	h.at(2*time.Second, func() {
+		require.Equal(t, []string{"w-dead"}, h.granted())
+		// The holder was terminated between its grant and its bind.
+		h.mu.Lock()
+		h.ended = []string{requestIDs["w-dead"]}
+		h.mu.Unlock()
+	})
+	h.runWith(t, LedgerInput{Provider: "sim", Pool: "main", TaskQueue: testTQ, ReconcileSec: 5, HistoryLimit: 200})
+	require.Equal(t, []string{"w-dead", "w-next"}, h.granted(), "the ended holder's capacity returns")
+}
+
+func TestLedgerNewRunChainReplacesTheOldGrant(t *testing.T) {
+	h := newLedgerHarness(t)
+	old := acquire("w-a", "100", 0, "0000000001", 2)
+	old.Chain = "chain-old-0001"
+	renewed := old
+	renewed.Chain = "chain-new-0002"
+	h.at(time.Second, func() { h.env.SignalWorkflow(SignalAcquire, old) })
+	var st LedgerStatus
+	h.at(2*time.Second, func() { h.env.SignalWorkflow(SignalAcquire, renewed) })
+	h.at(3*time.Second, func() {
+		v, err := h.env.QueryWorkflow(QueryStatus)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&st))
+	})
+	h.run(t)
+	require.Equal(t, []string{"w-a", "w-a"}, h.granted(), "the new chain is granted afresh")
+	require.Equal(t, int64(2), st.Used["instances"], "the old chain's grant is void, not added")
+}
+
+func TestLedgerFollowsRevisedRelativePriority(t *testing.T) {
+	h := newLedgerHarness(t)
+	h.at(time.Second, func() {
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-blocker", "100", 0, "0000000000", 2))
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-revised", "100", 0, "0000000001", 1))
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-plain", "100", 0, "0000000002", 1))
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-plain2", "100", 0, "0000000003", 1))
+	})
+	h.at(2*time.Second, func() {
+		// Zuul moved the first waiting request down the queue.
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-revised", "100", 3, "0000000001", 1))
+	})
+	h.at(3*time.Second, func() {
+		h.env.SignalWorkflow(SignalRelease, LedgerRelease{RequestID: requestIDs["w-blocker"]})
+	})
+	h.run(t)
+	require.Equal(t, []string{"w-blocker", "w-plain", "w-plain2"}, h.granted(),
+		"a request revised to a lower priority goes after the plain ones, which keep their order")
 }

@@ -17,6 +17,9 @@ const (
 	SignalAcquire = "acquire"
 	SignalBind    = "bind"
 	SignalRelease = "release"
+	// SignalRequestUpdated tells a request workflow that Zuul revised its request
+	// while it waits (relative_priority). Payload: RequestUpdated.
+	SignalRequestUpdated = "request-updated"
 	// QueryStatus returns a workflow's progress.
 	QueryStatus = "status"
 )
@@ -49,4 +52,9 @@ var SearchAttributeNames = map[string]string{
 	"NodepoolNodeID":    "KeywordList",
 	"NodepoolTenant":    "Keyword",
 	"NodepoolState":     "Keyword",
+}
+
+// RequestUpdated is the payload of SignalRequestUpdated: the request's current values.
+type RequestUpdated struct {
+	RelativePriority int `json:"relative_priority"`
 }

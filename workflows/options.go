@@ -64,6 +64,17 @@ func lockWaitLocal(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// acceptOptions are the options of AcceptRequest, which creates a request's nodes and
+// heartbeats after every batch: its deadline grows with the number of nodes, and a
+// worker that dies mid-way is noticed within the heartbeat timeout.
+func acceptOptions(ctx workflow.Context, nodes int) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30*time.Second + time.Duration(nodes)*100*time.Millisecond,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy:         zkRetry(),
+	})
+}
+
 // stepTimeout bounds one driver step.
 const stepTimeout = 30 * time.Second
 

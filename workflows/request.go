@@ -5,29 +5,75 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nodepool-temporal/nodepool-temporal/names"
-
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 )
 
 // Request workflow tuning.
 const (
-	// capacityWatchdog is how often a request waiting for capacity re-checks that its
-	// request still exists and re-sends its acquire.
+	// capacityWatchdog is how often a request waiting for capacity checks that its
+	// request still exists (in case the poller's request-deleted signal was missed).
 	capacityWatchdog = time.Minute
+	// reacquireRounds is how many watchdog rounds pass between repeated acquires, in
+	// case a ledger lost its state (an operator reset it): rare enough that 10,000
+	// waiting requests cost the ledger a few signals a second.
+	reacquireRounds = 15
+	// waitRounds is how many watchdog rounds a waiting run lasts before it continues
+	// as new, which keeps the history of a request that waits for days short.
+	waitRounds = 120
 	// quotaBackoff is the wait after a cloud quota error before relaunching.
 	quotaBackoff = 10 * time.Second
 	// maxQuotaAborts bounds relaunches after cloud quota errors, which do not count as
 	// attempts.
 	maxQuotaAborts = 30
+	// capacityBackoffMin and capacityBackoffMax bound the wait after a cloud capacity
+	// error (doubling from the minimum, or the cloud's hint); maxCapacityRetries bounds
+	// such relaunches, which do not count as attempts either.
+	capacityBackoffMin = 5 * time.Second
+	capacityBackoffMax = 2 * time.Minute
+	maxCapacityRetries = 20
 	// deferInterval is how often a request of a tenant at its limit is planned again,
 	// and maxDeferrals how many times before the workflow continues as new.
 	deferInterval = 10 * time.Second
 	maxDeferrals  = 100
+	// saBudget bounds the bytes of node ids indexed in the NodepoolNodeID search
+	// attribute (the server refuses more than 2 KiB per keyword list).
+	saBudget = 1024
+)
+
+// Phases of a request workflow, as the status query and the NodepoolState search
+// attribute show them.
+const (
+	PhasePlanning   = "planning"
+	PhaseDeferred   = "deferred"
+	PhaseWaiting    = "waiting-for-capacity"
+	PhaseAccepting  = "accepting"
+	PhaseLaunching  = "launching"
+	PhaseFulfilling = "fulfilling"
+	PhaseCleaningUp = "cleaning-up"
+)
+
+// Outcomes of a request workflow (also its final phase).
+const (
+	OutcomeFulfilled = "fulfilled"
+	OutcomeDeclined  = "declined"
+	OutcomeSkipped   = "skipped"
+	OutcomeGone      = "request-deleted"
+	OutcomeCancelled = "cancelled"
+)
+
+// Node states of the status query.
+const (
+	NodeWaiting  = "waiting"
+	NodeBuilding = "building"
+	NodeReady    = "ready"
+	NodeFailed   = "failed"
+	NodeDeleted  = "deleted"
 )
 
 // RequestInput starts the handling of one node request.
@@ -38,16 +84,9 @@ type RequestInput struct {
 	TaskQueue string `json:"task_queue"`
 	// SearchAttributes is true when the server has the Nodepool* search attributes.
 	SearchAttributes bool `json:"search_attributes,omitempty"`
+	// Hold carries a hold-failed request across continue-as-new.
+	Hold *HoldFailed `json:"hold,omitempty"`
 }
-
-// Outcomes of a request workflow.
-const (
-	OutcomeFulfilled = "fulfilled"
-	OutcomeDeclined  = "declined"
-	OutcomeSkipped   = "skipped"
-	OutcomeGone      = "request-deleted"
-	OutcomeCancelled = "cancelled"
-)
 
 // RequestResult is a request workflow's result.
 type RequestResult struct {
@@ -76,7 +115,7 @@ type NodeStatus struct {
 	Attempt    int    `json:"attempt,omitempty"`
 	Step       string `json:"step,omitempty"`
 	ExternalID string `json:"external_id,omitempty"`
-	// State is one of waiting, building, ready, failed, deleted.
+	// State is one of NodeWaiting, NodeBuilding, NodeReady, NodeFailed, NodeDeleted.
 	State string `json:"state"`
 	Error string `json:"error,omitempty"`
 }
@@ -85,6 +124,7 @@ type NodeStatus struct {
 type RequestStatus struct {
 	RequestID  string       `json:"request_id"`
 	Phase      string       `json:"phase"`
+	Reason     string       `json:"reason,omitempty"`
 	Provider   string       `json:"provider,omitempty"`
 	Pool       string       `json:"pool,omitempty"`
 	Nodes      []NodeStatus `json:"nodes"`
@@ -92,35 +132,37 @@ type RequestStatus struct {
 	HeldNodes  []string     `json:"held_nodes,omitempty"`
 }
 
-type requestRun struct {
-	in     RequestInput
-	id     string // workflow id, the lock owner
-	plan   activities.Plan
-	status RequestStatus
-	gone   bool
-	hold   *HoldFailed
-	// cancels stop the launch coroutines when the request is deleted.
-	cancels []workflow.CancelFunc
-	logger  interface {
-		Info(string, ...interface{})
-		Warn(string, ...interface{})
-	}
-}
-
 // HandleRequest handles one node request from acceptance to fulfilment (or decline),
 // and cleans up everything it created when Zuul deletes the request or an operator
 // cancels the workflow.
 func HandleRequest(ctx workflow.Context, in RequestInput) (RequestResult, error) {
-	r := &requestRun{in: in, id: workflow.GetInfo(ctx).WorkflowExecution.ID}
+	r := &requestRun{in: in}
 	if err := r.setup(ctx); err != nil {
 		return RequestResult{}, err
 	}
 	return r.run(ctx)
 }
 
+type requestRun struct {
+	in RequestInput
+	// owner identifies this run chain as the owner of ZooKeeper locks and ledger holds.
+	owner, chain string
+	plan         activities.Plan
+	status       RequestStatus
+	gone         bool
+	hold         *HoldFailed
+	// cancels stop the launch coroutines when the request is deleted.
+	cancels []workflow.CancelFunc
+	logger  log.Logger
+}
+
 func (r *requestRun) setup(ctx workflow.Context) error {
-	r.logger = workflow.GetLogger(ctx)
-	r.status = RequestStatus{RequestID: r.in.RequestID, Phase: "planning", Nodes: []NodeStatus{}}
+	info := workflow.GetInfo(ctx)
+	r.chain = info.FirstRunID
+	r.owner = names.LockOwner(info.WorkflowExecution.ID, r.chain)
+	r.logger = log.With(workflow.GetLogger(ctx), "request_id", r.in.RequestID)
+	r.hold = r.in.Hold
+	r.status = RequestStatus{RequestID: r.in.RequestID, Phase: PhasePlanning, Nodes: []NodeStatus{}, HoldFailed: r.hold != nil}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (RequestStatus, error) {
 		return r.status, nil
 	}); err != nil {
@@ -139,6 +181,28 @@ func (r *requestRun) setup(ctx workflow.Context) error {
 	return nil
 }
 
+// run goes through the phases of a request: plan, wait for capacity, accept, launch,
+// fulfil. Each phase returns done=true with the workflow's result when the request
+// ends there.
+func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
+	if res, done, err := r.planPhase(ctx); done {
+		return res, err
+	}
+	// lctx is cancelled when Zuul deletes the request or an operator cancels us.
+	lctx := r.watchDeleted(ctx)
+	if res, done, err := r.waitForCapacity(ctx, lctx); done {
+		return res, err
+	}
+	nodeIDs, res, done, err := r.accept(ctx)
+	if done {
+		return res, err
+	}
+	if res, done, err := r.launch(ctx, lctx, nodeIDs); done {
+		return res, err
+	}
+	return r.fulfil(ctx, nodeIDs)
+}
+
 func (r *requestRun) upsert(ctx workflow.Context, updates ...temporal.SearchAttributeUpdate) {
 	if !r.in.SearchAttributes {
 		return
@@ -148,54 +212,74 @@ func (r *requestRun) upsert(ctx workflow.Context, updates ...temporal.SearchAttr
 	}
 }
 
-// setPhase records the workflow's phase for the status query. Only phases worth
-// searching for are indexed (each index update is a visibility write on the server):
-// launching and the final outcomes.
+// setPhase records the workflow's phase for the status query and logs the change.
+// Only phases worth searching for are indexed (each index update is a visibility write
+// on the server): launching and the final outcomes.
 func (r *requestRun) setPhase(ctx workflow.Context, phase string) {
+	if r.status.Phase != phase {
+		r.logger.Info("phase", "phase", phase)
+	}
 	r.status.Phase = phase
 	switch phase {
-	case "launching", OutcomeFulfilled, OutcomeDeclined, OutcomeSkipped, OutcomeGone, OutcomeCancelled:
+	case OutcomeFulfilled, OutcomeDeclined, OutcomeSkipped, OutcomeGone, OutcomeCancelled:
 		r.upsert(ctx, SAState.ValueSet(phase))
 	}
 }
 
-func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
+// planPhase plans the request, waiting while its tenant is at its limit.
+func (r *requestRun) planPhase(ctx workflow.Context) (RequestResult, bool, error) {
 	for deferrals := 0; ; deferrals++ {
-		if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.PlanRequest, activities.PlanInput{RequestID: r.in.RequestID}).Get(ctx, &r.plan); err != nil {
-			return RequestResult{}, err
+		err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.PlanRequest,
+			activities.PlanInput{RequestID: r.in.RequestID, Owner: r.owner}).Get(ctx, &r.plan)
+		if err != nil {
+			return RequestResult{}, true, err
 		}
 		if r.plan.Decision != activities.DecisionDefer {
 			break
 		}
 		// The tenant is at its limit: the request stays "requested" (Nodepool defers,
 		// it does not decline) and is planned again once nodes may have gone.
-		r.status.Phase = "deferred: " + r.plan.Reason
+		r.setPhase(ctx, PhaseDeferred)
+		r.status.Reason = r.plan.Reason
 		if deferrals >= maxDeferrals {
 			// Keep the history short: a new run continues waiting.
-			return RequestResult{}, workflow.NewContinueAsNewError(ctx, RequestWorkflowType, r.in)
+			return RequestResult{}, true, workflow.NewContinueAsNewError(ctx, RequestWorkflowType, r.nextInput())
 		}
 		if err := workflow.Sleep(ctx, deferInterval); err != nil {
 			res, derr := r.decline(ctx, r.plan.DeclinePools, "launch cancelled by an operator")
 			if derr != nil {
-				return res, derr
+				return res, true, derr
 			}
 			res.Outcome = OutcomeCancelled
-			return res, temporal.NewCanceledError("launch cancelled by an operator")
+			return res, true, temporal.NewCanceledError("launch cancelled by an operator")
 		}
 	}
+	r.status.Reason = r.plan.Reason
 	switch r.plan.Decision {
 	case activities.DecisionSkip:
 		r.setPhase(ctx, OutcomeSkipped)
-		return RequestResult{Outcome: OutcomeSkipped, Reason: r.plan.Reason}, nil
+		return RequestResult{Outcome: OutcomeSkipped, Reason: r.plan.Reason}, true, nil
 	case activities.DecisionDecline:
-		return r.decline(ctx, r.plan.DeclinePools, r.plan.Reason)
+		res, err := r.decline(ctx, r.plan.DeclinePools, r.plan.Reason)
+		return res, true, err
 	}
 	r.status.Provider, r.status.Pool = r.plan.Provider, r.plan.Pool
+	r.status.Nodes = r.status.Nodes[:0]
 	for i, n := range r.plan.Nodes {
-		r.status.Nodes = append(r.status.Nodes, NodeStatus{Index: i, Label: n.Label, State: "waiting"})
+		r.status.Nodes = append(r.status.Nodes, NodeStatus{Index: i, Label: n.Label, State: NodeWaiting})
 	}
+	return RequestResult{}, false, nil
+}
 
-	// lctx is cancelled when Zuul deletes the request or an operator cancels us.
+func (r *requestRun) nextInput() RequestInput {
+	next := r.in
+	next.Hold = r.hold
+	return next
+}
+
+// watchDeleted returns a context that is cancelled when Zuul deletes the request (the
+// poller signals it) or an operator cancels the workflow.
+func (r *requestRun) watchDeleted(ctx workflow.Context) workflow.Context {
 	lctx, cancelLaunch := workflow.WithCancel(ctx)
 	deletedCh := workflow.GetSignalChannel(ctx, SignalRequestDeleted)
 	r.cancels = append(r.cancels, cancelLaunch)
@@ -206,50 +290,216 @@ func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 			cancel()
 		}
 	})
+	return lctx
+}
 
-	r.setPhase(ctx, "waiting-for-capacity")
-	granted, reason := r.acquire(ctx, lctx)
-	if !granted {
-		r.releaseCapacity(ctx, nil)
-		switch {
-		case ctx.Err() != nil:
-			return r.abandon(ctx, nil)
-		case r.gone:
-			r.setPhase(ctx, OutcomeGone)
-			return RequestResult{Outcome: OutcomeGone}, nil
-		case reason != "":
-			return r.decline(ctx, []string{r.plan.PoolID}, reason)
-		}
-		r.setPhase(ctx, OutcomeSkipped)
-		return RequestResult{Outcome: OutcomeSkipped, Reason: "request was taken elsewhere while waiting for capacity"}, nil
+// waitForCapacity asks the pool's ledger for the request's capacity and waits for the
+// grant.
+func (r *requestRun) waitForCapacity(ctx, lctx workflow.Context) (RequestResult, bool, error) {
+	r.setPhase(ctx, PhaseWaiting)
+	granted, reason, err := r.acquire(ctx, lctx)
+	if err != nil {
+		// Continue as new: the next run plans again and keeps its place in the queue.
+		return RequestResult{}, true, err
 	}
+	if granted {
+		return RequestResult{}, false, nil
+	}
+	r.releaseCapacity(ctx, nil)
+	switch {
+	case ctx.Err() != nil:
+		res, err := r.abandon(ctx, nil)
+		return res, true, err
+	case r.gone:
+		r.setPhase(ctx, OutcomeGone)
+		return RequestResult{Outcome: OutcomeGone}, true, nil
+	case reason != "":
+		res, err := r.decline(ctx, []string{r.plan.PoolID}, reason)
+		return res, true, err
+	}
+	r.setPhase(ctx, OutcomeSkipped)
+	return RequestResult{Outcome: OutcomeSkipped, Reason: "request was taken elsewhere while waiting for capacity"}, true, nil
+}
 
-	r.setPhase(ctx, "accepting")
+// acquire asks the pool's ledger for the request's capacity and waits for the answer.
+// It returns granted=false with a reason when the ledger refuses, and with no reason
+// when the request went away, was taken elsewhere, or the workflow was cancelled; a
+// continue-as-new error when the run has waited long enough.
+func (r *requestRun) acquire(ctx, lctx workflow.Context) (bool, string, error) {
+	acq := LedgerAcquire{
+		Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, Chain: r.chain, RequestID: r.in.RequestID,
+		Order: r.plan.Order, Need: r.plan.Need(), Limits: r.plan.Limits,
+	}
+	r.signalLedger(ctx, SignalAcquire, acq)
+	capCh := workflow.GetSignalChannel(ctx, SignalCapacity)
+	updCh := workflow.GetSignalChannel(ctx, SignalRequestUpdated)
+	var grant Grant
+	// mine reports whether an answer is for this run chain (not an earlier, ended one).
+	mine := func(g Grant) bool { return g.Chain == "" || g.Chain == chainTag(r.chain) }
+	receiveGrant := func() bool {
+		for {
+			grant = Grant{}
+			if !capCh.ReceiveAsync(&grant) {
+				return false
+			}
+			if mine(grant) {
+				return true
+			}
+		}
+	}
+	for round := 1; ; round++ {
+		got, fired := false, false
+		tctx, cancelTimer := workflow.WithCancel(lctx)
+		timer := workflow.NewTimer(tctx, capacityWatchdog)
+		sel := workflow.NewSelector(lctx)
+		sel.AddReceive(capCh, func(c workflow.ReceiveChannel, _ bool) {
+			grant = Grant{}
+			c.Receive(lctx, &grant)
+			got = mine(grant) || receiveGrant()
+		})
+		sel.AddReceive(updCh, func(c workflow.ReceiveChannel, _ bool) {
+			var upd RequestUpdated
+			c.Receive(lctx, &upd)
+			if upd.RelativePriority != acq.Order.RelativePriority {
+				r.logger.Info("relative priority revised", "relative_priority", upd.RelativePriority)
+				acq.Order.RelativePriority = upd.RelativePriority
+				r.plan.Order.RelativePriority = upd.RelativePriority
+				r.signalLedger(ctx, SignalAcquire, acq)
+			}
+		})
+		sel.AddFuture(timer, func(workflow.Future) { fired = true })
+		sel.AddReceive(lctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(lctx)
+		cancelTimer()
+		if got {
+			return grant.Granted, grant.Reason, nil
+		}
+		if lctx.Err() != nil {
+			return false, "", nil
+		}
+		if !fired {
+			continue
+		}
+		var chk activities.CheckRequestResult
+		if err := workflow.ExecuteLocalActivity(zkLocal(lctx), a.CheckRequest, r.in.RequestID).Get(lctx, &chk); err != nil {
+			continue
+		}
+		if !chk.Exists {
+			r.gone = true
+			return false, "", nil
+		}
+		if chk.State != "requested" {
+			return false, "", nil
+		}
+		if round%waitRounds == 0 {
+			if receiveGrant() {
+				return grant.Granted, grant.Reason, nil
+			}
+			if r.quiet(updCh) {
+				return false, "", workflow.NewContinueAsNewError(ctx, RequestWorkflowType, r.nextInput())
+			}
+		}
+		if round%reacquireRounds == 0 {
+			r.signalLedger(ctx, SignalAcquire, acq)
+		}
+	}
+}
+
+// quiet reports whether no signal waits in ch (so continuing as new loses nothing).
+func (r *requestRun) quiet(ch workflow.ReceiveChannel) bool { return ch.Len() == 0 }
+
+// signalLedger signals the pool's ledger, starting it through an activity when it is
+// not running.
+func (r *requestRun) signalLedger(ctx workflow.Context, name string, payload any) {
+	ctx = disconnected(ctx)
+	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
+	if err := workflow.SignalExternalWorkflow(ctx, id, "", name, payload).Get(ctx, nil); err == nil {
+		return
+	}
+	in := activities.SignalLedgerInput{
+		WorkflowID:   id,
+		WorkflowType: LedgerWorkflowType,
+		StartInput:   activities.LedgerStart{Provider: r.plan.Provider, Pool: r.plan.Pool, TaskQueue: r.in.TaskQueue},
+		Signal:       name,
+	}
+	switch p := payload.(type) {
+	case LedgerAcquire:
+		in.Payload.Acquire = &p
+	case LedgerBind:
+		in.Payload.Bind = &p
+	case LedgerRelease:
+		in.Payload.Release = &p
+	}
+	err := workflow.ExecuteActivity(zkOptions(ctx), a.SignalLedger, in).Get(ctx, nil)
+	if err != nil {
+		r.logger.Warn("signalling ledger", "signal", name, "error", err)
+	}
+}
+
+// releaseCapacity returns capacity to the ledger: the listed nodes, or the whole
+// unbound grant when nodeIDs is empty.
+func (r *requestRun) releaseCapacity(ctx workflow.Context, nodeIDs []string) {
+	if r.plan.Provider == "" {
+		return
+	}
+	ctx = disconnected(ctx)
+	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
+	rel := LedgerRelease{Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, RequestID: r.in.RequestID, NodeIDs: nodeIDs}
+	if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalRelease, rel).Get(ctx, nil); err != nil {
+		r.logger.Warn("releasing capacity", "error", err)
+	}
+}
+
+// accept locks the request, sets it pending and creates its nodes, then binds them to
+// the grant.
+func (r *requestRun) accept(ctx workflow.Context) ([]string, RequestResult, bool, error) {
+	r.setPhase(ctx, PhaseAccepting)
 	var acc activities.AcceptResult
-	err := workflow.ExecuteActivity(zkOptions(disconnected(ctx)), a.AcceptRequest,
-		activities.AcceptInput{RequestID: r.in.RequestID, Owner: r.id, Plan: r.plan}).Get(ctx, &acc)
+	err := workflow.ExecuteActivity(acceptOptions(disconnected(ctx), len(r.plan.Nodes)), a.AcceptRequest,
+		activities.AcceptInput{RequestID: r.in.RequestID, Owner: r.owner, Plan: r.plan}).Get(ctx, &acc)
 	if err != nil {
 		r.releaseCapacity(ctx, nil)
-		return RequestResult{}, err
+		return nil, RequestResult{}, true, err
 	}
 	if !acc.Accepted {
-		r.releaseCapacity(ctx, nil)
-		r.setPhase(ctx, OutcomeSkipped)
-		if acc.Gone {
-			return RequestResult{Outcome: OutcomeGone, Reason: acc.Reason}, nil
+		if len(acc.NodeIDs) > 0 {
+			// The request vanished while its nodes were being created.
+			r.deleteNodes(ctx, acc.NodeIDs)
 		}
-		return RequestResult{Outcome: OutcomeSkipped, Reason: acc.Reason}, nil
+		r.releaseCapacity(ctx, nil)
+		if acc.Gone {
+			r.setPhase(ctx, OutcomeGone)
+			return nil, RequestResult{Outcome: OutcomeGone, Reason: acc.Reason}, true, nil
+		}
+		r.setPhase(ctx, OutcomeSkipped)
+		return nil, RequestResult{Outcome: OutcomeSkipped, Reason: acc.Reason}, true, nil
 	}
-	bind := LedgerBind{Holder: r.id, Nodes: map[string]drivers.Resources{}}
+	bind := LedgerBind{Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, RequestID: r.in.RequestID, Nodes: map[string]drivers.Resources{}}
 	for i, id := range acc.NodeIDs {
 		r.status.Nodes[i].NodeID = id
 		bind.Nodes[id] = r.plan.Nodes[i].Need
 	}
 	r.signalLedger(ctx, SignalBind, bind)
+	return acc.NodeIDs, RequestResult{}, false, nil
+}
 
-	r.status.Phase = "launching"
+// indexedNodeIDs returns the node ids that fit the search attribute budget.
+func indexedNodeIDs(ids []string) []string {
+	size := 0
+	for i, id := range ids {
+		size += len(id) + 3
+		if size > saBudget {
+			return ids[:i]
+		}
+	}
+	return ids
+}
+
+// launch runs every node's launch in parallel.
+func (r *requestRun) launch(ctx, lctx workflow.Context, nodeIDs []string) (RequestResult, bool, error) {
+	r.setPhase(ctx, PhaseLaunching)
 	r.upsert(ctx, SAProvider.ValueSet(r.plan.Provider), SAPool.ValueSet(r.plan.Pool),
-		SANodeID.ValueSet(acc.NodeIDs), SAState.ValueSet("launching"))
+		SANodeID.ValueSet(indexedNodeIDs(nodeIDs)), SAState.ValueSet(PhaseLaunching))
 	ok := make([]bool, len(r.plan.Nodes))
 	wg := workflow.NewWaitGroup(ctx)
 	for i := range r.plan.Nodes {
@@ -269,198 +519,193 @@ func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 	wg.Wait(ctx)
 
 	if r.gone || ctx.Err() != nil {
-		return r.abandon(ctx, acc.NodeIDs)
+		res, err := r.abandon(ctx, nodeIDs)
+		return res, true, err
 	}
 	for i := range ok {
 		if !ok[i] {
-			r.deleteNodes(ctx, acc.NodeIDs)
-			reason := fmt.Sprintf("launch of node %s (%s) failed: %s", r.status.Nodes[i].NodeID, r.status.Nodes[i].Label, r.status.Nodes[i].Error)
-			return r.decline(ctx, []string{r.plan.PoolID}, reason)
+			r.deleteNodes(ctx, nodeIDs)
+			ns := r.status.Nodes[i]
+			res, err := r.decline(ctx, []string{r.plan.PoolID},
+				fmt.Sprintf("launch of node %s (%s) failed: %s", ns.NodeID, ns.Label, ns.Error))
+			return res, true, err
 		}
 	}
+	return RequestResult{}, false, nil
+}
 
-	r.setPhase(ctx, "fulfilling")
+// fulfil hands the ready nodes to Zuul.
+func (r *requestRun) fulfil(ctx workflow.Context, nodeIDs []string) (RequestResult, error) {
+	r.setPhase(ctx, PhaseFulfilling)
 	var ful activities.FulfillResult
-	err = workflow.ExecuteLocalActivity(zkLocal(disconnected(ctx)), a.FulfillRequest,
-		activities.FulfillInput{RequestID: r.in.RequestID, Owner: r.id, NodeIDs: acc.NodeIDs}).Get(ctx, &ful)
+	err := workflow.ExecuteLocalActivity(zkLocal(disconnected(ctx)), a.FulfillRequest,
+		activities.FulfillInput{RequestID: r.in.RequestID, Owner: r.owner, NodeIDs: nodeIDs}).Get(ctx, &ful)
 	if err != nil || ful.Gone {
 		if err != nil {
 			r.logger.Warn("fulfilling request", "error", err)
 		}
 		r.gone = r.gone || ful.Gone
-		return r.abandon(ctx, acc.NodeIDs)
+		return r.abandon(ctx, nodeIDs)
 	}
 	r.setPhase(ctx, OutcomeFulfilled)
-	return RequestResult{Outcome: OutcomeFulfilled, State: "fulfilled", NodeIDs: acc.NodeIDs, HeldNodes: r.status.HeldNodes}, nil
+	return RequestResult{Outcome: OutcomeFulfilled, State: "fulfilled", NodeIDs: nodeIDs, HeldNodes: r.status.HeldNodes}, nil
 }
 
-// acquire asks the pool's ledger for the request's capacity and waits for the answer.
-// It returns granted=false with a reason when the ledger refuses, and with no reason
-// when the request went away, was taken elsewhere, or the workflow was cancelled.
-func (r *requestRun) acquire(ctx, lctx workflow.Context) (bool, string) {
-	acq := LedgerAcquire{
-		Holder: r.id, RequestID: r.in.RequestID, Order: r.plan.Order,
-		Need: r.plan.Need(), Limits: r.plan.Limits,
-	}
-	r.signalLedger(ctx, SignalAcquire, acq)
-	capCh := workflow.GetSignalChannel(ctx, SignalCapacity)
-	for {
-		var grant Grant
-		got := false
-		tctx, cancelTimer := workflow.WithCancel(lctx)
-		timer := workflow.NewTimer(tctx, capacityWatchdog)
-		sel := workflow.NewSelector(lctx)
-		sel.AddReceive(capCh, func(c workflow.ReceiveChannel, _ bool) {
-			c.Receive(lctx, &grant)
-			got = true
-		})
-		sel.AddFuture(timer, func(workflow.Future) {})
-		sel.AddReceive(lctx.Done(), func(workflow.ReceiveChannel, bool) {})
-		sel.Select(lctx)
-		cancelTimer()
-		if got {
-			if !grant.Granted {
-				return false, grant.Reason
-			}
-			return true, ""
-		}
-		if lctx.Err() != nil {
-			return false, ""
-		}
-		var chk activities.CheckRequestResult
-		if err := workflow.ExecuteLocalActivity(zkLocal(lctx), a.CheckRequest, r.in.RequestID).Get(lctx, &chk); err != nil {
-			continue
-		}
-		if !chk.Exists {
-			r.gone = true
-			return false, ""
-		}
-		if chk.State != "requested" {
-			return false, ""
-		}
-		r.signalLedger(ctx, SignalAcquire, acq)
-	}
-}
-
-// signalLedger signals the pool's ledger, starting it through an activity when it is
-// not running.
-func (r *requestRun) signalLedger(ctx workflow.Context, name string, payload any) {
-	ctx = disconnected(ctx)
-	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
-	if err := workflow.SignalExternalWorkflow(ctx, id, "", name, payload).Get(ctx, nil); err == nil {
-		return
-	}
-	err := workflow.ExecuteActivity(zkOptions(ctx), a.SignalLedger, activities.SignalLedgerInput{
-		WorkflowID:   id,
-		WorkflowType: LedgerWorkflowType,
-		StartInput:   LedgerInput{Provider: r.plan.Provider, Pool: r.plan.Pool, TaskQueue: r.in.TaskQueue},
-		Signal:       name,
-		Payload:      payload,
-	}).Get(ctx, nil)
-	if err != nil {
-		r.logger.Warn("signalling ledger", "signal", name, "error", err)
-	}
-}
-
-// releaseCapacity returns capacity to the ledger: the listed nodes, or the whole
-// unbound grant when nodeIDs is empty.
-func (r *requestRun) releaseCapacity(ctx workflow.Context, nodeIDs []string) {
-	if r.plan.Provider == "" {
-		return
-	}
-	ctx = disconnected(ctx)
-	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
-	rel := LedgerRelease{Holder: r.id, NodeIDs: nodeIDs}
-	if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalRelease, rel).Get(ctx, nil); err != nil {
-		r.logger.Warn("releasing capacity", "error", err)
-	}
-}
-
-// launchNode runs the create state machine of node i through its attempts. It returns
-// true when the node is ready.
+// launchNode applies the attempt policy to node i: each attempt runs the create state
+// machine; a failed attempt's instance is disposed of before the next; quota and
+// capacity errors are retried after a wait without using an attempt. It returns true
+// when the node is ready.
 func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 	ns := &r.status.Nodes[i]
 	np := r.plan.Nodes[i]
-	timeout := seconds(r.plan.LaunchTimeoutSec)
-	poll := seconds(r.plan.PollIntervalSec)
-	// Steps are not interrupted by a cancel: a step in flight may be creating the
-	// instance, and its result is needed to delete it.
 	dctx := disconnected(ctx)
-	sctx := stepOptions(dctx, r.plan.ProviderTaskQueue, timeout)
-	aborts := 0
+	quotaAborts, capacityRetries := 0, 0
 	for attempt := 1; attempt <= r.plan.LaunchRetries; {
 		if lctx.Err() != nil {
 			return false
 		}
-		ns.Attempt, ns.State, ns.Step, ns.Error = attempt, "building", "", ""
-		st := drivers.CreateState{Request: r.createRequest(i, attempt)}
-		deadline := workflow.Now(ctx).Add(timeout)
-		var err error
-		for {
-			var next drivers.CreateState
-			err = workflow.ExecuteActivity(sctx, a.CreateStep, activities.CreateStepInput{
-				NodeID: ns.NodeID, Owner: r.id, Provider: r.plan.Provider, State: st,
-			}).Get(dctx, &next)
-			if err != nil {
-				// A failed step carries the state it reached, so an instance the cloud
-				// already assigned can still be cleaned up.
-				var appErr *temporal.ApplicationError
-				if errors.As(err, &appErr) && appErr.HasDetails() {
-					var partial drivers.CreateState
-					if appErr.Details(&partial) == nil && partial.ExternalID != "" {
-						st.ExternalID = partial.ExternalID
-					}
-				}
-			} else {
-				st = next
-			}
-			ns.Step, ns.ExternalID = st.Step, st.ExternalID
-			if err != nil || st.Complete || lctx.Err() != nil {
-				break
-			}
-			if timeout > 0 && workflow.Now(ctx).After(deadline) {
-				err = temporal.NewNonRetryableApplicationError(
-					fmt.Sprintf("launch attempt %d timed out after %s", attempt, timeout), ErrTypeTimeout, nil)
-				break
-			}
-			if w := clampWait(st.Wait, poll); w > 0 {
-				_ = workflow.Sleep(lctx, w)
-			}
-		}
+		ns.Attempt, ns.State, ns.Step, ns.Error = attempt, NodeBuilding, "", ""
+		st, err := r.runCreate(ctx, lctx, i, attempt)
 		if lctx.Err() != nil {
 			return false
 		}
-		if err == nil && st.Complete && st.Instance != nil {
+		if err == nil {
 			err = workflow.ExecuteLocalActivity(zkLocal(dctx), a.NodeReady, activities.NodeReadyInput{
-				NodeID: ns.NodeID, Owner: r.id, Instance: *st.Instance, Need: np.Need,
+				NodeID: ns.NodeID, Owner: r.owner, Instance: *st.Instance, Need: np.Need,
 			}).Get(dctx, nil)
 			if err == nil {
-				ns.State = "ready"
+				ns.State = NodeReady
 				return true
 			}
-		} else if err == nil {
-			err = errors.New("driver completed without an instance")
 		}
 		ns.Error = err.Error()
 		kind := errorType(err)
 		r.logger.Warn("launch attempt failed", "node_id", ns.NodeID, "attempt", attempt, "error", err)
 		if kind == activities.ErrTypeLockLost || kind == activities.ErrTypeNodeGone {
-			ns.State = "failed"
+			ns.State = NodeFailed
 			return false
 		}
 		r.disposeInstance(ctx, i, attempt, err)
-		if kind == activities.ErrTypeQuota && aborts < maxQuotaAborts {
-			aborts++
+		switch {
+		case kind == activities.ErrTypeQuota && quotaAborts < maxQuotaAborts:
+			quotaAborts++
 			_ = workflow.Sleep(lctx, quotaBackoff)
 			continue
-		}
-		if kind == activities.ErrTypePermanent {
-			break
+		case kind == activities.ErrTypeCapacity && capacityRetries < maxCapacityRetries:
+			wait := capacityBackoff(capacityRetries, retryAfter(err))
+			capacityRetries++
+			r.logger.Info("no cloud capacity; retrying", "node_id", ns.NodeID, "wait", wait)
+			_ = workflow.Sleep(lctx, wait)
+			continue
+		case kind == activities.ErrTypePermanent:
+			ns.State = NodeFailed
+			return false
 		}
 		attempt++
 	}
-	ns.State = "failed"
+	ns.State = NodeFailed
 	return false
+}
+
+// capacityBackoff is the wait before retrying after the n-th capacity error (from 0):
+// the cloud's hint when it gave one, else doubling from capacityBackoffMin.
+func capacityBackoff(n int, hint time.Duration) time.Duration {
+	if hint > 0 {
+		return min(hint, capacityBackoffMax)
+	}
+	d := capacityBackoffMin
+	for range n {
+		d *= 2
+		if d >= capacityBackoffMax {
+			return capacityBackoffMax
+		}
+	}
+	return d
+}
+
+// retryAfter returns the wait a failed step suggests, if any.
+func retryAfter(err error) time.Duration {
+	if f, ok := stepFailure(err); ok {
+		return seconds(f.RetryAfterSec)
+	}
+	return 0
+}
+
+// stepFailure returns the details a failed step attached.
+func stepFailure(err error) (activities.StepFailure, bool) {
+	var appErr *temporal.ApplicationError
+	var f activities.StepFailure
+	if errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&f) == nil {
+		return f, true
+	}
+	return f, false
+}
+
+// runCreate drives node i's create state machine for one attempt: one activity per
+// step on the provider's task queue, with a workflow timer between steps, bounded by
+// launch-timeout (the whole attempt) and boot-timeout (from the instance's creation to
+// ready). The node's external id is recorded in the status as soon as it is known.
+func (r *requestRun) runCreate(ctx, lctx workflow.Context, i, attempt int) (drivers.CreateState, error) {
+	ns := &r.status.Nodes[i]
+	timeout := seconds(r.plan.LaunchTimeoutSec)
+	bootTimeout := seconds(r.plan.BootTimeoutSec)
+	poll := seconds(r.plan.PollIntervalSec)
+	// Steps are not interrupted by a cancel: a step in flight may be creating the
+	// instance, and its result is needed to delete it.
+	dctx := disconnected(ctx)
+	sctx := stepOptions(dctx, r.plan.ProviderTaskQueue, timeout)
+	st := drivers.CreateState{Request: r.createRequest(i, attempt)}
+	deadline := workflow.Now(ctx).Add(timeout)
+	var bootDeadline time.Time
+	for {
+		var next drivers.CreateState
+		err := workflow.ExecuteActivity(sctx, a.CreateStep, activities.CreateStepInput{
+			NodeID: ns.NodeID, Owner: r.owner, Provider: r.plan.Provider, State: st,
+		}).Get(dctx, &next)
+		if err != nil {
+			// A failed step carries the state it reached, so an instance the cloud
+			// already assigned can still be cleaned up.
+			if f, ok := stepFailure(err); ok && f.ExternalID != "" {
+				st.ExternalID = f.ExternalID
+			}
+		} else {
+			st = next
+		}
+		ns.Step = st.Step
+		if st.ExternalID != "" {
+			ns.ExternalID = st.ExternalID
+			// Once the instance exists, the request's details are no longer needed by
+			// the driver; dropping them keeps each step's input small.
+			st.Request.Request = drivers.RequestInfo{ID: st.Request.Request.ID}
+			if bootDeadline.IsZero() {
+				bootDeadline = workflow.Now(ctx).Add(bootTimeout)
+			}
+		}
+		if err != nil {
+			return st, err
+		}
+		if st.Complete {
+			if st.Instance == nil {
+				return st, errors.New("driver completed without an instance")
+			}
+			return st, nil
+		}
+		if lctx.Err() != nil {
+			return st, lctx.Err()
+		}
+		now := workflow.Now(ctx)
+		if timeout > 0 && now.After(deadline) {
+			return st, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("launch attempt %d timed out after %s", attempt, timeout), ErrTypeTimeout, nil)
+		}
+		if bootTimeout > 0 && !bootDeadline.IsZero() && now.After(bootDeadline) {
+			return st, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("instance %s did not boot within %s", st.ExternalID, bootTimeout), ErrTypeTimeout, nil)
+		}
+		if w := clampWait(st.Wait, poll); w > 0 {
+			_ = workflow.Sleep(lctx, w)
+		}
+	}
 }
 
 func (r *requestRun) createRequest(i, attempt int) drivers.CreateRequest {
@@ -481,26 +726,42 @@ func (r *requestRun) createRequest(i, attempt int) drivers.CreateRequest {
 }
 
 // disposeInstance deletes the instance of a failed attempt of node i, or records it as
-// a held node when an operator asked to hold failed instances.
+// a held node when an operator asked to hold failed instances. An instance whose
+// deletion fails is never forgotten: it gets a node record of its own in state
+// "failed", which the deletion workflow retries until the cloud confirms.
 func (r *requestRun) disposeInstance(ctx workflow.Context, i, attempt int, cause error) {
 	ns := &r.status.Nodes[i]
+	dctx := disconnected(ctx)
+	if ns.ExternalID == "" {
+		// The step may have failed after the cloud assigned an id that the workflow
+		// never saw (a retried step starts from its original input): the node record
+		// has it.
+		var rec activities.NodeInstanceResult
+		if err := workflow.ExecuteLocalActivity(zkLocal(dctx), a.NodeInstance,
+			activities.NodeRefInput{NodeID: ns.NodeID, Owner: r.owner}).Get(dctx, &rec); err == nil {
+			ns.ExternalID = rec.ExternalID
+		}
+	}
 	if ns.ExternalID == "" {
 		return
 	}
-	dctx := disconnected(ctx)
+	record := func(state, comment string, expiration int) (string, error) {
+		var res activities.HoldInstanceResult
+		err := workflow.ExecuteActivity(zkOptions(dctx), a.HoldInstance, activities.HoldInstanceInput{
+			Provider: r.plan.Provider, Pool: r.plan.Pool, PoolID: r.plan.PoolID, Label: ns.Label,
+			ExternalID: ns.ExternalID, Comment: comment, HoldExpiration: expiration,
+			TenantName: r.plan.Request.TenantName, Requestor: r.plan.Request.Requestor, State: state,
+		}).Get(dctx, &res)
+		return res.NodeID, err
+	}
 	if r.hold != nil {
 		comment := r.hold.Comment
 		if comment == "" {
 			comment = fmt.Sprintf("held failed launch of node %s attempt %d: %v", ns.NodeID, attempt, cause)
 		}
-		var res activities.HoldInstanceResult
-		err := workflow.ExecuteActivity(zkOptions(dctx), a.HoldInstance, activities.HoldInstanceInput{
-			Provider: r.plan.Provider, Pool: r.plan.Pool, PoolID: r.plan.PoolID, Label: ns.Label,
-			ExternalID: ns.ExternalID, Comment: comment, HoldExpiration: r.hold.HoldExpiration,
-			TenantName: r.plan.Request.TenantName, Requestor: r.plan.Request.Requestor,
-		}).Get(dctx, &res)
+		id, err := record(activities.InstanceHeld, comment, r.hold.HoldExpiration)
 		if err == nil {
-			r.status.HeldNodes = append(r.status.HeldNodes, res.NodeID)
+			r.status.HeldNodes = append(r.status.HeldNodes, id)
 			ns.ExternalID = ""
 			return
 		}
@@ -510,7 +771,11 @@ func (r *requestRun) disposeInstance(ctx workflow.Context, i, attempt int, cause
 	err := runDelete(dctx, r.plan.Provider, r.plan.ProviderTaskQueue, ns.ExternalID, ns.NodeID, poll, func(step string) { ns.Step = step })
 	if err != nil {
 		r.logger.Warn("deleting instance of failed attempt", "node_id", ns.NodeID, "error", err)
-		return
+		comment := fmt.Sprintf("instance of failed launch of node %s attempt %d; deleting it failed: %v", ns.NodeID, attempt, err)
+		if _, rerr := record(activities.InstanceFailed, comment, 0); rerr != nil {
+			// Still on the node record; the leak sweep is the last resort.
+			r.logger.Error("recording undeleted instance", "external_id", ns.ExternalID, "error", rerr)
+		}
 	}
 	ns.ExternalID = ""
 }
@@ -526,15 +791,15 @@ func (r *requestRun) deleteNodes(ctx workflow.Context, nodeIDs []string) {
 		ns := &r.status.Nodes[i]
 		if err := runDelete(dctx, r.plan.Provider, r.plan.ProviderTaskQueue, ns.ExternalID, id, poll, func(step string) { ns.Step = step }); err != nil {
 			r.logger.Warn("deleting instance", "node_id", id, "error", err)
-			_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseNode, activities.NodeRefInput{NodeID: id, Owner: r.id}).Get(dctx, nil)
+			_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseNode, activities.NodeRefInput{NodeID: id, Owner: r.owner}).Get(dctx, nil)
 			continue
 		}
 		ns.ExternalID = ""
-		if err := workflow.ExecuteLocalActivity(zkLocal(dctx), a.RemoveNode, activities.NodeRefInput{NodeID: id, Owner: r.id}).Get(dctx, nil); err != nil {
+		if err := workflow.ExecuteLocalActivity(zkLocal(dctx), a.RemoveNode, activities.NodeRefInput{NodeID: id, Owner: r.owner}).Get(dctx, nil); err != nil {
 			r.logger.Warn("removing node", "node_id", id, "error", err)
 			continue
 		}
-		ns.State = "deleted"
+		ns.State = NodeDeleted
 		removed = append(removed, id)
 	}
 	if len(removed) > 0 {
@@ -549,7 +814,7 @@ func (r *requestRun) deleteNodes(ctx workflow.Context, nodeIDs []string) {
 // cancelled request is then declined, so Zuul learns about it.
 func (r *requestRun) abandon(ctx workflow.Context, nodeIDs []string) (RequestResult, error) {
 	dctx := disconnected(ctx)
-	r.setPhase(dctx, "cleaning-up")
+	r.setPhase(dctx, PhaseCleaningUp)
 	if len(nodeIDs) > 0 {
 		r.deleteNodes(dctx, nodeIDs)
 	}
@@ -563,7 +828,7 @@ func (r *requestRun) abandon(ctx workflow.Context, nodeIDs []string) (RequestRes
 		r.setPhase(dctx, OutcomeCancelled)
 		return res, temporal.NewCanceledError("launch cancelled by an operator")
 	}
-	_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseRequest, activities.RequestRefInput{RequestID: r.in.RequestID, Owner: r.id}).Get(dctx, nil)
+	_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseRequest, activities.RequestRefInput{RequestID: r.in.RequestID, Owner: r.owner}).Get(dctx, nil)
 	r.setPhase(dctx, OutcomeGone)
 	return RequestResult{Outcome: OutcomeGone, HeldNodes: r.status.HeldNodes}, nil
 }
@@ -572,11 +837,12 @@ func (r *requestRun) decline(ctx workflow.Context, pools []string, reason string
 	dctx := disconnected(ctx)
 	var res activities.DeclineResult
 	err := workflow.ExecuteLocalActivity(lockWaitLocal(dctx), a.DeclineRequest, activities.DeclineInput{
-		RequestID: r.in.RequestID, Owner: r.id, PoolIDs: pools, Reason: reason,
+		RequestID: r.in.RequestID, Owner: r.owner, PoolIDs: pools, Reason: reason,
 	}).Get(dctx, &res)
 	if err != nil {
 		return RequestResult{}, err
 	}
+	r.status.Reason = reason
 	r.setPhase(dctx, OutcomeDeclined)
 	return RequestResult{Outcome: OutcomeDeclined, State: res.State, Reason: reason, HeldNodes: r.status.HeldNodes}, nil
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -44,8 +45,11 @@ func launchPlan(labels ...string) activities.Plan {
 // fakeCloud scripts CreateStep/DeleteStep: every create needs two steps; ids are
 // "i-<node>-<attempt>".
 type fakeCloud struct {
-	mu        sync.Mutex
-	failNode  map[string]error // node id -> error returned by the second step
+	mu       sync.Mutex
+	failNode map[string]error // node id -> error returned by the second step
+	// failTimes limits failNode to the first n failures of a node (0 = always).
+	failTimes map[string]int
+	failed    map[string]int
 	deleted   []string
 	steps     int
 	holdSteps bool // never complete (for cancellation tests)
@@ -69,7 +73,13 @@ func (f *fakeCloud) create(_ context.Context, in activities.CreateStepInput) (dr
 			return st, nil
 		}
 		if err := f.failNode[in.NodeID]; err != nil {
-			return st, err
+			if f.failed == nil {
+				f.failed = map[string]int{}
+			}
+			if n := f.failTimes[in.NodeID]; n == 0 || f.failed[in.NodeID] < n {
+				f.failed[in.NodeID]++
+				return st, err
+			}
 		}
 		st.Step = "complete"
 		st.Complete = true
@@ -96,6 +106,12 @@ type harness struct {
 	env    *testsuite.TestWorkflowEnvironment
 	cloud  *fakeCloud
 	planFn func(context.Context, activities.PlanInput) (activities.Plan, error)
+	// The activities below default to the fake cloud and a plain acceptance; tests
+	// replace them.
+	acceptFn       func(context.Context, activities.AcceptInput) (activities.AcceptResult, error)
+	createFn       func(context.Context, activities.CreateStepInput) (drivers.CreateState, error)
+	deleteFn       func(context.Context, activities.DeleteStepInput) (drivers.DeleteState, error)
+	nodeInstanceFn func(context.Context, activities.NodeRefInput) (activities.NodeInstanceResult, error)
 }
 
 func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
@@ -108,10 +124,25 @@ func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
 	h.planFn = func(context.Context, activities.PlanInput) (activities.Plan, error) { return plan, nil }
 	env.OnActivity(a.PlanRequest, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.PlanInput) (activities.Plan, error) { return h.planFn(ctx, in) })
-	env.OnActivity(a.AcceptRequest, mock.Anything, mock.Anything).Return(activities.AcceptResult{Accepted: true, NodeIDs: nodeIDs}, nil)
-	env.OnActivity(a.CreateStep, mock.Anything, mock.Anything).Return(h.cloud.create)
-	env.OnActivity(a.DeleteStep, mock.Anything, mock.Anything).Return(h.cloud.delete)
+	h.acceptFn = func(context.Context, activities.AcceptInput) (activities.AcceptResult, error) {
+		return activities.AcceptResult{Accepted: true, NodeIDs: nodeIDs}, nil
+	}
+	h.createFn, h.deleteFn = h.cloud.create, h.cloud.delete
+	h.nodeInstanceFn = func(context.Context, activities.NodeRefInput) (activities.NodeInstanceResult, error) {
+		return activities.NodeInstanceResult{}, nil
+	}
+	env.OnActivity(a.AcceptRequest, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.AcceptInput) (activities.AcceptResult, error) { return h.acceptFn(ctx, in) })
+	env.OnActivity(a.CreateStep, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.CreateStepInput) (drivers.CreateState, error) { return h.createFn(ctx, in) })
+	env.OnActivity(a.DeleteStep, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.DeleteStepInput) (drivers.DeleteState, error) { return h.deleteFn(ctx, in) })
 	env.OnActivity(a.NodeReady, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.CheckRequest, mock.Anything, mock.Anything).Return(activities.CheckRequestResult{Exists: true, State: "requested"}, nil)
+	env.OnActivity(a.NodeInstance, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.NodeRefInput) (activities.NodeInstanceResult, error) {
+			return h.nodeInstanceFn(ctx, in)
+		})
 	env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", mock.Anything, mock.Anything).Return(nil)
 	// The ledger grants after a second of workflow time.
 	env.RegisterDelayedCallback(func() {
@@ -159,8 +190,7 @@ func TestHandleRequestFulfils(t *testing.T) {
 
 func TestHandleRequestRetriesThenDeclines(t *testing.T) {
 	h := newHarness(t, launchPlan("small", "large"), []string{"0000000001", "0000000002"})
-	h.cloud.failNode["0000000002"] = &temporal.ApplicationError{}
-	h.cloud.failNode["0000000002"] = temporal.NewNonRetryableApplicationError("no capacity", activities.ErrTypeCapacity, nil)
+	h.cloud.failNode["0000000002"] = temporal.NewNonRetryableApplicationError("instance failed to boot", "BootFailed", nil)
 	var declined activities.DeclineInput
 	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.DeclineInput) (activities.DeclineResult, error) {
@@ -314,4 +344,104 @@ func TestHandleRequestWaitsWhileTenantAtLimit(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowResult(&res))
 	require.Equal(t, OutcomeFulfilled, res.Outcome)
 	require.Equal(t, 3, plans, "planned again until the tenant had room")
+}
+
+func TestHandleRequestRetriesCapacityWithoutSpendingAttempts(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000001"})
+	h.cloud.failNode["0000000001"] = temporal.NewApplicationErrorWithOptions("no capacity", activities.ErrTypeCapacity,
+		temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{activities.StepFailure{RetryAfterSec: 7}}})
+	h.cloud.failTimes = map[string]int{"0000000001": 5}
+	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeFulfilled, res.Outcome, "five capacity errors do not use up three attempts")
+	require.Len(t, h.cloud.deleted, 5, "each failed attempt's instance is deleted")
+}
+
+func TestCapacityBackoff(t *testing.T) {
+	tests := []struct {
+		n    int
+		hint time.Duration
+		want time.Duration
+	}{
+		{0, 0, capacityBackoffMin},
+		{1, 0, 2 * capacityBackoffMin},
+		{10, 0, capacityBackoffMax},
+		{0, 7 * time.Second, 7 * time.Second},
+		{0, time.Hour, capacityBackoffMax},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, capacityBackoff(tc.n, tc.hint), "n=%d hint=%s", tc.n, tc.hint)
+	}
+}
+
+// A failed attempt's instance that cannot be deleted keeps a node record of its own,
+// and an id the step never reported is read back from the node record.
+func TestHandleRequestNeverForgetsAnInstance(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000001"})
+	// The step fails without reporting the instance the cloud created; the node
+	// record has it.
+	h.createFn = func(context.Context, activities.CreateStepInput) (drivers.CreateState, error) {
+		return drivers.CreateState{}, temporal.NewNonRetryableApplicationError("describing instance failed", activities.ErrTypePermanent, nil)
+	}
+	h.nodeInstanceFn = func(context.Context, activities.NodeRefInput) (activities.NodeInstanceResult, error) {
+		return activities.NodeInstanceResult{ExternalID: "i-recorded"}, nil
+	}
+	h.deleteFn = func(context.Context, activities.DeleteStepInput) (drivers.DeleteState, error) {
+		return drivers.DeleteState{}, temporal.NewNonRetryableApplicationError("cloud refuses the delete", activities.ErrTypePermanent, nil)
+	}
+	var recorded []activities.HoldInstanceInput
+	h.env.OnActivity(a.HoldInstance, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.HoldInstanceInput) (activities.HoldInstanceResult, error) {
+			recorded = append(recorded, in)
+			return activities.HoldInstanceResult{NodeID: "0000000099"}, nil
+		})
+	h.env.OnActivity(a.ReleaseNode, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(activities.DeclineResult{State: "failed"}, nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Len(t, recorded, 1)
+	require.Equal(t, "i-recorded", recorded[0].ExternalID)
+	require.Equal(t, activities.InstanceFailed, recorded[0].State, "the undeleted instance goes to the deletion workflow")
+}
+
+func TestHandleRequestIgnoresGrantsForAnotherRunChain(t *testing.T) {
+	h := newHarness(t, launchPlan("small"), []string{"0000000001"})
+	accepted := false
+	h.acceptFn = func(context.Context, activities.AcceptInput) (activities.AcceptResult, error) {
+		accepted = true
+		return activities.AcceptResult{Accepted: true, NodeIDs: []string{"0000000001"}}, nil
+	}
+	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(SignalCapacity, Grant{Granted: true, Chain: "stale-ch"})
+	}, 500*time.Millisecond)
+	h.env.RegisterDelayedCallback(func() {
+		require.False(t, accepted, "a grant meant for an ended run chain is not taken")
+	}, 900*time.Millisecond)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.True(t, accepted)
+}
+
+func TestIndexedNodeIDsStayWithinTheSearchAttributeLimit(t *testing.T) {
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%010d", i)
+	}
+	got := indexedNodeIDs(ids)
+	size := 0
+	for _, id := range got {
+		size += len(id) + 3
+	}
+	require.LessOrEqual(t, size, saBudget)
+	require.NotEmpty(t, got)
+	require.Equal(t, []string{"0000000001"}, indexedNodeIDs([]string{"0000000001"}))
 }

@@ -1,0 +1,115 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+)
+
+// PoolUsage lists the nodes of a pool and what they use.
+func (a *Activities) PoolUsage(ctx context.Context, in PoolUsageInput) (PoolUsageResult, error) {
+	out := PoolUsageResult{Nodes: map[string]drivers.Resources{}}
+	seen := 0
+	err := a.forEachNode(ctx, func(n *zookeeper.Node) {
+		if seen++; seen%50 == 0 {
+			activity.RecordHeartbeat(ctx, seen)
+		}
+		if n.Provider != in.Provider || n.Pool != in.Pool {
+			return
+		}
+		res := fromFloat(n.Resources)
+		if len(res) == 0 {
+			res = drivers.Resources{drivers.ResourceInstances: 1}
+			if len(n.Type) > 0 {
+				if need, err := a.labelNeed(ctx, in.Provider, in.Pool, n.Type[0]); err == nil {
+					res = need
+				}
+			}
+		}
+		out.Nodes[n.ID] = res
+	})
+	if err != nil {
+		return PoolUsageResult{}, err
+	}
+	for _, h := range in.Holders {
+		running, err := a.chainRunning(ctx, h.WorkflowID, h.Chain)
+		if err != nil {
+			a.logger.Warn("checking a capacity holder", "workflow_id", h.WorkflowID, "error", err)
+			continue
+		}
+		if !running {
+			out.Ended = append(out.Ended, h.RequestID)
+		}
+	}
+	return out, nil
+}
+
+// chainRunning reports whether the workflow runs in the run chain whose id starts with
+// chain (any chain when chain is "").
+func (a *Activities) chainRunning(ctx context.Context, workflowID, chain string) (bool, error) {
+	if a.temporal == nil {
+		return true, nil
+	}
+	resp, err := a.temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("describing workflow %s: %w", workflowID, err)
+	}
+	info := resp.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return false, nil
+	}
+	return strings.HasPrefix(info.GetFirstRunId(), chain), nil
+}
+
+// forEachNode calls fn for every readable node. Nodes that vanish while listed and
+// malformed znodes are skipped; any other read error ends the scan.
+func (a *Activities) forEachNode(ctx context.Context, fn func(*zookeeper.Node)) error {
+	ids, err := a.zk.ListNodes(ctx)
+	if err != nil {
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	for _, id := range ids {
+		n, err := a.zk.GetNode(ctx, id)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			var de *zookeeper.DecodeError
+			if asDecodeError(err, &de) {
+				continue
+			}
+			return fmt.Errorf("reading node %s: %w", id, err)
+		}
+		fn(n)
+	}
+	return nil
+}
+
+// SignalLedger delivers a signal to a pool ledger workflow, starting it if it is not
+// running.
+func (a *Activities) SignalLedger(ctx context.Context, in SignalLedgerInput) error {
+	if a.temporal == nil {
+		return invalidConfig("no Temporal client configured for signalling ledgers")
+	}
+	info := activity.GetInfo(ctx)
+	_, err := a.temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.Signal, in.Payload.arg(),
+		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: info.TaskQueue},
+		in.WorkflowType, in.StartInput)
+	if err != nil {
+		return fmt.Errorf("signalling ledger %s: %w", in.WorkflowID, err)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+)
+
+// updateNode reads a node, lets change modify it, and writes it with a version check,
+// starting over when someone else wrote in between. change returns false to write
+// nothing.
+func (a *Activities) updateNode(ctx context.Context, id string, change func(*zookeeper.Node) bool) error {
+	for {
+		n, err := a.zk.GetNode(ctx, id)
+		if isNotFound(err) {
+			return nodeGone(id)
+		}
+		if err != nil {
+			return fmt.Errorf("reading node %s: %w", id, err)
+		}
+		if !change(n) {
+			return nil
+		}
+		err = a.zk.UpdateNode(ctx, n)
+		if isBadVersion(err) {
+			continue
+		}
+		if isNotFound(err) {
+			return nodeGone(id)
+		}
+		if err != nil {
+			return fmt.Errorf("writing node %s: %w", id, err)
+		}
+		return nil
+	}
+}
+
+func (a *Activities) storeExternalID(ctx context.Context, nodeID, externalID string) error {
+	return a.updateNode(ctx, nodeID, func(n *zookeeper.Node) bool {
+		n.ExternalID = externalIDJSON(externalID)
+		return true
+	})
+}
+
+// NodeReady stores the launched instance on the node and marks it ready. The node stays
+// locked until the request is fulfilled.
+func (a *Activities) NodeReady(ctx context.Context, in NodeReadyInput) error {
+	if err := a.lockNode(ctx, in.NodeID, in.Owner); err != nil {
+		return err
+	}
+	err := a.updateNode(ctx, in.NodeID, func(n *zookeeper.Node) bool {
+		applyInstance(n, in.Instance, in.Need)
+		n.State = zookeeper.NodeReady
+		n.StateTime = a.unixNow()
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	a.logger.Info("node ready", "node_id", in.NodeID, "external_id", in.Instance.ExternalID)
+	return nil
+}
+
+func applyInstance(n *zookeeper.Node, inst drivers.Instance, need drivers.Resources) {
+	n.ExternalID = externalIDJSON(inst.ExternalID)
+	n.InterfaceIP = inst.InterfaceIP
+	n.PublicIPv4 = optStr(inst.PublicIPv4)
+	n.PrivateIPv4 = optStr(inst.PrivateIPv4)
+	n.PublicIPv6 = optStr(inst.PublicIPv6)
+	n.Cloud = optStr(inst.Cloud)
+	n.Region = optStr(inst.Region)
+	n.AZ = optStr(inst.AZ)
+	n.HostID = optStr(inst.HostID)
+	ctype := inst.ConnectionType
+	if ctype == "" {
+		ctype = "ssh"
+	}
+	port := inst.ConnectionPort
+	if port == 0 {
+		port = 22
+		if ctype == "winrm" {
+			port = 5986
+		}
+	}
+	n.ConnectionType = strPtr(ctype)
+	n.ConnectionPort = json.RawMessage(fmt.Sprint(port))
+	n.SSHPort = port
+	n.Username = optStr(inst.Username)
+	python := inst.PythonPath
+	if python == "" {
+		python = "auto"
+	}
+	n.PythonPath = strPtr(python)
+	n.ShellType = optStr(inst.ShellType)
+	n.HostKeys = append([]string{}, inst.HostKeys...)
+	if inst.ImageName != "" {
+		n.ImageID = inst.ImageName
+	}
+	res := need
+	if len(inst.Quota) > 0 {
+		res = inst.Quota
+	}
+	n.Resources = toFloat(res)
+	if len(inst.DriverData) > 0 {
+		n.DriverData = inst.DriverData
+	}
+}
+
+// RemoveNode deletes a node znode (and its lock) that the owner holds or that nobody
+// holds. A node locked by someone else is left alone.
+func (a *Activities) RemoveNode(ctx context.Context, in NodeRefInput) error {
+	held, err := a.zk.EnsureLock(ctx, zookeeper.NodeLockPath(in.NodeID), in.Owner)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("locking node %s: %w", in.NodeID, err)
+	}
+	if !held {
+		return lockLost("node " + in.NodeID)
+	}
+	if err := a.zk.DeleteNode(ctx, in.NodeID); err != nil && !isNotFound(err) {
+		return fmt.Errorf("deleting node %s: %w", in.NodeID, err)
+	}
+	a.logger.Info("deleted node", "node_id", in.NodeID)
+	return nil
+}
+
+// HoldInstance records a failed launch's instance as its own node in state "hold", so it
+// can be inspected and is deleted by the normal hold expiry.
+func (a *Activities) HoldInstance(ctx context.Context, in HoldInstanceInput) (HoldInstanceResult, error) {
+	now := a.unixNow()
+	state := zookeeper.NodeHold
+	if in.State == InstanceFailed {
+		state = zookeeper.NodeFailed
+	}
+	node := &zookeeper.Node{
+		State:          state,
+		StateTime:      now,
+		CreatedTime:    now,
+		Type:           zookeeper.Labels{in.Label},
+		Provider:       in.Provider,
+		Pool:           in.Pool,
+		Launcher:       in.PoolID,
+		ExternalID:     externalIDJSON(in.ExternalID),
+		Comment:        strPtr(in.Comment),
+		HoldExpiration: in.HoldExpiration,
+		TenantName:     optStr(in.TenantName),
+		Requestor:      optStr(in.Requestor),
+		HostKeys:       []string{},
+	}
+	id, err := a.zk.CreateNode(ctx, node)
+	if err != nil {
+		return HoldInstanceResult{}, fmt.Errorf("creating held node: %w", err)
+	}
+	a.logger.Info("recorded instance of a failed launch", "node_id", id, "state", state, "external_id", in.ExternalID)
+	return HoldInstanceResult{NodeID: id}, nil
+}
+
+// NodeInstance returns the external id recorded on a node.
+func (a *Activities) NodeInstance(ctx context.Context, in NodeRefInput) (NodeInstanceResult, error) {
+	n, err := a.zk.GetNode(ctx, in.NodeID)
+	if isNotFound(err) {
+		return NodeInstanceResult{}, nil
+	}
+	if err != nil {
+		return NodeInstanceResult{}, fmt.Errorf("reading node %s: %w", in.NodeID, err)
+	}
+	return NodeInstanceResult{ExternalID: n.ExternalIDString()}, nil
+}
+
+// ReleaseNode releases our lock on a node, leaving the node for the deletion workflow.
+func (a *Activities) ReleaseNode(ctx context.Context, in NodeRefInput) error {
+	if err := a.zk.ReleaseOwned(ctx, zookeeper.NodeLockPath(in.NodeID), in.Owner); err != nil && !isNotFound(err) {
+		return fmt.Errorf("unlocking node %s: %w", in.NodeID, err)
+	}
+	return nil
+}

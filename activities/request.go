@@ -1,0 +1,606 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+)
+
+// PlanRequest reads a request and decides whether and where this launcher serves it.
+func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error) {
+	req, err := a.zk.GetRequest(ctx, in.RequestID)
+	if isNotFound(err) {
+		return Plan{Decision: DecisionSkip, Reason: "request no longer exists"}, nil
+	}
+	if err != nil {
+		return Plan{}, fmt.Errorf("reading request %s: %w", in.RequestID, err)
+	}
+	resume := false
+	if req.State == zookeeper.StatePending && in.Owner != "" {
+		req, resume, err = a.pendingOfOurs(ctx, req, in.Owner)
+		if err != nil {
+			return Plan{}, err
+		}
+		if req == nil {
+			return Plan{Decision: DecisionSkip, Reason: "request no longer exists"}, nil
+		}
+	}
+	if req.State != zookeeper.StateRequested && !resume {
+		return Plan{Decision: DecisionSkip, Reason: "request is " + string(req.State)}, nil
+	}
+	declined := map[string]bool{}
+	for _, id := range req.DeclinedBy {
+		declined[id] = true
+	}
+	order := OrderKey{Priority: req.Priority(), RelativePriority: req.RelativePriority, Sequence: req.Sequence()}
+	info := requestInfo(req)
+
+	type candidate struct {
+		prov *ProviderSettings
+		pool *PoolSettings
+		idx  int
+	}
+	var candidates []candidate
+	var open []string // our pools that have not declined yet
+	reasons := map[string]string{}
+	idx := 0
+	for pi := range a.settings.Providers {
+		prov := &a.settings.Providers[pi]
+		if prov.Idle {
+			continue
+		}
+		for qi := range prov.Pools {
+			pool := &prov.Pools[qi]
+			idx++
+			if declined[pool.ID] {
+				continue
+			}
+			open = append(open, pool.ID)
+			switch {
+			case pool.MaxServers == 0:
+				reasons[pool.ID] = "pool is disabled by max-servers"
+			case !offersAll(pool, req.NodeTypes):
+				reasons[pool.ID] = fmt.Sprintf("node type(s) %v not available", missing(pool, req.NodeTypes))
+			default:
+				candidates = append(candidates, candidate{prov, pool, idx})
+			}
+		}
+	}
+	if len(open) == 0 {
+		return Plan{Decision: DecisionSkip, Reason: "every pool of this launcher declined already"}, nil
+	}
+	if len(req.NodeTypes) == 0 {
+		return Plan{Decision: DecisionDecline, Reason: "request has no node types", DeclinePools: open}, nil
+	}
+	preferred := ""
+	if req.Provider != nil {
+		preferred = *req.Provider
+	}
+	sort.SliceStable(candidates, func(i, j int) bool {
+		ci, cj := candidates[i], candidates[j]
+		if (ci.prov.Name == preferred) != (cj.prov.Name == preferred) {
+			return ci.prov.Name == preferred
+		}
+		if ci.pool.Priority != cj.pool.Priority {
+			return ci.pool.Priority < cj.pool.Priority
+		}
+		return ci.idx < cj.idx
+	})
+	for _, c := range candidates {
+		plan := Plan{
+			Decision:          DecisionLaunch,
+			Provider:          c.prov.Name,
+			Pool:              c.pool.Name,
+			PoolID:            c.pool.ID,
+			ProviderTaskQueue: c.prov.TaskQueue,
+			LaunchTimeoutSec:  c.prov.LaunchTimeout.Seconds(),
+			BootTimeoutSec:    c.prov.BootTimeout.Seconds(),
+			LaunchRetries:     max(c.prov.LaunchRetries, 1),
+			PollIntervalSec:   a.settings.PollInterval.Seconds(),
+			Limits:            c.pool.Limits.Clone(),
+			Order:             order,
+			Request:           info,
+		}
+		ok := true
+		for _, label := range req.NodeTypes {
+			need, err := a.labelNeed(ctx, c.prov.Name, c.pool.Name, label)
+			if err != nil {
+				if drivers.KindOf(err) == drivers.KindPermanent {
+					reasons[c.pool.ID] = fmt.Sprintf("node type %s not available: %v", label, err)
+					ok = false
+					break
+				}
+				return Plan{}, driverError("reading label quota of "+label, err)
+			}
+			plan.Nodes = append(plan.Nodes, NodePlan{Label: label, Need: need})
+		}
+		if !ok {
+			continue
+		}
+		if fits, over := plan.Limits.Fits(nil, plan.Need()); !fits {
+			reasons[c.pool.ID] = fmt.Sprintf("it would exceed quota (%s)", strings.Join(over, ", "))
+			continue
+		}
+		if reason, err := a.tenantAtLimit(ctx, req, plan.Need()); err != nil {
+			return Plan{}, err
+		} else if reason != "" {
+			return Plan{Decision: DecisionDefer, Reason: reason, DeclinePools: []string{c.pool.ID}}, nil
+		}
+		return plan, nil
+	}
+	var parts []string
+	for _, id := range open {
+		if r := reasons[id]; r != "" {
+			parts = append(parts, id+": "+r)
+		}
+	}
+	return Plan{Decision: DecisionDecline, Reason: strings.Join(parts, "; "), DeclinePools: open}, nil
+}
+
+// tenantAtLimit reports why the request's tenant cannot take need more resources now,
+// or "" if it can. Usage is the resources of every node of the tenant, in any state and
+// provider, as Nodepool counts it. Like Nodepool's, the check is best effort: two
+// requests of one tenant planned at the same moment may both pass.
+func (a *Activities) tenantAtLimit(ctx context.Context, req *zookeeper.NodeRequest, need drivers.Resources) (string, error) {
+	if req.TenantName == nil {
+		return "", nil
+	}
+	limits, ok := a.settings.TenantLimits[*req.TenantName]
+	if !ok || len(limits) == 0 {
+		return "", nil
+	}
+	used := drivers.Resources{}
+	err := a.forEachNode(ctx, func(n *zookeeper.Node) {
+		if n.TenantName != nil && *n.TenantName == *req.TenantName {
+			used = used.Add(fromFloat(n.Resources))
+		}
+	})
+	if err != nil {
+		return "", err
+	}
+	if fits, over := limits.Fits(used, need); !fits {
+		return fmt.Sprintf("tenant %s is at its resource limit (%s)", *req.TenantName, strings.Join(over, ", ")), nil
+	}
+	return "", nil
+}
+
+func offersAll(pool *PoolSettings, labels []string) bool {
+	return len(missing(pool, labels)) == 0
+}
+
+func missing(pool *PoolSettings, labels []string) []string {
+	var out []string
+	for _, l := range labels {
+		if !pool.offers(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func requestInfo(r *zookeeper.NodeRequest) drivers.RequestInfo {
+	info := drivers.RequestInfo{
+		ID: r.ID,
+		// Distinct labels: a request for a thousand nodes of one label must not put a
+		// thousand names into every node's launch.
+		Labels:           distinct(r.NodeTypes),
+		RequestorData:    r.RequestorData,
+		RelativePriority: r.RelativePriority,
+	}
+	if r.Requestor != nil {
+		info.Requestor = *r.Requestor
+	}
+	if r.EventID != nil {
+		info.EventID = *r.EventID
+	}
+	if r.CreatedTime != nil {
+		info.CreatedTime = *r.CreatedTime
+	}
+	if r.TenantName != nil {
+		info.TenantName = *r.TenantName
+	}
+	return info
+}
+
+// CheckRequest reports whether a request still exists.
+func (a *Activities) CheckRequest(ctx context.Context, requestID string) (CheckRequestResult, error) {
+	req, err := a.zk.GetRequest(ctx, requestID)
+	if isNotFound(err) {
+		return CheckRequestResult{}, nil
+	}
+	if err != nil {
+		return CheckRequestResult{}, fmt.Errorf("reading request %s: %w", requestID, err)
+	}
+	return CheckRequestResult{Exists: true, State: string(req.State)}, nil
+}
+
+// DeclineRequest adds our pool ids to declined_by and hands the request back
+// ("requested"), or fails it when every registered pool has declined it.
+func (a *Activities) DeclineRequest(ctx context.Context, in DeclineInput) (DeclineResult, error) {
+	path := zookeeper.RequestLockPath(in.RequestID)
+	held, err := a.ensureLock(ctx, path, in.Owner)
+	if err != nil {
+		return DeclineResult{}, fmt.Errorf("locking request %s: %w", in.RequestID, err)
+	}
+	if !held {
+		return DeclineResult{}, lockedRetry("request " + in.RequestID)
+	}
+	defer a.releaseQuietly(ctx, path, in.Owner)
+	var state zookeeper.RequestState
+	written, _, err := a.updateRequest(ctx, in.RequestID, nil, func(req *zookeeper.NodeRequest) (bool, error) {
+		if req.State != zookeeper.StateRequested && req.State != zookeeper.StatePending {
+			return false, nil
+		}
+		for _, id := range in.PoolIDs {
+			if !slices.Contains(req.DeclinedBy, id) {
+				req.DeclinedBy = append(req.DeclinedBy, id)
+			}
+		}
+		pools, err := a.zk.ListPools(ctx)
+		if err != nil {
+			return false, fmt.Errorf("listing registered pools: %w", err)
+		}
+		req.State = zookeeper.StateFailed
+		for _, p := range pools {
+			if !slices.Contains(req.DeclinedBy, p.ID) {
+				req.State = zookeeper.StateRequested
+				break
+			}
+		}
+		req.Nodes = []string{}
+		req.StateTime = a.unixNow()
+		state = req.State
+		return true, nil
+	})
+	if err != nil || !written {
+		return DeclineResult{}, err
+	}
+	a.logger.Info("declined node request", "request_id", in.RequestID, "state", state, "reason", in.Reason)
+	return DeclineResult{State: string(state)}, nil
+}
+
+// updateRequest applies change to a request and writes it with a version check,
+// re-reading and re-applying when someone else wrote in between. req, when not nil, is
+// the request as just read. change returns false to write nothing. written reports a
+// write, gone that the request no longer exists.
+func (a *Activities) updateRequest(ctx context.Context, id string, req *zookeeper.NodeRequest,
+	change func(*zookeeper.NodeRequest) (bool, error)) (written, gone bool, err error) {
+	for {
+		if req == nil {
+			req, err = a.zk.GetRequest(ctx, id)
+			if isNotFound(err) {
+				return false, true, nil
+			}
+			if err != nil {
+				return false, false, fmt.Errorf("reading request %s: %w", id, err)
+			}
+		}
+		if ok, err := change(req); err != nil || !ok {
+			return false, false, err
+		}
+		err = a.zk.UpdateRequest(ctx, req)
+		switch {
+		case isBadVersion(err):
+			req = nil
+			continue
+		case isNotFound(err):
+			return false, true, nil
+		case err != nil:
+			return false, false, fmt.Errorf("writing request %s: %w", id, err)
+		}
+		return true, false, nil
+	}
+}
+
+// acceptBatch is how many nodes AcceptRequest creates before it records their ids in
+// the request. A crash inside a batch leaves at most this many unrecorded, unlocked
+// "init" nodes, which the poller's clean-up deletes.
+const acceptBatch = 50
+
+// AcceptRequest locks the request, sets it pending and creates its nodes (init, then
+// locked, then building, in Nodepool's order). Node ids are recorded in the request's
+// nodes as they are created (Zuul reads nodes only once the request is fulfilled), so
+// a retried or resumed acceptance adopts the nodes that exist instead of creating more.
+func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptResult, error) {
+	reqLock := zookeeper.RequestLockPath(in.RequestID)
+	held, err := a.ensureLock(ctx, reqLock, in.Owner)
+	if err != nil {
+		return AcceptResult{}, fmt.Errorf("locking request %s: %w", in.RequestID, err)
+	}
+	if !held {
+		return AcceptResult{Reason: "request is locked by someone else"}, nil
+	}
+	req, err := a.zk.GetRequest(ctx, in.RequestID)
+	if isNotFound(err) {
+		a.releaseQuietly(ctx, reqLock, in.Owner)
+		return AcceptResult{Gone: true, Reason: "request no longer exists"}, nil
+	}
+	if err != nil {
+		return AcceptResult{}, fmt.Errorf("reading request %s: %w", in.RequestID, err)
+	}
+	// Under our lock, a pending request is ours: accepted by an earlier try.
+	if req.State != zookeeper.StatePending && (req.State != zookeeper.StateRequested || slices.Contains(req.DeclinedBy, in.Plan.PoolID)) {
+		a.releaseQuietly(ctx, reqLock, in.Owner)
+		return AcceptResult{Reason: "request is " + string(req.State) + " after locking"}, nil
+	}
+	_, pool, ok := a.settings.Pool(in.Plan.Provider, in.Plan.Pool)
+	if !ok {
+		return AcceptResult{}, invalidConfig("pool %s of provider %s is not configured", in.Plan.Pool, in.Plan.Provider)
+	}
+	if req.State != zookeeper.StatePending {
+		_, gone, err := a.updateRequest(ctx, in.RequestID, req, func(r *zookeeper.NodeRequest) (bool, error) {
+			r.State = zookeeper.StatePending
+			r.StateTime = a.unixNow()
+			r.Nodes = []string{}
+			return true, nil
+		})
+		if gone {
+			a.releaseQuietly(ctx, reqLock, in.Owner)
+			return AcceptResult{Gone: true, Reason: "request no longer exists"}, nil
+		}
+		if err != nil {
+			return AcceptResult{}, err
+		}
+	}
+	nodes := slices.Clone(req.Nodes)
+	if len(nodes) > len(in.Plan.Nodes) {
+		return AcceptResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("request %s records %d nodes for %d node types", in.RequestID, len(nodes), len(in.Plan.Nodes)), ErrTypePermanent, nil)
+	}
+	newNode := func(i int) *zookeeper.Node {
+		np := in.Plan.Nodes[i]
+		now := a.unixNow()
+		return &zookeeper.Node{
+			State:       zookeeper.NodeInit,
+			StateTime:   now,
+			CreatedTime: now,
+			Type:        zookeeper.Labels{np.Label},
+			Provider:    in.Plan.Provider,
+			Pool:        in.Plan.Pool,
+			Launcher:    in.Plan.PoolID,
+			AllocatedTo: strPtr(in.RequestID),
+			Attributes:  pool.NodeAttributes,
+			Resources:   toFloat(np.Need),
+			TenantName:  req.TenantName,
+			Requestor:   req.Requestor,
+			HostKeys:    []string{},
+		}
+	}
+	record := func() (bool, error) {
+		_, gone, err := a.updateRequest(ctx, in.RequestID, nil, func(r *zookeeper.NodeRequest) (bool, error) {
+			if r.State != zookeeper.StatePending {
+				return false, fmt.Errorf("request %s became %s while accepting", in.RequestID, r.State)
+			}
+			r.Nodes = slices.Clone(nodes)
+			return true, nil
+		})
+		return gone, err
+	}
+	// Nodes recorded by an earlier try: re-assert them; one that vanished meanwhile
+	// (removed by an operator) is replaced.
+	replaced := false
+	for i, id := range nodes {
+		err := a.ensureBuilding(ctx, id, in.Owner)
+		if isNodeGone(err) {
+			if nodes[i], err = a.zk.CreateNode(ctx, newNode(i)); err != nil {
+				return AcceptResult{}, fmt.Errorf("creating node for %s: %w", in.Plan.Nodes[i].Label, err)
+			}
+			replaced = true
+			err = a.ensureBuilding(ctx, nodes[i], in.Owner)
+		}
+		if err != nil {
+			return AcceptResult{}, err
+		}
+	}
+	if replaced {
+		if gone, err := record(); gone || err != nil {
+			return AcceptResult{Gone: gone, NodeIDs: nodes, Reason: "request no longer exists"}, err
+		}
+	}
+	for len(nodes) < len(in.Plan.Nodes) {
+		first := len(nodes)
+		for i := first; i < min(first+acceptBatch, len(in.Plan.Nodes)); i++ {
+			id, err := a.zk.CreateNode(ctx, newNode(i))
+			if err != nil {
+				return AcceptResult{}, fmt.Errorf("creating node for %s: %w", in.Plan.Nodes[i].Label, err)
+			}
+			nodes = append(nodes, id)
+		}
+		if gone, err := record(); gone || err != nil {
+			if gone {
+				a.releaseQuietly(ctx, reqLock, in.Owner)
+				return AcceptResult{Gone: true, NodeIDs: nodes[:first], Reason: "request no longer exists"}, nil
+			}
+			return AcceptResult{}, err
+		}
+		for _, id := range nodes[first:] {
+			if err := a.ensureBuilding(ctx, id, in.Owner); err != nil {
+				return AcceptResult{}, err
+			}
+		}
+		activity.RecordHeartbeat(ctx, len(nodes))
+		a.logger.Info("created nodes", "request_id", in.RequestID, "nodes", len(nodes), "of", len(in.Plan.Nodes))
+	}
+	return AcceptResult{Accepted: true, NodeIDs: nodes}, nil
+}
+
+// ensureBuilding locks a node of ours and moves it from init to building.
+func (a *Activities) ensureBuilding(ctx context.Context, id, owner string) error {
+	if err := a.lockNode(ctx, id, owner); err != nil {
+		return err
+	}
+	return a.updateNode(ctx, id, func(n *zookeeper.Node) bool {
+		if n.State != zookeeper.NodeInit {
+			return false
+		}
+		n.State = zookeeper.NodeBuilding
+		n.StateTime = a.unixNow()
+		return true
+	})
+}
+
+// FulfillRequest releases the node locks, then writes the request "fulfilled" with its
+// nodes in node_types order, then releases the request lock. If the request vanished it
+// reports Gone and leaves the nodes locked for the caller to clean up.
+func (a *Activities) FulfillRequest(ctx context.Context, in FulfillInput) (FulfillResult, error) {
+	reqLock := zookeeper.RequestLockPath(in.RequestID)
+	req, err := a.zk.GetRequest(ctx, in.RequestID)
+	if isNotFound(err) {
+		return FulfillResult{Gone: true}, nil
+	}
+	if err != nil {
+		return FulfillResult{}, fmt.Errorf("reading request %s: %w", in.RequestID, err)
+	}
+	if req.State == zookeeper.StateFulfilled && slices.Equal(req.Nodes, in.NodeIDs) {
+		// A retry after the write: finish the release.
+		a.releaseQuietly(ctx, reqLock, in.Owner)
+		return FulfillResult{}, nil
+	}
+	held, err := a.ensureLock(ctx, reqLock, in.Owner)
+	if err != nil {
+		return FulfillResult{}, fmt.Errorf("locking request %s: %w", in.RequestID, err)
+	}
+	if !held {
+		return FulfillResult{}, lockLost("request " + in.RequestID)
+	}
+	if req.State != zookeeper.StatePending {
+		a.logger.Warn("request is no longer pending; not fulfilling it", "request_id", in.RequestID, "state", req.State)
+		return FulfillResult{Gone: true}, nil
+	}
+	for _, id := range in.NodeIDs {
+		if err := a.zk.ReleaseOwned(ctx, zookeeper.NodeLockPath(id), in.Owner); err != nil && !isNotFound(err) {
+			return FulfillResult{}, fmt.Errorf("unlocking node %s: %w", id, err)
+		}
+	}
+	lost := false
+	_, gone, err := a.updateRequest(ctx, in.RequestID, req, func(req *zookeeper.NodeRequest) (bool, error) {
+		if req.State != zookeeper.StatePending {
+			// Someone reset or failed the request while we launched (an operator, or
+			// a clean-up that took it for lost): its nodes are no longer wanted.
+			lost = true
+			return false, nil
+		}
+		req.Nodes = append([]string{}, in.NodeIDs...)
+		req.State = zookeeper.StateFulfilled
+		req.StateTime = a.unixNow()
+		return true, nil
+	})
+	if gone || lost {
+		if lost {
+			a.logger.Warn("request is no longer pending; not fulfilling it", "request_id", in.RequestID)
+		}
+		return FulfillResult{Gone: true}, nil
+	}
+	if err != nil {
+		return FulfillResult{}, err
+	}
+	a.releaseQuietly(ctx, reqLock, in.Owner)
+	a.logger.Info("fulfilled node request", "request_id", in.RequestID, "nodes", strings.Join(in.NodeIDs, ","))
+	return FulfillResult{}, nil
+}
+
+// ReleaseRequest releases our lock on a request.
+func (a *Activities) ReleaseRequest(ctx context.Context, in RequestRefInput) error {
+	if err := a.zk.ReleaseOwned(ctx, zookeeper.RequestLockPath(in.RequestID), in.Owner); err != nil && !isNotFound(err) {
+		return fmt.Errorf("unlocking request %s: %w", in.RequestID, err)
+	}
+	return nil
+}
+
+// pendingOfOurs looks at a pending request on behalf of owner. A request locked by
+// owner itself (a run reset to before its acceptance) is resumed. A request locked by
+// an ended run chain of owner's workflow (an operator terminated it) is recovered: the
+// nodes that run created are marked failed and unlocked, so that the deletion workflow
+// deletes them and their instances, and the request is handed back to "requested". Any
+// other pending request is returned unchanged. A nil request means it is gone.
+func (a *Activities) pendingOfOurs(ctx context.Context, req *zookeeper.NodeRequest, owner string) (*zookeeper.NodeRequest, bool, error) {
+	path := zookeeper.RequestLockPath(req.ID)
+	locked, holder, err := a.zk.LockHolder(ctx, path)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading lock of request %s: %w", req.ID, err)
+	}
+	if locked && holder == owner {
+		return req, true, nil
+	}
+	if !locked || !predecessor(holder, owner) {
+		return req, false, nil
+	}
+	held, err := a.ensureLock(ctx, path, owner)
+	if err != nil {
+		return nil, false, fmt.Errorf("locking request %s: %w", req.ID, err)
+	}
+	if !held {
+		return req, false, nil
+	}
+	defer a.releaseQuietly(ctx, path, owner)
+	for _, id := range req.Nodes {
+		if err := a.failNodeOf(ctx, id, owner); err != nil {
+			return nil, false, err
+		}
+	}
+	var out *zookeeper.NodeRequest
+	_, gone, err := a.updateRequest(ctx, req.ID, nil, func(r *zookeeper.NodeRequest) (bool, error) {
+		out = r
+		if r.State != zookeeper.StatePending {
+			return false, nil
+		}
+		r.State = zookeeper.StateRequested
+		r.Nodes = []string{}
+		r.StateTime = a.unixNow()
+		return true, nil
+	})
+	if gone {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	a.logger.Info("recovered a request from an ended run", "request_id", req.ID, "previous_owner", holder, "nodes", len(req.Nodes))
+	return out, false, nil
+}
+
+// failNodeOf takes a node of an ended run over, marks it failed (it keeps its external
+// id, so its instance is deleted with it) and unlocks it for the deletion workflow.
+func (a *Activities) failNodeOf(ctx context.Context, id, owner string) error {
+	path := zookeeper.NodeLockPath(id)
+	held, err := a.ensureLock(ctx, path, owner)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("locking node %s: %w", id, err)
+	}
+	if !held {
+		// Someone else (Zuul, an operator) holds it now: not ours to change.
+		return nil
+	}
+	defer a.releaseQuietly(ctx, path, owner)
+	err = a.updateNode(ctx, id, func(n *zookeeper.Node) bool {
+		switch n.State {
+		case zookeeper.NodeInit, zookeeper.NodeBuilding, zookeeper.NodeReady, zookeeper.NodeTesting:
+			n.State = zookeeper.NodeFailed
+			n.StateTime = a.unixNow()
+			return true
+		}
+		return false
+	})
+	if err != nil && !isNodeGone(err) {
+		return err
+	}
+	return nil
+}
+
+// distinct returns the distinct strings of list, sorted.
+func distinct(list []string) []string {
+	out := slices.Clone(list)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
