@@ -499,3 +499,28 @@ func errorTypeOf(err error) string {
 	}
 	return ""
 }
+
+func TestStoreExternalIDNeverForgetsTheEarlierInstance(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	id := f.submit(t, "small")
+	acc := f.accept(t, id, owner, f.plan(t, id))
+	nid := acc.NodeIDs[0]
+	require.NoError(t, f.acts.storeExternalID(ctx, nid, "sim-1"))
+	require.NoError(t, f.acts.storeExternalID(ctx, nid, "sim-1"), "storing the same id again changes nothing")
+	require.Equal(t, 1, f.nodeCount(t))
+	require.NoError(t, f.acts.storeExternalID(ctx, nid, "sim-2"))
+	ids, err := f.zk.ListNodes(ctx)
+	require.NoError(t, err)
+	require.Len(t, ids, 2)
+	for _, other := range ids {
+		if other == nid {
+			continue
+		}
+		n, err := f.zk.GetNode(ctx, other)
+		require.NoError(t, err)
+		require.Equal(t, zookeeper.NodeFailed, n.State, "the superseded instance is left to the deletion workflow")
+		require.Equal(t, "sim-1", n.ExternalIDString())
+		require.Equal(t, "sim", n.Provider)
+	}
+}

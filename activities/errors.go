@@ -75,13 +75,7 @@ func isBadVersion(err error) bool { return errors.Is(err, zookeeper.ErrBadVersio
 
 // retryAfterOf returns how long the cloud asked to wait before trying again, when the
 // driver's error says.
-func retryAfterOf(err error) time.Duration {
-	var hint interface{ RetryAfterHint() time.Duration }
-	if errors.As(err, &hint) {
-		return hint.RetryAfterHint()
-	}
-	return 0
-}
+func retryAfterOf(err error) time.Duration { return drivers.RetryAfter(err) }
 
 // isNodeGone reports whether err is the error of a node that no longer exists.
 func isNodeGone(err error) bool {

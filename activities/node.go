@@ -38,11 +38,38 @@ func (a *Activities) updateNode(ctx context.Context, id string, change func(*zoo
 	}
 }
 
+// storeExternalID records the instance of a node's launch on the node. An instance the
+// node recorded before is never forgotten: it gets a node record of its own in state
+// "failed", so the deletion workflow makes sure it is gone (it usually is: a failed
+// attempt's instance is deleted before the next attempt starts).
 func (a *Activities) storeExternalID(ctx context.Context, nodeID, externalID string) error {
-	return a.updateNode(ctx, nodeID, func(n *zookeeper.Node) bool {
+	var superseded *zookeeper.Node
+	err := a.updateNode(ctx, nodeID, func(n *zookeeper.Node) bool {
+		superseded = nil
+		if old := n.ExternalIDString(); old != "" && old != externalID {
+			prev := *n
+			superseded = &prev
+		}
 		n.ExternalID = externalIDJSON(externalID)
 		return true
 	})
+	if err != nil || superseded == nil {
+		return err
+	}
+	label := ""
+	if len(superseded.Type) > 0 {
+		label = superseded.Type[0]
+	}
+	old := superseded.ExternalIDString()
+	_, rerr := a.HoldInstance(ctx, HoldInstanceInput{
+		Provider: superseded.Provider, Pool: superseded.Pool, PoolID: superseded.Launcher, Label: label,
+		ExternalID: old, State: InstanceFailed,
+		Comment: fmt.Sprintf("earlier instance of node %s, superseded by %s", nodeID, externalID),
+	})
+	if rerr != nil {
+		a.logger.Warn("recording a superseded instance", "node_id", nodeID, "external_id", old, "error", rerr)
+	}
+	return nil
 }
 
 // NodeReady stores the launched instance on the node and marks it ready. The node stays

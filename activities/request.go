@@ -118,6 +118,10 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 					ok = false
 					break
 				}
+				// The provider cannot answer now (credentials, endpoint, throttling):
+				// the request waits and planning is retried, as Nodepool pauses.
+				a.logger.Warn("provider unavailable; planning will be retried", "request_id", in.RequestID,
+					"provider", c.prov.Name, "label", label, "error", err)
 				return Plan{}, driverError("reading label quota of "+label, err)
 			}
 			plan.Nodes = append(plan.Nodes, NodePlan{Label: label, Need: need})

@@ -30,8 +30,12 @@ func (a *Activities) CreateStep(ctx context.Context, in CreateStepInput) (driver
 			if next.ExternalID != "" && next.ExternalID != prev.ExternalID {
 				_ = a.storeExternalID(ctx, in.NodeID, next.ExternalID)
 			}
-			return next, driverError("advancing create of node "+in.NodeID, err,
-				StepFailure{ExternalID: next.ExternalID, Step: next.Step, RetryAfterSec: retryAfterOf(err).Seconds()})
+			failure := StepFailure{ExternalID: next.ExternalID, Step: next.Step}
+			if after := retryAfterOf(err); after > 0 {
+				failure.RetryAfterSec = after.Seconds()
+				failure.State = &next
+			}
+			return next, driverError("advancing create of node "+in.NodeID, err, failure)
 		}
 		if next.ExternalID != "" && next.ExternalID != prev.ExternalID {
 			if err := a.storeExternalID(ctx, in.NodeID, next.ExternalID); err != nil {

@@ -304,9 +304,13 @@ type SignalLedgerInput struct {
 // reached, so that the workflow can clean up an instance the cloud already assigned,
 // and how long the cloud asked to wait before trying again.
 type StepFailure struct {
-	ExternalID    string  `json:"external_id,omitempty"`
-	Step          string  `json:"step,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+	Step       string `json:"step,omitempty"`
+	// RetryAfterSec is set on a capacity error that created nothing: the attempt goes
+	// on from State after that long.
 	RetryAfterSec float64 `json:"retry_after_sec,omitempty"`
+	// State is the state machine's state to go on from (set with RetryAfterSec).
+	State *drivers.CreateState `json:"state,omitempty"`
 }
 
 // NodeInstanceResult is the instance recorded on a node.

@@ -560,12 +560,14 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 	np := r.plan.Nodes[i]
 	dctx := disconnected(ctx)
 	quotaAborts, capacityRetries := 0, 0
+	var from *drivers.CreateState
 	for attempt := 1; attempt <= r.plan.LaunchRetries; {
 		if lctx.Err() != nil {
 			return false
 		}
 		ns.Attempt, ns.State, ns.Step, ns.Error = attempt, NodeBuilding, "", ""
-		st, err := r.runCreate(ctx, lctx, i, attempt)
+		st, err := r.runCreate(ctx, lctx, i, attempt, from)
+		from = nil
 		if lctx.Err() != nil {
 			return false
 		}
@@ -585,6 +587,18 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 			ns.State = NodeFailed
 			return false
 		}
+		if f, ok := stepFailure(err); ok && kind == activities.ErrTypeCapacity && f.RetryAfterSec > 0 && f.State != nil &&
+			capacityRetries < maxCapacityRetries {
+			// No capacity anywhere the driver may try, and nothing was created: the
+			// attempt goes on from where the driver stands once the cloud may have
+			// capacity again.
+			wait := capacityBackoff(capacityRetries, seconds(f.RetryAfterSec))
+			capacityRetries++
+			r.logger.Info("no cloud capacity; waiting", "node_id", ns.NodeID, "wait", wait)
+			from = f.State
+			_ = workflow.Sleep(lctx, wait)
+			continue
+		}
 		r.disposeInstance(ctx, i, attempt, err)
 		switch {
 		case kind == activities.ErrTypeQuota && quotaAborts < maxQuotaAborts:
@@ -592,9 +606,11 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 			_ = workflow.Sleep(lctx, quotaBackoff)
 			continue
 		case kind == activities.ErrTypeCapacity && capacityRetries < maxCapacityRetries:
-			wait := capacityBackoff(capacityRetries, retryAfter(err))
+			// The instance was lost to a capacity shortage (a spot instance reclaimed
+			// while booting, say): the attempt is over, but it is not counted.
+			wait := capacityBackoff(capacityRetries, 0)
 			capacityRetries++
-			r.logger.Info("no cloud capacity; retrying", "node_id", ns.NodeID, "wait", wait)
+			r.logger.Info("instance lost to a capacity shortage; relaunching", "node_id", ns.NodeID, "wait", wait)
 			_ = workflow.Sleep(lctx, wait)
 			continue
 		case kind == activities.ErrTypePermanent:
@@ -623,14 +639,6 @@ func capacityBackoff(n int, hint time.Duration) time.Duration {
 	return d
 }
 
-// retryAfter returns the wait a failed step suggests, if any.
-func retryAfter(err error) time.Duration {
-	if f, ok := stepFailure(err); ok {
-		return seconds(f.RetryAfterSec)
-	}
-	return 0
-}
-
 // stepFailure returns the details a failed step attached.
 func stepFailure(err error) (activities.StepFailure, bool) {
 	var appErr *temporal.ApplicationError
@@ -639,73 +647,6 @@ func stepFailure(err error) (activities.StepFailure, bool) {
 		return f, true
 	}
 	return f, false
-}
-
-// runCreate drives node i's create state machine for one attempt: one activity per
-// step on the provider's task queue, with a workflow timer between steps, bounded by
-// launch-timeout (the whole attempt) and boot-timeout (from the instance's creation to
-// ready). The node's external id is recorded in the status as soon as it is known.
-func (r *requestRun) runCreate(ctx, lctx workflow.Context, i, attempt int) (drivers.CreateState, error) {
-	ns := &r.status.Nodes[i]
-	timeout := seconds(r.plan.LaunchTimeoutSec)
-	bootTimeout := seconds(r.plan.BootTimeoutSec)
-	poll := seconds(r.plan.PollIntervalSec)
-	// Steps are not interrupted by a cancel: a step in flight may be creating the
-	// instance, and its result is needed to delete it.
-	dctx := disconnected(ctx)
-	sctx := stepOptions(dctx, r.plan.ProviderTaskQueue, timeout)
-	st := drivers.CreateState{Request: r.createRequest(i, attempt)}
-	deadline := workflow.Now(ctx).Add(timeout)
-	var bootDeadline time.Time
-	for {
-		var next drivers.CreateState
-		err := workflow.ExecuteActivity(sctx, a.CreateStep, activities.CreateStepInput{
-			NodeID: ns.NodeID, Owner: r.owner, Provider: r.plan.Provider, State: st,
-		}).Get(dctx, &next)
-		if err != nil {
-			// A failed step carries the state it reached, so an instance the cloud
-			// already assigned can still be cleaned up.
-			if f, ok := stepFailure(err); ok && f.ExternalID != "" {
-				st.ExternalID = f.ExternalID
-			}
-		} else {
-			st = next
-		}
-		ns.Step = st.Step
-		if st.ExternalID != "" {
-			ns.ExternalID = st.ExternalID
-			// Once the instance exists, the request's details are no longer needed by
-			// the driver; dropping them keeps each step's input small.
-			st.Request.Request = drivers.RequestInfo{ID: st.Request.Request.ID}
-			if bootDeadline.IsZero() {
-				bootDeadline = workflow.Now(ctx).Add(bootTimeout)
-			}
-		}
-		if err != nil {
-			return st, err
-		}
-		if st.Complete {
-			if st.Instance == nil {
-				return st, errors.New("driver completed without an instance")
-			}
-			return st, nil
-		}
-		if lctx.Err() != nil {
-			return st, lctx.Err()
-		}
-		now := workflow.Now(ctx)
-		if timeout > 0 && now.After(deadline) {
-			return st, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("launch attempt %d timed out after %s", attempt, timeout), ErrTypeTimeout, nil)
-		}
-		if bootTimeout > 0 && !bootDeadline.IsZero() && now.After(bootDeadline) {
-			return st, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("instance %s did not boot within %s", st.ExternalID, bootTimeout), ErrTypeTimeout, nil)
-		}
-		if w := clampWait(st.Wait, poll); w > 0 {
-			_ = workflow.Sleep(lctx, w)
-		}
-	}
 }
 
 func (r *requestRun) createRequest(i, attempt int) drivers.CreateRequest {

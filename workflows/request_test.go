@@ -132,11 +132,17 @@ func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
 		return activities.NodeInstanceResult{}, nil
 	}
 	env.OnActivity(a.AcceptRequest, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.AcceptInput) (activities.AcceptResult, error) { return h.acceptFn(ctx, in) })
+		func(ctx context.Context, in activities.AcceptInput) (activities.AcceptResult, error) {
+			return h.acceptFn(ctx, in)
+		})
 	env.OnActivity(a.CreateStep, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.CreateStepInput) (drivers.CreateState, error) { return h.createFn(ctx, in) })
+		func(ctx context.Context, in activities.CreateStepInput) (drivers.CreateState, error) {
+			return h.createFn(ctx, in)
+		})
 	env.OnActivity(a.DeleteStep, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.DeleteStepInput) (drivers.DeleteState, error) { return h.deleteFn(ctx, in) })
+		func(ctx context.Context, in activities.DeleteStepInput) (drivers.DeleteState, error) {
+			return h.deleteFn(ctx, in)
+		})
 	env.OnActivity(a.NodeReady, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.CheckRequest, mock.Anything, mock.Anything).Return(activities.CheckRequestResult{Exists: true, State: "requested"}, nil)
 	env.OnActivity(a.NodeInstance, mock.Anything, mock.Anything).Return(
@@ -347,18 +353,35 @@ func TestHandleRequestWaitsWhileTenantAtLimit(t *testing.T) {
 }
 
 func TestHandleRequestRetriesCapacityWithoutSpendingAttempts(t *testing.T) {
-	h := newHarness(t, launchPlan("small"), []string{"0000000001"})
-	h.cloud.failNode["0000000001"] = temporal.NewApplicationErrorWithOptions("no capacity", activities.ErrTypeCapacity,
-		temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{activities.StepFailure{RetryAfterSec: 7}}})
-	h.cloud.failTimes = map[string]int{"0000000001": 5}
-	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
-	h.run()
-	require.True(t, h.env.IsWorkflowCompleted())
-	require.NoError(t, h.env.GetWorkflowError())
-	var res RequestResult
-	require.NoError(t, h.env.GetWorkflowResult(&res))
-	require.Equal(t, OutcomeFulfilled, res.Outcome, "five capacity errors do not use up three attempts")
-	require.Len(t, h.cloud.deleted, 5, "each failed attempt's instance is deleted")
+	tests := []struct {
+		name string
+		// resumable: the driver created nothing and returned a state to go on from.
+		resumable bool
+		deleted   int
+	}{
+		{"nothing created: go on from the driver's state", true, 0},
+		{"instance lost: relaunch without counting the attempt", false, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, launchPlan("small"), []string{"0000000001"})
+			failure := activities.StepFailure{RetryAfterSec: 7}
+			if tc.resumable {
+				failure.State = &drivers.CreateState{Step: "submit creating instance", ExternalID: "i-0000000001-1"}
+			}
+			h.cloud.failNode["0000000001"] = temporal.NewApplicationErrorWithOptions("no capacity", activities.ErrTypeCapacity,
+				temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{failure}})
+			h.cloud.failTimes = map[string]int{"0000000001": 5}
+			h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+			h.run()
+			require.True(t, h.env.IsWorkflowCompleted())
+			require.NoError(t, h.env.GetWorkflowError())
+			var res RequestResult
+			require.NoError(t, h.env.GetWorkflowResult(&res))
+			require.Equal(t, OutcomeFulfilled, res.Outcome, "five capacity errors do not use up three attempts")
+			require.Len(t, h.cloud.deleted, tc.deleted)
+		})
+	}
 }
 
 func TestCapacityBackoff(t *testing.T) {

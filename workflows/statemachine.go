@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -46,6 +47,77 @@ func runDelete(ctx workflow.Context, provider, taskQueue, externalID, nodeID str
 			if err := workflow.Sleep(ctx, w); err != nil {
 				return err
 			}
+		}
+	}
+}
+
+// runCreate drives node i's create state machine for one attempt: one activity per
+// step on the provider's task queue, with a workflow timer between steps, bounded by
+// launch-timeout (the whole attempt) and boot-timeout (from the instance's creation to
+// ready). The node's external id is recorded in the status as soon as it is known. from,
+// when set, is the state to go on from (after a capacity error that created nothing).
+func (r *requestRun) runCreate(ctx, lctx workflow.Context, i, attempt int, from *drivers.CreateState) (drivers.CreateState, error) {
+	ns := &r.status.Nodes[i]
+	timeout := seconds(r.plan.LaunchTimeoutSec)
+	bootTimeout := seconds(r.plan.BootTimeoutSec)
+	poll := seconds(r.plan.PollIntervalSec)
+	// Steps are not interrupted by a cancel: a step in flight may be creating the
+	// instance, and its result is needed to delete it.
+	dctx := disconnected(ctx)
+	sctx := stepOptions(dctx, r.plan.ProviderTaskQueue, timeout)
+	st := drivers.CreateState{Request: r.createRequest(i, attempt)}
+	if from != nil {
+		st = *from
+	}
+	deadline := workflow.Now(ctx).Add(timeout)
+	var bootDeadline time.Time
+	for {
+		var next drivers.CreateState
+		err := workflow.ExecuteActivity(sctx, a.CreateStep, activities.CreateStepInput{
+			NodeID: ns.NodeID, Owner: r.owner, Provider: r.plan.Provider, State: st,
+		}).Get(dctx, &next)
+		if err != nil {
+			// A failed step carries the state it reached, so an instance the cloud
+			// already assigned can still be cleaned up.
+			if f, ok := stepFailure(err); ok && f.ExternalID != "" {
+				st.ExternalID = f.ExternalID
+			}
+		} else {
+			st = next
+		}
+		ns.Step = st.Step
+		if st.ExternalID != "" {
+			ns.ExternalID = st.ExternalID
+			// Once the instance exists, the request's details are no longer needed by
+			// the driver; dropping them keeps each step's input small.
+			st.Request.Request = drivers.RequestInfo{ID: st.Request.Request.ID}
+			if bootDeadline.IsZero() {
+				bootDeadline = workflow.Now(ctx).Add(bootTimeout)
+			}
+		}
+		if err != nil {
+			return st, err
+		}
+		if st.Complete {
+			if st.Instance == nil {
+				return st, errors.New("driver completed without an instance")
+			}
+			return st, nil
+		}
+		if lctx.Err() != nil {
+			return st, lctx.Err()
+		}
+		now := workflow.Now(ctx)
+		if timeout > 0 && now.After(deadline) {
+			return st, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("launch attempt %d timed out after %s", attempt, timeout), ErrTypeTimeout, nil)
+		}
+		if bootTimeout > 0 && !bootDeadline.IsZero() && now.After(bootDeadline) {
+			return st, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("instance %s did not boot within %s", st.ExternalID, bootTimeout), ErrTypeTimeout, nil)
+		}
+		if w := clampWait(st.Wait, poll); w > 0 {
+			_ = workflow.Sleep(lctx, w)
 		}
 	}
 }
