@@ -3,6 +3,7 @@ package drivers
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrNotFound reports that the cloud does not know the instance or resource.
@@ -30,10 +31,32 @@ func (e *QuotaError) Error() string { return "quota exceeded: " + errString(e.Er
 func (e *QuotaError) Unwrap() error { return e.Err }
 
 // CapacityError reports that the cloud has no capacity for the requested offering
-// (instance type, zone, market) right now.
-type CapacityError struct{ Err error }
+// (instance type, zone, market) right now. A shortage of capacity is never permanent.
+//
+// RetryAfter tells the core what to do next:
+//
+//   - RetryAfter > 0: the failed step created no instance. The core waits at least
+//     RetryAfter and then advances the create again, within the same launch attempt
+//     and without counting the error as a failed attempt, from the state the driver
+//     returned with the error (drivers return a state to go on from; repeating the
+//     input state is safe too). The attempt's launch timeout still bounds the waiting.
+//   - RetryAfter == 0: the attempt's instance was lost for lack of capacity (a spot
+//     instance reclaimed while booting, say). The attempt failed: the core deletes its
+//     instance and goes on with the next attempt, which the driver launches on another
+//     offering while the failed one is out of capacity.
+type CapacityError struct {
+	Err error
+	// RetryAfter is how long the cloud is expected to stay out of capacity for every
+	// offering the launch may use; zero means no hint (see above).
+	RetryAfter time.Duration
+}
 
-func (e *CapacityError) Error() string { return "insufficient capacity: " + errString(e.Err) }
+func (e *CapacityError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("insufficient capacity (retry after %s): %s", e.RetryAfter, errString(e.Err))
+	}
+	return "insufficient capacity: " + errString(e.Err)
+}
 func (e *CapacityError) Unwrap() error { return e.Err }
 
 // TransientError reports a failure that is expected to go away on retry: throttling,
@@ -65,6 +88,24 @@ func Capacity(format string, args ...any) error {
 	return &CapacityError{Err: fmt.Errorf(format, args...)}
 }
 
+// CapacityRetryAfter wraps a formatted error as a *CapacityError with a retry hint.
+func CapacityRetryAfter(after time.Duration, format string, args ...any) error {
+	return &CapacityError{Err: fmt.Errorf(format, args...), RetryAfter: after}
+}
+
+// RetryAfter returns the retry hint of a capacity error (see CapacityError), or zero
+// when err is not classified as KindCapacity or carries no hint.
+func RetryAfter(err error) time.Duration {
+	if KindOf(err) != KindCapacity {
+		return 0
+	}
+	var c *CapacityError
+	if errors.As(err, &c) {
+		return max(c.RetryAfter, 0)
+	}
+	return 0
+}
+
 // Transient wraps a formatted error as a *TransientError.
 func Transient(format string, args ...any) error {
 	return &TransientError{Err: fmt.Errorf(format, args...)}
@@ -75,7 +116,10 @@ func Permanent(format string, args ...any) error {
 	return &PermanentError{Err: fmt.Errorf(format, args...)}
 }
 
-// KindOf classifies err. Wrapping is seen through; the outermost classified error wins.
+// KindOf classifies err. Wrapping is seen through. When the chain holds several kinds,
+// quota wins over capacity, capacity over permanent, permanent over transient, and
+// every one of them over not found: a launch refused for quota or capacity is never
+// declined as permanent because of how it was wrapped.
 func KindOf(err error) Kind {
 	if err == nil {
 		return ""

@@ -98,8 +98,15 @@ type Pool struct {
 	// PublicIPv6 asks for one IPv6 address (default false).
 	PublicIPv6 *bool `yaml:"public-ipv6,omitempty"`
 	// HostKeyChecking makes the launcher scan the node's SSH host keys (default true).
-	HostKeyChecking  *bool  `yaml:"host-key-checking,omitempty"`
+	HostKeyChecking *bool `yaml:"host-key-checking,omitempty"`
+	// AvailabilityZone places every instance of the pool in one zone; empty leaves the
+	// zone to EC2 (or to the subnet).
 	AvailabilityZone string `yaml:"availability-zone,omitempty"`
+	// AvailabilityZones lists zones in order of preference (the key of upstream's
+	// OpenStack pools): an instance goes to the first zone with capacity for its
+	// offering. Exclusive with AvailabilityZone; with more than one zone the pool must
+	// not set subnet-id, since a subnet lies in one zone.
+	AvailabilityZones []string `yaml:"availability-zones,omitempty"`
 	// UseInternalIP makes the private address the node's interface address.
 	UseInternalIP bool    `yaml:"use-internal-ip,omitempty"`
 	Labels        []Label `yaml:"labels"`
@@ -230,6 +237,19 @@ func (c *Config) Validate(pools []PoolSpec) error {
 		if p.PublicIPv4 != nil && p.PublicIPAddress != nil && *p.PublicIPv4 != *p.PublicIPAddress {
 			add(path, "public-ipv4 and public-ip-address disagree")
 		}
+		if p.AvailabilityZone != "" && len(p.AvailabilityZones) > 0 {
+			add(path, "availability-zone and availability-zones are exclusive")
+		}
+		if len(p.AvailabilityZones) > 1 && p.SubnetID != "" {
+			add(path+".availability-zones", "more than one zone needs no subnet-id: a subnet lies in one zone")
+		}
+		for k, z := range p.AvailabilityZones {
+			if z == "" {
+				add(fmt.Sprintf("%s.availability-zones[%d]", path, k), "must not be empty")
+			} else if slices.Index(p.AvailabilityZones, z) < k {
+				add(fmt.Sprintf("%s.availability-zones[%d]", path, k), "duplicate zone %q", z)
+			}
+		}
 		if pools != nil && i < len(pools) && len(pools[i].Labels) != len(p.Labels) {
 			add(path+".labels", "%d labels decoded but %d named", len(p.Labels), len(pools[i].Labels))
 		}
@@ -311,6 +331,15 @@ func (p *Pool) hostKeyChecking() bool {
 		return *p.HostKeyChecking
 	}
 	return DefaultHostKeyChecking
+}
+
+// zones returns the pool's availability zones in order of preference; a single ""
+// leaves the choice to EC2.
+func (p *Pool) zones() []string {
+	if len(p.AvailabilityZones) > 0 {
+		return p.AvailabilityZones
+	}
+	return []string{p.AvailabilityZone}
 }
 
 // instanceTypes returns the label's instance types in order of preference.

@@ -95,6 +95,16 @@ func TestValidate(t *testing.T) {
 			[]string{"pools: 2 pools decoded but 1 named", "pools[0].labels: 3 labels decoded but 1 named"}},
 		{"duplicate names", func(*Config) {}, []PoolSpec{{Name: "a", Labels: []string{"x", "x", "y"}}, {Name: "a", Labels: []string{"z"}}},
 			[]string{`pools[1].name: duplicate pool "a"`, `pools[0].labels[1].name: missing or duplicate label name "x"`}},
+		{"zones", func(c *Config) {
+			c.Pools[0].AvailabilityZones = []string{"us-east-1a", "", "us-east-1a"}
+			c.Pools[1].AvailabilityZones = []string{"us-east-1c"}
+		}, testPools, []string{
+			"pools[0].availability-zones: more than one zone needs no subnet-id",
+			"pools[0].availability-zones[1]: must not be empty",
+			`pools[0].availability-zones[2]: duplicate zone "us-east-1a"`,
+			"pools[1]: availability-zone and availability-zones are exclusive",
+		}},
+		{"one zone with a subnet", func(c *Config) { c.Pools[0].AvailabilityZones = []string{"us-east-1a"} }, testPools, nil},
 		{"ip aliases disagree", func(c *Config) {
 			yes, no := true, false
 			c.Pools[0].PublicIPv4, c.Pools[0].PublicIPAddress = &yes, &no

@@ -30,7 +30,10 @@ const (
 
 // createData is the driver-private part of a CreateState.
 type createData struct {
-	// Offering indexes labelOfferings of the label: the offering being launched.
+	// Offering counts positions in launchOfferings of the launch across rounds: the
+	// offering being launched is launchOfferings[Offering % n], in round Offering / n.
+	// A round tries each offering at most once; when every offering of a round ran
+	// out of capacity the next launch starts a new round, whose client tokens are new.
 	Offering int `json:"offering"`
 	// ImageID is the AMI resolved at the start, so that every retry sends the same
 	// arguments under the same client token.
@@ -38,7 +41,8 @@ type createData struct {
 	// InstanceID and SubmittedAt are set once RunInstances succeeded.
 	InstanceID  string    `json:"instance_id,omitempty"`
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
-	// Unavailable lists the offerings that reported insufficient capacity.
+	// Unavailable lists the offerings that reported insufficient capacity in the
+	// current round (for people reading the state; the driver does not use it).
 	Unavailable []string `json:"unavailable,omitempty"`
 }
 
@@ -64,12 +68,15 @@ func encodeData(v any) json.RawMessage {
 
 // AdvanceCreate advances a create state machine by one step:
 //
-//   - "start" resolves the image and picks the first offering not known to be out of
-//     capacity;
+//   - "start" resolves the image and picks the first offering of the round not known
+//     to be out of capacity, or fails with a *drivers.CapacityError whose RetryAfter
+//     is the time until the first offering is expected back;
 //   - "submit creating instance" calls RunInstances with a client token derived from
-//     the node id, the attempt and the offering, so that a repeated step returns the
-//     instance the first call started; on insufficient capacity it moves to the next
-//     offering (recorded in Data) or fails with a *drivers.CapacityError;
+//     the node id, the attempt and the offering's position, so that a repeated step
+//     returns the instance the first call started; on insufficient capacity it moves to
+//     the next offering of the round (recorded in Data), or, when none is left, fails
+//     with a *drivers.CapacityError carrying RetryAfter and returns the state of a new
+//     round at "start";
 //   - "creating instance" waits in the shared listing for the instance to run and get
 //     its addresses;
 //   - "complete" carries the Instance.
@@ -100,14 +107,6 @@ func (d *Driver) AdvanceCreate(ctx context.Context, st drivers.CreateState) (dri
 	return st, drivers.Permanent("advancing create of node %s: unknown step %q", st.Request.NodeID, st.Step)
 }
 
-// placement returns the availability zone to ask for, or "".
-func placement(req drivers.CreateRequest, pool *Pool) string {
-	if req.AZ != "" {
-		return req.AZ
-	}
-	return pool.AvailabilityZone
-}
-
 func (d *Driver) createStart(ctx context.Context, st drivers.CreateState, pool *poolInfo, label *Label, data createData) (drivers.CreateState, error) {
 	data.ImageID = st.Request.ImageID
 	if data.ImageID == "" {
@@ -121,11 +120,15 @@ func (d *Driver) createStart(ctx context.Context, st drivers.CreateState, pool *
 		}
 		data.ImageID = id
 	}
-	offs := labelOfferings(label)
-	next := d.nextOffering(offs, 0, placement(st.Request, pool.cfg))
+	offs := launchOfferings(st.Request, pool.cfg, label)
+	if data.Offering < 0 {
+		return st, drivers.Permanent("starting node %s: offering %d out of range", st.Request.NodeID, data.Offering)
+	}
+	round := data.Offering / len(offs) * len(offs)
+	next, wait := d.pickOffering(pool.name, offs, round, round+len(offs))
 	if next < 0 {
-		return st, drivers.Capacity("starting node %s: every offering of label %s (%s) recently reported insufficient capacity",
-			st.Request.NodeID, st.Request.Label, offeringList(offs))
+		return st, drivers.CapacityRetryAfter(wait, "starting node %s: every offering of label %s in pool %s (%s) recently reported insufficient capacity",
+			st.Request.NodeID, st.Request.Label, pool.name, offeringList(offs))
 	}
 	data.Offering = next
 	st.Step = StepSubmitCreating
@@ -134,15 +137,30 @@ func (d *Driver) createStart(ctx context.Context, st drivers.CreateState, pool *
 	return st, nil
 }
 
-// nextOffering returns the index of the first offering at or after from that is not
-// known to be out of capacity, or -1.
-func (d *Driver) nextOffering(offs []offering, from int, az string) int {
-	for i := from; i < len(offs); i++ {
-		if !d.unavailable.unavailable(offeringKey{instanceType: offs[i].instanceType, az: az, spot: offs[i].spot}) {
-			return i
+// minRetryAfter is the shortest retry hint of a capacity error.
+const minRetryAfter = time.Second
+
+// pickOffering returns the first position in [from, to) whose offering (the position
+// modulo len(offs)) the pool does not know to be out of capacity. When there is none
+// it returns -1 and how long until the first of them may be used again.
+func (d *Driver) pickOffering(pool string, offs []offering, from, to int) (int, time.Duration) {
+	var wait time.Duration
+	for i := from; i < to; i++ {
+		left := d.unavailable.remaining(keyOf(pool, offs[i%len(offs)]))
+		if left == 0 {
+			return i, 0
+		}
+		if wait == 0 || left < wait {
+			wait = left
 		}
 	}
-	return -1
+	return -1, max(wait, minRetryAfter)
+}
+
+// capacityWait returns how long until the first of the offerings may be used again.
+func (d *Driver) capacityWait(pool string, offs []offering) time.Duration {
+	_, wait := d.pickOffering(pool, offs, 0, len(offs))
+	return max(wait, minRetryAfter)
 }
 
 func offeringList(offs []offering) string {
@@ -154,9 +172,10 @@ func offeringList(offs []offering) string {
 }
 
 // clientToken derives the RunInstances idempotency token from the node, the attempt,
-// the offering and the provider. EC2 returns the instance started under a token
-// instead of starting another, so a repeated step never launches twice, while a new
-// attempt or offering launches anew.
+// the offering's position (which counts on across rounds, see createData) and the
+// provider. EC2 returns the instance started under a token instead of starting
+// another, so a repeated step never launches twice, while a new attempt, offering or
+// round launches anew.
 func (d *Driver) clientToken(req drivers.CreateRequest, offeringIndex int) string {
 	t := fmt.Sprintf("np-%s-%d-%d-%s", req.NodeID, req.Attempt, offeringIndex, d.tokenSuffix)
 	if len(t) > 64 {
@@ -167,11 +186,14 @@ func (d *Driver) clientToken(req drivers.CreateRequest, offeringIndex int) strin
 }
 
 func (d *Driver) createSubmit(ctx context.Context, log *slog.Logger, st drivers.CreateState, pool *poolInfo, label *Label, data createData) (drivers.CreateState, error) {
-	offs := labelOfferings(label)
-	if data.Offering < 0 || data.Offering >= len(offs) {
+	offs := launchOfferings(st.Request, pool.cfg, label)
+	if data.Offering < 0 {
 		return st, drivers.Permanent("submitting node %s: offering %d out of range", st.Request.NodeID, data.Offering)
 	}
-	off := offs[data.Offering]
+	// The recorded offering is submitted whatever the cache says: a repeated step must
+	// send the same request under the same client token, or a call that started an
+	// instance but whose answer was lost would be followed by a second instance.
+	off := offs[data.Offering%len(offs)]
 	in, err := d.runInput(ctx, log, st.Request, pool.cfg, label, data, off)
 	if err != nil {
 		return st, err
@@ -182,14 +204,25 @@ func (d *Driver) createSubmit(ctx context.Context, log *slog.Logger, st drivers.
 		if drivers.KindOf(cerr) != drivers.KindCapacity {
 			return st, cerr
 		}
-		az := placement(st.Request, pool.cfg)
-		d.unavailable.mark(offeringKey{instanceType: off.instanceType, az: az, spot: off.spot})
+		// Nothing was started: try the next offering of the round at once.
+		d.unavailable.mark(keyOf(pool.name, off))
 		data.Unavailable = append(data.Unavailable, off.String())
-		next := d.nextOffering(offs, data.Offering+1, az)
+		roundEnd := (data.Offering/len(offs) + 1) * len(offs)
+		next, _ := d.pickOffering(pool.name, offs, data.Offering+1, roundEnd)
 		if next < 0 {
-			return st, cerr
+			// Every offering of the round is out of capacity. The launch goes on from a
+			// new round, once the first offering is expected back.
+			wait := d.capacityWait(pool.name, offs)
+			log.Info("every offering out of capacity", "offering", off.String(), "retry_after", wait, "error", err)
+			data.Offering = roundEnd
+			data.Unavailable = nil
+			retry := st
+			retry.Step = StepStart
+			retry.Data = encodeData(data)
+			retry.Wait = wait
+			return retry, withRetryAfter(cerr, wait)
 		}
-		log.Info("offering out of capacity, trying the next", "offering", off.String(), "next", offs[next].String(), "error", err)
+		log.Info("offering out of capacity, trying the next", "offering", off.String(), "next", offs[next%len(offs)].String(), "error", err)
 		data.Offering = next
 		st.Data = encodeData(data)
 		st.Wait = 0
@@ -271,8 +304,8 @@ func (d *Driver) runInput(ctx context.Context, log *slog.Logger, req drivers.Cre
 			HttpEndpoint: ec2types.InstanceMetadataEndpointStateEnabled,
 		}
 	}
-	if az := placement(req, pool); az != "" {
-		in.Placement = &ec2types.Placement{AvailabilityZone: awssdk.String(az)}
+	if off.az != "" {
+		in.Placement = &ec2types.Placement{AvailabilityZone: awssdk.String(off.az)}
 	}
 	bdm, err := d.rootDevice(ctx, data.ImageID, label)
 	if err != nil {
@@ -355,7 +388,7 @@ func (d *Driver) createWait(ctx context.Context, log *slog.Logger, st drivers.Cr
 			return st, nil
 		}
 	default:
-		return st, d.launchFailure(st, pool.cfg, label, data, in)
+		return st, d.launchFailure(st, pool, label, data, in)
 	}
 	spot := in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot
 	info, err := d.types.get(ctx, string(in.InstanceType))
@@ -375,14 +408,15 @@ func (d *Driver) createWait(ctx context.Context, log *slog.Logger, st drivers.Cr
 // error: a capacity error when EC2 says so (spot interruptions, capacity shortfalls),
 // which also marks the offering unavailable; a permanent error (for this attempt)
 // otherwise.
-func (d *Driver) launchFailure(st drivers.CreateState, pool *Pool, label *Label, data createData, in ec2types.Instance) error {
+func (d *Driver) launchFailure(st drivers.CreateState, pool *poolInfo, label *Label, data createData, in ec2types.Instance) error {
 	reason := stateReason(in)
 	state := stateName(in)
 	if strings.Contains(reason, "Capacity") || strings.Contains(reason, "Spot") {
-		offs := labelOfferings(label)
-		if data.Offering >= 0 && data.Offering < len(offs) {
-			off := offs[data.Offering]
-			d.unavailable.mark(offeringKey{instanceType: off.instanceType, az: placement(st.Request, pool), spot: off.spot})
+		// The instance is lost, so this attempt failed: no retry hint. The next
+		// attempt avoids the offering for a while.
+		offs := launchOfferings(st.Request, pool.cfg, label)
+		if data.Offering >= 0 {
+			d.unavailable.mark(keyOf(pool.name, offs[data.Offering%len(offs)]))
 		}
 		return drivers.Capacity("instance %s of node %s is %s while launching: %s", data.InstanceID, st.Request.NodeID, state, reason)
 	}

@@ -7,10 +7,12 @@
 // Config holds the AWS keys of a provider section (region-name, profile-name,
 // cloud-images, pools with subnet-id, security-group-id, public-ipv4, ...; labels with
 // instance-type, key-name, volume settings, userdata, iam-instance-profile, tags,
-// dynamic-tags, use-spot, imdsv2). Three keys are additions to upstream's: `endpoint`
+// dynamic-tags, use-spot, imdsv2). Four keys are additions to upstream's: `endpoint`
 // points the clients at an EC2-compatible cloud (or the simulator in internal/ec2sim),
-// `instance-types` lists instance types in order of preference, and
-// `on-demand-fallback` launches on demand after spot capacity errors. Credentials come
+// `instance-types` lists instance types in order of preference,
+// `on-demand-fallback` launches on demand after spot capacity errors, and a pool's
+// `availability-zones` (named as upstream's OpenStack pools have it) lists zones in
+// order of preference. Credentials come
 // only from the SDK's default chain (environment, shared files, instance role); they
 // are never part of the configuration and never logged.
 //
@@ -23,12 +25,22 @@
 // back the instance the first call started instead of a second one; the external id
 // ({"instance":"i-..."}, upstream's format) is set as soon as RunInstances answers.
 //
-// A label's offerings are its instance types in the spot market (with use-spot) and
-// then on demand (without use-spot, or with on-demand-fallback). After an
-// InsufficientInstanceCapacity answer the next offering is tried within the same
-// create (the position is kept in the state's Data so that a retried step continues
-// where it was), and the failing offering (type, zone, market) is avoided by every
-// launch of the process for a few minutes.
+// # Capacity
+//
+// A launch's offerings are the label's instance types in the spot market (with
+// use-spot) and then on demand (without use-spot, or with on-demand-fallback), each
+// in every zone the launch may use (the zone the core chose for the request, else the
+// pool's availability-zones in order, else the pool's availability-zone or EC2's
+// choice). After an InsufficientInstanceCapacity answer the next offering is tried
+// within the same create (the position is kept in the state's Data, so that a retried
+// step continues where it was), and the pool's launches in this process avoid the
+// failing offering (type, zone, market) for a short while (DefaultUnavailableTTL).
+// When no offering is left, the step fails with a *drivers.CapacityError whose
+// RetryAfter is the time until the first offering may be tried again, and returns a
+// state that starts a new round of offerings, with new client tokens: the core waits
+// and goes on with the same attempt. A capacity error is never turned into a
+// permanent one. An instance that EC2 stops for lack of capacity while it boots (a
+// spot instance reclaimed) fails its attempt: that capacity error has no RetryAfter.
 //
 // Delete steps: "start" (TerminateInstances; an unknown instance counts as deleted),
 // "deleting instance" (wait for terminated), "deleting volumes" (delete volumes tagged
@@ -49,16 +61,20 @@
 //
 // # Errors and quota
 //
-// errors.go maps AWS error codes to the kinds of package drivers in one place:
-// insufficient capacity → *drivers.CapacityError; vCPU, instance, spot and volume
-// limits → *drivers.QuotaError; throttling, 5xx and network failures →
+// errors.go maps AWS errors to the kinds of package drivers in one place: insufficient
+// capacity → *drivers.CapacityError; vCPU, instance, spot and volume limits →
+// *drivers.QuotaError; throttling, 5xx answers, timeouts, refused or reset
+// connections, credentials that cannot be retrieved or are not accepted →
 // *drivers.TransientError; unknown instances and volumes → drivers.ErrNotFound; bad
-// parameters, unknown images or instance types, missing subnets or key pairs, and
-// authentication failures → *drivers.PermanentError.
+// parameters, unknown images or instance types, missing subnets or key pairs, AMIs the
+// account may not use and operations the IAM policy does not allow →
+// *drivers.PermanentError. Only the latter make the launcher decline requests.
 //
 // A label's quota is its instance type's cores, memory (MiB), one instance and its
 // vCPUs under the Service Quotas code of its family and market (L-1216C47A for
-// standard on-demand, L-34B43A08 for standard spot, ...). QuotaLimits reports those
-// codes' values from Service Quotas; when that API cannot be used it reports no limits
-// and logs once, so that only the pools' limits apply.
+// standard on-demand, L-34B43A08 for standard spot, ...); a failure to ask EC2 for it
+// is transient and not remembered. QuotaLimits reports those codes' values from
+// Service Quotas; when the account cannot use that API it reports no limits and logs
+// once, so that only the pools' limits apply, and when the API fails for a passing
+// reason it keeps the limits last read (or, before any, returns a transient error).
 package aws

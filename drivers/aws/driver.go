@@ -28,9 +28,12 @@ const (
 	DefaultGracePeriod = time.Minute
 	// DefaultBatchWindow is how long terminations are collected into one call.
 	DefaultBatchWindow = 200 * time.Millisecond
-	// DefaultUnavailableTTL is how long an offering (type, zone, market) that reported
-	// insufficient capacity is avoided.
-	DefaultUnavailableTTL = 3 * time.Minute
+	// DefaultUnavailableTTL is how long the launches of a pool avoid an offering
+	// (type, zone, market) that reported insufficient capacity. It is short on purpose
+	// (karpenter keeps such offerings for 3 minutes): while every offering of a label
+	// is avoided its launches wait instead of asking EC2, and a shortage is often
+	// over sooner.
+	DefaultUnavailableTTL = 30 * time.Second
 	// DefaultCacheTTL bounds the image-filter and Service Quotas caches.
 	DefaultCacheTTL = 5 * time.Minute
 	// MaxTerminateBatch is the most instance ids sent in one TerminateInstances call.
@@ -101,7 +104,8 @@ func WithGracePeriod(d time.Duration) Option { return func(o *options) { o.grace
 // WithBatchWindow sets how long terminations are collected into one call.
 func WithBatchWindow(d time.Duration) Option { return func(o *options) { o.batchWindow = d } }
 
-// WithUnavailableTTL sets how long an offering that ran out of capacity is avoided.
+// WithUnavailableTTL sets how long the launches of a pool avoid an offering that ran
+// out of capacity.
 func WithUnavailableTTL(d time.Duration) Option { return func(o *options) { o.unavailableTTL = d } }
 
 // WithCacheTTL sets the lifetime of the image-filter and Service Quotas caches.
@@ -109,7 +113,8 @@ func WithCacheTTL(d time.Duration) Option { return func(o *options) { o.cacheTTL
 
 // Driver is the EC2 driver of one provider. It is safe for concurrent use; the
 // instance listing, image and instance-type caches and the termination batcher are
-// shared by every launch and delete of the provider in this process.
+// shared by every launch and delete of the provider in this process, and the
+// out-of-capacity offerings by every launch of a pool.
 type Driver struct {
 	provider    string
 	cfg         Config

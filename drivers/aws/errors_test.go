@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"syscall"
 	"testing"
 
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -41,9 +46,13 @@ func TestRunInstancesErrorMapping(t *testing.T) {
 		{"InvalidKeyPair.NotFound", drivers.KindPermanent},
 		{"Unsupported", drivers.KindPermanent},
 		{"InvalidInstanceType", drivers.KindPermanent},
-		{"AuthFailure", drivers.KindPermanent},
+		{"AuthFailure", drivers.KindPermanent}, // for a launch: an AMI the account may not use
 		{"UnauthorizedOperation", drivers.KindPermanent},
 		{"IdempotentParameterMismatch", drivers.KindPermanent},
+		{"ServiceUnavailable", drivers.KindTransient},
+		{"ExpiredToken", drivers.KindTransient},
+		{"RequestExpired", drivers.KindTransient},
+		{"EC2ThrottledException", drivers.KindTransient},
 	}
 	e := newEnv(t, ec2sim.Options{})
 	d := e.driver()
@@ -58,6 +67,9 @@ func TestRunInstancesErrorMapping(t *testing.T) {
 			require.Equal(t, tc.want, drivers.KindOf(err), "%v", err)
 			require.Contains(t, err.Error(), tc.code)
 			require.Equal(t, before+1, e.sim.Calls("RunInstances"), "one call, no SDK retry")
+			if tc.want == drivers.KindCapacity {
+				require.Positive(t, drivers.RetryAfter(err), "%v", err)
+			}
 		})
 	}
 }
@@ -97,6 +109,12 @@ func TestClassify(t *testing.T) {
 			ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: code}}, Err: errors.New("body")},
 		}}
 	}
+	sent := func(err error) error {
+		return &smithy.OperationError{ServiceID: "EC2", OperationName: "X", Err: &smithyhttp.RequestSendError{Err: err}}
+	}
+	identity := func(err error) error {
+		return &smithy.OperationError{ServiceID: "EC2", OperationName: "X", Err: fmt.Errorf("get identity: get credentials: %w", err)}
+	}
 	tests := []struct {
 		name string
 		op   op
@@ -115,12 +133,41 @@ func TestClassify(t *testing.T) {
 		{"ami not found on read", opRead, api("InvalidAMIID.NotFound"), drivers.KindPermanent},
 		{"volume in use", opDelete, api("VolumeInUse"), drivers.KindTransient},
 		{"access denied", opRead, api("AccessDeniedException"), drivers.KindPermanent},
+		{"unauthorized operation", opCreate, api("UnauthorizedOperation"), drivers.KindPermanent},
+		{"invalid parameter", opCreate, api("InvalidParameterValue"), drivers.KindPermanent},
+		{"unknown instance type on read", opRead, api("InvalidInstanceType"), drivers.KindPermanent},
+		{"unknown ami on create", opCreate, api("InvalidAMIID.NotFound"), drivers.KindPermanent},
+		{"ami not authorized on create", opCreate, api("AuthFailure"), drivers.KindPermanent},
+
+		{"credentials not validated on read", opRead, api("AuthFailure"), drivers.KindTransient},
+		{"unknown access key", opRead, api("InvalidClientTokenId"), drivers.KindTransient},
+		{"wrong secret", opRead, api("SignatureDoesNotMatch"), drivers.KindTransient},
+		{"expired session", opCreate, api("ExpiredToken"), drivers.KindTransient},
+		{"service quotas bad token", opRead, api("UnrecognizedClientException"), drivers.KindTransient},
+		{"throttling of the sdk's list", opRead, api("SlowDown"), drivers.KindTransient},
+		{"ec2 throttling", opCreate, api("EC2ThrottledException"), drivers.KindTransient},
+		{"service quotas unavailable", opRead, api("ServiceUnavailableException"), drivers.KindTransient},
+		{"internal server", opRead, api("InternalServerException"), drivers.KindTransient},
+		{"unknown code with 500", opRead, status(500), drivers.KindTransient},
+		{"unknown code with 502", opCreate, status(502), drivers.KindTransient},
 		{"unknown code with 503", opRead, status(503), drivers.KindTransient},
+		{"unknown code with 504", opDelete, status(504), drivers.KindTransient},
 		{"unknown code with 429", opRead, status(429), drivers.KindTransient},
 		{"unknown code with 400", opRead, status(400), drivers.KindUnknown},
-		{"connection refused", opRead, &smithy.OperationError{Err: &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Err: errors.New("refused")}}}, drivers.KindTransient},
+		{"connection refused", opRead, sent(&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}), drivers.KindTransient},
+		{"connection reset", opCreate, sent(&url.Error{Op: "Post", URL: "https://ec2", Err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}}), drivers.KindTransient},
+		{"connection reset while reading", opRead, &smithy.OperationError{Err: &smithy.DeserializationError{Err: os.NewSyscallError("read", syscall.ECONNRESET)}}, drivers.KindTransient},
+		{"connection closed", opRead, sent(&url.Error{Op: "Post", URL: "https://ec2", Err: io.EOF}), drivers.KindTransient},
+		{"truncated answer", opRead, fmt.Errorf("reading answer: %w", io.ErrUnexpectedEOF), drivers.KindTransient},
+		{"timeout", opRead, sent(&url.Error{Op: "Post", URL: "https://ec2", Err: timeoutError{}}), drivers.KindTransient},
+		{"dns failure", opRead, sent(&net.DNSError{Err: "server misbehaving", Name: "ec2.us-east-1.amazonaws.com"}), drivers.KindTransient},
 		{"deadline", opRead, fmt.Errorf("op: %w", context.DeadlineExceeded), drivers.KindTransient},
-		{"credentials", opRead, errors.New("operation error EC2: X, get identity: failed to refresh cached credentials, no EC2 IMDS role found"), drivers.KindPermanent},
+		{"cancelled", opCreate, &smithy.OperationError{Err: &smithy.CanceledError{Err: context.Canceled}}, drivers.KindTransient},
+		{"credentials, no instance role", opRead, errors.New("operation error EC2: X, get identity: failed to refresh cached credentials, no EC2 IMDS role found"), drivers.KindTransient},
+		{"credentials, metadata service unreachable", opRead, identity(fmt.Errorf("failed to refresh cached credentials, %w", sent(&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}))), drivers.KindTransient},
+		{"credentials, sts refuses", opCreate, identity(fmt.Errorf("failed to refresh cached credentials, %w", api("AccessDenied"))), drivers.KindTransient},
+		{"credentials, sts down", opDelete, identity(fmt.Errorf("failed to refresh cached credentials, %w", status(503))), drivers.KindTransient},
+		{"credentials, signing", opRead, &smithy.OperationError{Err: &v4.SigningError{Err: errors.New("failed to retrieve credentials: no profile")}}, drivers.KindTransient},
 		{"already classified", opRead, drivers.Quota("x"), drivers.KindQuota},
 		{"not found sentinel", opRead, drivers.ErrNotFound, drivers.KindNotFound},
 		{"unknown", opRead, errors.New("something odd"), drivers.KindUnknown},
@@ -136,3 +183,10 @@ func TestClassify(t *testing.T) {
 	}
 	require.NoError(t, classify(opRead, "nothing", nil))
 }
+
+// timeoutError is a network timeout.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }

@@ -1,11 +1,17 @@
 package aws
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,6 +114,112 @@ type env struct {
 	url   string
 	ec2   *ec2.Client // a plain client, for arranging the cloud behind the driver's back
 	logs  *syncBuffer
+
+	mu     sync.Mutex
+	down   bool            // every connection is dropped, as by an endpoint that went away
+	zoneIC map[string]bool // RunInstances in these zones answers InsufficientInstanceCapacity
+	// rewrite, when set, edits the text of every answer of the simulator.
+	rewrite func(string) string
+}
+
+// serveHTTP is the listener's handler: the faults the simulator has no knob for, then
+// the simulator.
+func (e *env) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	down, zones, rewrite := e.down, len(e.zoneIC) > 0, e.rewrite
+	e.mu.Unlock()
+	if down {
+		dropConnection(w)
+		return
+	}
+	if zones && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		form, _ := url.ParseQuery(string(body))
+		e.mu.Lock()
+		blocked := form.Get("Action") == "RunInstances" && e.zoneIC[form.Get("Placement.AvailabilityZone")]
+		e.mu.Unlock()
+		if blocked {
+			writeEC2Error(w, "InsufficientInstanceCapacity",
+				"We currently do not have sufficient capacity in the Availability Zone you requested ("+form.Get("Placement.AvailabilityZone")+").")
+			return
+		}
+	}
+	if rewrite == nil {
+		e.sim.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	e.sim.ServeHTTP(rec, r)
+	for k, v := range rec.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = io.WriteString(w, rewrite(rec.Body.String()))
+}
+
+// setRewrite makes every answer of the simulator pass through f (nil stops it).
+func (e *env) setRewrite(f func(string) string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rewrite = f
+}
+
+// setDown drops (or stops dropping) every connection to the endpoint.
+func (e *env) setDown(down bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.down = down
+}
+
+// blockZone makes RunInstances in the zone answer InsufficientInstanceCapacity (or
+// stops it).
+func (e *env) blockZone(zone string, blocked bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.zoneIC == nil {
+		e.zoneIC = map[string]bool{}
+	}
+	e.zoneIC[zone] = blocked
+	if !blocked {
+		delete(e.zoneIC, zone)
+	}
+}
+
+// dropConnection closes the client's connection without an answer.
+func dropConnection(w http.ResponseWriter) {
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_ = c.Close()
+}
+
+// writeEC2Error answers with EC2's error document.
+func writeEC2Error(w http.ResponseWriter, code, message string) {
+	type xmlError struct {
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	body, err := xml.Marshal(struct {
+		XMLName   xml.Name   `xml:"Response"`
+		Errors    []xmlError `xml:"Errors>Error"`
+		RequestID string     `xml:"RequestID"`
+	}{Errors: []xmlError{{Code: code, Message: message}}, RequestID: "test-request"})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.WriteHeader(ec2sim.StatusFor(code))
+	_, _ = w.Write(append([]byte(xml.Header), body...))
 }
 
 func newEnv(t *testing.T, opts ec2sim.Options) *env {
@@ -122,8 +234,8 @@ func newEnv(t *testing.T, opts ec2sim.Options) *env {
 	if opts.TerminateTime == 0 {
 		opts.TerminateTime = 2 * time.Second
 	}
-	sim := ec2sim.New(opts)
-	hs := httptest.NewServer(sim)
+	e := &env{t: t, clock: clock, sim: ec2sim.New(opts), logs: &syncBuffer{}}
+	hs := httptest.NewServer(http.HandlerFunc(e.serveHTTP))
 	t.Cleanup(hs.Close)
 	cfg := awssdk.Config{
 		Region:      "us-east-1",
@@ -131,10 +243,9 @@ func newEnv(t *testing.T, opts ec2sim.Options) *env {
 		Retryer:     func() awssdk.Retryer { return awssdk.NopRetryer{} },
 		HTTPClient:  wrapHTTPClient(nil),
 	}
-	return &env{
-		t: t, clock: clock, sim: sim, url: hs.URL, logs: &syncBuffer{},
-		ec2: ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = awssdk.String(hs.URL) }),
-	}
+	e.url = hs.URL
+	e.ec2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = awssdk.String(hs.URL) })
+	return e
 }
 
 // config decodes the test provider section pointed at the simulator.

@@ -3,12 +3,17 @@ package aws
 import (
 	"sync"
 	"time"
+
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 )
 
-// offering is one way to launch a label: an instance type in a market.
+// offering is one way to launch a label: an instance type in a market, in a zone.
 type offering struct {
 	instanceType string
 	spot         bool
+	// az is the availability zone asked for; "" leaves the choice to EC2 (or to the
+	// pool's subnet).
+	az string
 }
 
 func (o offering) market() string {
@@ -18,11 +23,17 @@ func (o offering) market() string {
 	return "on-demand"
 }
 
-func (o offering) String() string { return o.instanceType + "/" + o.market() }
+func (o offering) String() string {
+	s := o.instanceType + "/" + o.market()
+	if o.az != "" {
+		s += "/" + o.az
+	}
+	return s
+}
 
-// labelOfferings lists a label's offerings in order of preference: every instance type
-// in the spot market when use-spot is set, then, without use-spot or with
-// on-demand-fallback, every instance type on demand.
+// labelOfferings lists a label's offerings in order of preference, without zones:
+// every instance type in the spot market when use-spot is set, then, without use-spot
+// or with on-demand-fallback, every instance type on demand.
 func labelOfferings(l *Label) []offering {
 	types := l.instanceTypes()
 	var out []offering
@@ -39,16 +50,45 @@ func labelOfferings(l *Label) []offering {
 	return out
 }
 
-// offeringKey identifies an offering in a zone ("" when EC2 picks the zone).
+// launchOfferings lists the offerings one launch may use, in order of preference: each
+// of the label's offerings in every zone the launch may use (the request's zone when
+// the core chose one, else the pool's zones in order), so that an instance type is
+// tried in every zone before the next type. With one zone the list is
+// labelOfferings, so the positions recorded in create states keep their meaning.
+func launchOfferings(req drivers.CreateRequest, pool *Pool, l *Label) []offering {
+	zones := pool.zones()
+	if req.AZ != "" {
+		zones = []string{req.AZ}
+	}
+	var out []offering
+	for _, o := range labelOfferings(l) {
+		for _, z := range zones {
+			o.az = z
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// offeringKey identifies an offering of a pool. Pools are kept apart because their
+// subnets may lie in different zones, so an offering without an explicit zone can be
+// out of capacity for one pool and not for another.
 type offeringKey struct {
+	pool         string
 	instanceType string
 	az           string
 	spot         bool
 }
 
-// offeringCache remembers offerings that recently reported insufficient capacity, so
-// that launches in this process try the next offering at once instead of failing
-// against the same one again.
+func keyOf(pool string, o offering) offeringKey {
+	return offeringKey{pool: pool, instanceType: o.instanceType, az: o.az, spot: o.spot}
+}
+
+// offeringCache remembers, for a short while, the offerings of each pool that reported
+// insufficient capacity, so that launches of the pool in this process try another
+// offering at once instead of failing against the same one again. The entries are
+// short-lived on purpose: a shortage is often over within a minute, and a long entry
+// would make every launch of the pool fail without asking the cloud.
 type offeringCache struct {
 	now   func() time.Time
 	ttl   time.Duration
@@ -64,20 +104,28 @@ func newOfferingCache(now func() time.Time, ttl time.Duration) *offeringCache {
 func (c *offeringCache) mark(k offeringKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.until[k] = c.now().Add(c.ttl)
+	now := c.now()
+	for key, until := range c.until {
+		if !now.Before(until) {
+			delete(c.until, key)
+		}
+	}
+	c.until[k] = now.Add(c.ttl)
 }
 
-// unavailable reports whether the offering is still to be avoided.
-func (c *offeringCache) unavailable(k offeringKey) bool {
+// remaining returns how long the offering is still to be avoided; zero when it may be
+// used.
+func (c *offeringCache) remaining(k offeringKey) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	until, ok := c.until[k]
 	if !ok {
-		return false
+		return 0
 	}
-	if !c.now().Before(until) {
+	left := until.Sub(c.now())
+	if left <= 0 {
 		delete(c.until, k)
-		return false
+		return 0
 	}
-	return true
+	return left
 }

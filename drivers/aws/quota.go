@@ -2,7 +2,6 @@ package aws
 
 import (
 	"context"
-	"errors"
 	"regexp"
 	"slices"
 	"sync"
@@ -183,7 +182,9 @@ func typeQuota(info ec2types.InstanceTypeInfo, spot bool) drivers.Resources {
 
 // LabelQuota returns what one node of the label consumes, for the label's preferred
 // offering (its first instance type, in the spot market when use-spot is set). An
-// unknown pool, label or instance type is a *drivers.PermanentError.
+// unknown pool, label or instance type is a *drivers.PermanentError; a failure to ask
+// EC2 (an unreachable endpoint, missing credentials, throttling) is a
+// *drivers.TransientError and is not remembered: the next call asks again.
 func (d *Driver) LabelQuota(ctx context.Context, pool, label string) (drivers.Resources, error) {
 	_, l, err := d.label(pool, label)
 	if err != nil {
@@ -198,10 +199,16 @@ func (d *Driver) LabelQuota(ctx context.Context, pool, label string) (drivers.Re
 }
 
 // QuotaLimits returns the account's vCPU limits (from Service Quotas) for the quota
-// codes of the configured labels' instance types and markets. When Service Quotas
-// cannot be asked, it returns no limits, so that only the pools' limits apply.
+// codes of the configured labels' instance types and markets. When the account cannot
+// use Service Quotas (a permanent error, such as a policy without the permission), it
+// returns no limits, so that only the pools' limits apply. When Service Quotas fails
+// for a passing reason, the limits last read stay in use; before any were read, the
+// failure is returned as a *drivers.TransientError.
 func (d *Driver) QuotaLimits(ctx context.Context) (drivers.Resources, error) {
-	values := d.serviceQ.get(ctx)
+	values, err := d.serviceQ.get(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := drivers.Resources{}
 	for _, p := range d.pools {
 		for _, l := range p.labels {
@@ -219,45 +226,52 @@ func (d *Driver) QuotaLimits(ctx context.Context) (drivers.Resources, error) {
 	return out, nil
 }
 
-// quotaCache holds the ec2 quotas from Service Quotas for the cache TTL; a failure is
-// remembered as long, so that an account without access is not asked on every call.
+// quotaCache holds the ec2 quotas from Service Quotas for the cache TTL. A permanent
+// failure is remembered as long, so that an account without access is not asked on
+// every call; a transient one is not remembered.
 type quotaCache struct {
 	d       *Driver
 	mu      sync.Mutex
 	at      time.Time
 	values  map[string]float64
+	read    bool // values were read once
 	failing bool
 }
 
 func newQuotaCache(d *Driver) *quotaCache { return &quotaCache{d: d} }
 
-// get returns quota values by code; nil when Service Quotas failed.
-func (c *quotaCache) get(ctx context.Context) map[string]float64 {
+// get returns quota values by code: nil when Service Quotas cannot be used, the last
+// values read when it fails for a passing reason, or a transient error when it does
+// before any were read.
+func (c *quotaCache) get(ctx context.Context) (map[string]float64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.d.now()
 	if !c.at.IsZero() && now.Sub(c.at) < c.d.opts.cacheTTL {
-		return c.values
+		return c.values, nil
 	}
 	values, err := c.fetch(ctx)
-	c.at = now
-	if err != nil {
+	switch {
+	case err == nil:
+		if c.failing {
+			c.d.log.Info("service quotas available again")
+		}
+		c.at, c.values, c.read, c.failing = now, values, true, false
+		return values, nil
+	case drivers.KindOf(err) == drivers.KindPermanent, drivers.KindOf(err) == drivers.KindNotFound:
 		if !c.failing {
 			c.d.log.Warn("service quotas unavailable, using pool limits only", "error", err)
 		}
-		c.failing = true
-		c.values = nil
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			c.at = time.Time{} // the caller gave up; ask again next time
-		}
-		return nil
+		c.at, c.values, c.read, c.failing = now, nil, true, true
+		return nil, nil
+	case c.read:
+		c.d.log.Warn("service quotas failing, keeping the limits last read", "error", err)
+		return c.values, nil
 	}
-	if c.failing {
-		c.d.log.Info("service quotas available again")
+	if drivers.KindOf(err) != drivers.KindTransient {
+		err = &drivers.TransientError{Err: err}
 	}
-	c.failing = false
-	c.values = values
-	return values
+	return nil, err
 }
 
 func (c *quotaCache) fetch(ctx context.Context) (map[string]float64, error) {

@@ -23,8 +23,11 @@
 // external id is on the state as soon as the cloud lists an instance for the node;
 // deleting completes for instances that are gone or unknown, and twice; metadata comes
 // back on the instance, on ListInstances and on ListResources; DeleteResource removes a
-// leaked instance; label quota and error kinds are right; and a second launch attempt
-// of a node starts a new instance.
+// leaked instance; label quota and error kinds are right; a capacity error raised
+// before any instance exists carries a retry hint, leaves no instance behind, and the
+// launch goes on in the same attempt (from the state returned with the error or from
+// the failed step's input state, every step repeated) to exactly one instance; and a
+// second launch attempt of a node starts a new instance.
 //
 // Listing may lag a creation (the suite waits for a new instance to be listed) but not
 // a deletion: once a delete state machine completes, ListInstances must not return the

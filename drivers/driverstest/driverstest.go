@@ -34,7 +34,9 @@ type Harness struct {
 
 	// Each Inject hook makes the next create call of the cloud behind the most recent
 	// driver fail with a quota, capacity, transient (throttling) or permanent (bad
-	// request) error. A nil hook skips its case.
+	// request) error. A nil hook skips its case. The capacity error must leave the
+	// driver nothing to fall back to (a label with a single offering), so that the
+	// step fails.
 	InjectQuotaError     func(t *testing.T)
 	InjectCapacityError  func(t *testing.T)
 	InjectTransientError func(t *testing.T)
@@ -94,6 +96,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("LeakCleanup", s.testLeakCleanup)
 	t.Run("Quota", s.testQuota)
 	t.Run("ErrorKinds", s.testErrorKinds)
+	t.Run("CapacityRetry", s.testCapacityRetry)
 	t.Run("SecondAttempt", s.testSecondAttempt)
 }
 
@@ -629,6 +632,7 @@ func (s *suite) testErrorKinds(t *testing.T) {
 			require.Equal(t, tc.want, drivers.KindOf(failed), "kind of %v", failed)
 
 			// The error was for one call only: repeating the failed step goes on.
+			s.wait(drivers.RetryAfter(failed))
 			s.create(ctx, t, d, st, nil)
 			require.Len(t, s.nodeInstances(ctx, t, d, req.NodeID), 1, "instances of node %s", req.NodeID)
 		})
@@ -672,6 +676,75 @@ func (s *suite) testSecondAttempt(t *testing.T) {
 			}
 			require.ElementsMatch(t, []string{first.ExternalID, second.ExternalID}, ids,
 				"instances of node %s after two attempts", req.NodeID)
+		})
+	}
+}
+
+// testCapacityRetry checks the contract of a capacity error raised before the cloud
+// started an instance: it carries a retry hint (drivers.CapacityError.RetryAfter), no
+// instance of the node exists, and after the hint the launch goes on in the same
+// attempt, from the state returned with the error or from the failed step's input
+// state, every step repeated, to exactly one instance.
+func (s *suite) testCapacityRetry(t *testing.T) {
+	if s.h.InjectCapacityError == nil {
+		t.Skip("the harness has no InjectCapacityError")
+	}
+	tests := []struct {
+		name string
+		// from picks the state to go on from.
+		from func(input, returned drivers.CreateState) drivers.CreateState
+	}{
+		{"from the returned state", func(_, returned drivers.CreateState) drivers.CreateState { return returned }},
+		{"from the input state", func(input, _ drivers.CreateState) drivers.CreateState { return input }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, d := s.setup(t)
+			req := s.request(t, d, 1)
+			s.h.InjectCapacityError(t)
+			st := drivers.CreateState{Request: req}
+			var (
+				failed   error
+				returned drivers.CreateState
+			)
+			for i := 0; i < s.h.MaxSteps; i++ {
+				next, err := s.stepCreate(ctx, t, d, st)
+				if err != nil {
+					failed, returned = err, next
+					break
+				}
+				require.False(t, next.Complete, "create completed despite the injected capacity error")
+				st = next
+				s.wait(st.Wait)
+			}
+			require.Error(t, failed, "no step failed after injecting a capacity error")
+			require.Equal(t, drivers.KindCapacity, drivers.KindOf(failed), "kind of %v", failed)
+			after := drivers.RetryAfter(failed)
+			require.Positive(t, after, "a capacity error before any instance exists carries RetryAfter: %v", failed)
+			require.Empty(t, s.nodeInstances(ctx, t, d, req.NodeID), "instances of node %s after a capacity error", req.NodeID)
+			require.Equal(t, req, returned.Request, "the state returned with the capacity error is not the launch's")
+			require.Empty(t, returned.ExternalID, "the state returned with the capacity error names an instance")
+			require.False(t, returned.Complete, "the state returned with the capacity error is complete")
+
+			s.wait(after)
+			st = tc.from(st, returned)
+			for i := 0; ; i++ {
+				require.Less(t, i, s.h.MaxSteps, "create did not complete in %d steps after the capacity error", s.h.MaxSteps)
+				_, err := s.stepCreate(ctx, t, d, st)
+				require.NoError(t, err, "step %q after the capacity error", st.Step)
+				next, err := s.stepCreate(ctx, t, d, st)
+				require.NoError(t, err, "repeated step %q after the capacity error", st.Step)
+				require.LessOrEqual(t, len(s.nodeInstances(ctx, t, d, req.NodeID)), 1,
+					"instances of node %s after repeating step %q", req.NodeID, st.Step)
+				st = next
+				if st.Complete {
+					break
+				}
+				s.wait(st.Wait)
+			}
+			insts := s.nodeInstances(ctx, t, d, req.NodeID)
+			require.Len(t, insts, 1, "instances of node %s", req.NodeID)
+			require.Equal(t, st.ExternalID, insts[0].ExternalID)
 		})
 	}
 }

@@ -30,6 +30,8 @@ const (
 	flawIgnoreAttempt    flaw = "ignore-attempt"
 	flawUnclassified     flaw = "unclassified-errors"
 	flawKeepOnDelete     flaw = "keep-on-delete"
+	flawNoRetryHint      flaw = "capacity-without-retry-after"
+	flawCapacityLeak     flaw = "capacity-after-create"
 )
 
 // memDriver is a minimal in-memory driver: create starts an instance that is ready on
@@ -57,8 +59,17 @@ func (m *memDriver) AdvanceCreate(_ context.Context, st drivers.CreateState) (dr
 	case "":
 		if err := m.failNext; err != nil {
 			m.failNext = nil
-			if m.flaw == flawUnclassified {
+			var ce *drivers.CapacityError
+			switch {
+			case m.flaw == flawUnclassified:
 				return st, errors.New(err.Error())
+			case m.flaw == flawNoRetryHint && errors.As(err, &ce):
+				return st, &drivers.CapacityError{Err: ce.Err}
+			case m.flaw == flawCapacityLeak && errors.As(err, &ce):
+				// The instance is started under a token the retry does not use.
+				m.seq++
+				id := fmt.Sprintf("mem-%d", m.seq)
+				m.instances[id] = drivers.Instance{ExternalID: id, Ready: true, Metadata: maps.Clone(st.Request.Metadata)}
 			}
 			return st, err
 		}
@@ -187,7 +198,7 @@ func memHarness(f flaw) Harness {
 		Label:                "label",
 		UnknownExternalID:    "mem-999",
 		InjectQuotaError:     inject(drivers.Quota("over quota")),
-		InjectCapacityError:  inject(drivers.Capacity("no capacity")),
+		InjectCapacityError:  inject(drivers.CapacityRetryAfter(time.Minute, "no capacity")),
 		InjectTransientError: inject(drivers.Transient("throttled")),
 		InjectPermanentError: inject(drivers.Permanent("bad request")),
 		Advance:              func(time.Duration) {},
@@ -223,8 +234,10 @@ func TestRunCatchesFlaws(t *testing.T) {
 		{flawDeleteMissingErr, []string{"DeleteMissing/deleted_instance", "DeleteMissing/unknown_instance", "DeleteTwice"}},
 		{flawDropMetadata, []string{"InstanceFields", "LeakCleanup"}},
 		{flawIgnoreAttempt, []string{"SecondAttempt"}},
-		{flawUnclassified, []string{"ErrorKinds/quota", "ErrorKinds/capacity", "ErrorKinds/permanent"}},
+		{flawUnclassified, []string{"ErrorKinds/quota", "ErrorKinds/capacity", "ErrorKinds/permanent", "CapacityRetry/from_the_input_state"}},
 		{flawKeepOnDelete, []string{"DeleteToCompletion", "IdempotentDeleteSteps"}},
+		{flawNoRetryHint, []string{"CapacityRetry/from_the_returned_state", "CapacityRetry/from_the_input_state"}},
+		{flawCapacityLeak, []string{"ErrorKinds/capacity", "CapacityRetry/from_the_returned_state", "CapacityRetry/from_the_input_state"}},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.flaw), func(t *testing.T) {

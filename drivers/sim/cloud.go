@@ -160,6 +160,9 @@ type Cloud struct {
 	deleted     int64
 	lostReplies int64
 	injected    map[string][]ErrorCode
+	// createdByNode counts, per node id (metadata nodepool_node_id), every instance
+	// ever created for it.
+	createdByNode map[string]int64
 }
 
 var _ API = (*Cloud)(nil)
@@ -218,6 +221,7 @@ func NewCloud(cfg Config, opts ...Option) (*Cloud, error) {
 		calls:         make(map[string]int64),
 		errors:        make(map[ErrorCode]int64),
 		injected:      make(map[string][]ErrorCode),
+		createdByNode: make(map[string]int64),
 	}, nil
 }
 
@@ -304,6 +308,9 @@ func (c *Cloud) create(now time.Time, in CreateInstanceInput, f faults) (Instanc
 	}
 	c.used = c.used.Add(need)
 	c.created++
+	if node := in.Metadata[drivers.MetaNodeID]; node != "" {
+		c.createdByNode[node]++
+	}
 	c.logger.Debug("instance created", "external_id", inst.info.ID, "name", in.Name, "az", az)
 	return inst.view(now), nil
 }
@@ -411,7 +418,10 @@ func (c *Cloud) Instances() []InstanceInfo {
 // ("instances", and by status "instances.building", "instances.active",
 // "instances.deleting"), the totals "instances.created" and "instances.deleted", and
 // "instances.duplicate_nodes", the number of node ids (metadata nodepool_node_id) with
-// more than one instance that is not being deleted.
+// more than one instance that is not being deleted. Over the cloud's whole life,
+// "instances.nodes_created" counts the node ids any instance was created for,
+// "instances.nodes_created_twice" those with more than one instance created, and
+// "instances.max_created_per_node" the most instances created for one node id.
 func (c *Cloud) Stats() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -443,6 +453,16 @@ func (c *Cloud) Stats() map[string]int64 {
 		}
 	}
 	out["instances.duplicate_nodes"] = dup
+	var twice, most int64
+	for _, n := range c.createdByNode {
+		if n > 1 {
+			twice++
+		}
+		most = max(most, n)
+	}
+	out["instances.nodes_created"] = int64(len(c.createdByNode))
+	out["instances.nodes_created_twice"] = twice
+	out["instances.max_created_per_node"] = most
 	out["instances.created"] = c.created
 	out["instances.deleted"] = c.deleted
 	out["lost_replies"] = c.lostReplies
@@ -464,12 +484,90 @@ func (c *Cloud) InjectError(call string, code ErrorCode) error {
 	return nil
 }
 
+// CreationsByNode returns, per node id (metadata nodepool_node_id), how many instances
+// were ever created for it, deleted ones included.
+func (c *Cloud) CreationsByNode() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.createdByNode)
+}
+
+// Faults are the cloud's fault settings that can change while it runs: the cloud keys
+// of the same names in [Config].
+type Faults struct {
+	// APILatency is the time in seconds every API call takes.
+	APILatency float64 `json:"api_latency"`
+	// ErrorRate is the fraction of calls of each kind that fail with an internal error.
+	ErrorRate FaultRates `json:"error_rate"`
+	// RateLimitRate is the fraction of calls answered with a throttling error.
+	RateLimitRate float64 `json:"rate_limit_rate"`
+	// CapacityErrorRate is the fraction of create calls answered with an insufficient
+	// capacity error.
+	CapacityErrorRate float64 `json:"capacity_error_rate"`
+	// LostReplyRate is the fraction of create and delete calls that take effect but are
+	// answered with an internal error.
+	LostReplyRate float64 `json:"lost_reply_rate"`
+}
+
+// FaultRates are the internal error rates of Faults by call kind.
+type FaultRates struct {
+	Create   float64 `json:"create"`
+	Delete   float64 `json:"delete"`
+	List     float64 `json:"list"`
+	Describe float64 `json:"describe"`
+}
+
+// Faults returns the current fault settings.
+func (c *Cloud) Faults() Faults {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Faults{
+		APILatency: c.apiLatency.Seconds(),
+		ErrorRate: FaultRates{
+			Create: c.errorRate[CallCreate], Delete: c.errorRate[CallDelete],
+			List: c.errorRate[CallList], Describe: c.errorRate[CallDescribe],
+		},
+		RateLimitRate:     c.rateLimitRate,
+		CapacityErrorRate: c.capacityRate,
+		LostReplyRate:     c.lostReplyRate,
+	}
+}
+
+// SetFaults replaces the fault settings; calls already waiting out the API latency keep
+// the old latency. The zero value turns every fault off.
+func (c *Cloud) SetFaults(f Faults) error {
+	cfg := Config{
+		APILatency: f.APILatency,
+		ErrorRate: ErrorRateConfig{
+			Create: f.ErrorRate.Create, Delete: f.ErrorRate.Delete, List: f.ErrorRate.List, Describe: f.ErrorRate.Describe,
+		},
+		RateLimitRate: f.RateLimitRate, CapacityErrorRate: f.CapacityErrorRate, LostReplyRate: f.LostReplyRate,
+	}
+	if err := cfg.ValidateCloud(); err != nil {
+		return fmt.Errorf("setting faults: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.apiLatency = seconds(cfg.APILatency)
+	c.errorRate = map[string]float64{
+		CallCreate: cfg.ErrorRate.Create, CallDelete: cfg.ErrorRate.Delete,
+		CallList: cfg.ErrorRate.List, CallDescribe: cfg.ErrorRate.Describe,
+	}
+	c.rateLimitRate, c.capacityRate, c.lostReplyRate = cfg.RateLimitRate, cfg.CapacityErrorRate, cfg.LostReplyRate
+	c.logger.Info("faults set", "api_latency", cfg.APILatency, "error_rate", cfg.ErrorRate,
+		"rate_limit_rate", cfg.RateLimitRate, "capacity_error_rate", cfg.CapacityErrorRate, "lost_reply_rate", cfg.LostReplyRate)
+	return nil
+}
+
 // latency waits out the configured API latency.
 func (c *Cloud) latency(ctx context.Context) error {
-	if c.apiLatency <= 0 {
+	c.mu.Lock()
+	d := c.apiLatency
+	c.mu.Unlock()
+	if d <= 0 {
 		return ctx.Err()
 	}
-	t := time.NewTimer(c.apiLatency)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

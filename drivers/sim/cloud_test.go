@@ -406,6 +406,7 @@ func TestStats(t *testing.T) {
 		"create": 4, "describe": 0, "delete": 1, "list": 1, "limits": 1,
 		"instances": 3, "instances.building": 2, "instances.active": 0, "instances.deleting": 1,
 		"instances.created": 3, "instances.deleted": 0, "instances.duplicate_nodes": 1, "lost_replies": 0,
+		"instances.nodes_created": 2, "instances.nodes_created_twice": 1, "instances.max_created_per_node": 2,
 	}
 	stats, err := env.client.Stats(ctx)
 	require.NoError(t, err)
@@ -424,4 +425,57 @@ func TestStats(t *testing.T) {
 	assert.Equal(t, "0000000001", insts[1].Metadata[drivers.MetaNodeID])
 	// The operator's views are not calls.
 	assert.Equal(t, int64(1), env.cloud.Stats()["list"])
+}
+
+// Creations are counted per node id over the cloud's life, deleted instances and
+// idempotent repeats apart.
+func TestCreationsByNode(t *testing.T) {
+	c, err := NewCloud(Config{DeleteLatency: 0})
+	require.NoError(t, err)
+	ctx := context.Background()
+	first, err := c.CreateInstance(ctx, createInput("a", "tok-a"))
+	require.NoError(t, err)
+	_, err = c.CreateInstance(ctx, createInput("a", "tok-a")) // an idempotent repeat
+	require.NoError(t, err)
+	_, err = c.CreateInstance(ctx, createInput("b", "tok-b"))
+	require.NoError(t, err)
+	_, err = c.DeleteInstance(ctx, DeleteInstanceInput{ID: first.ID})
+	require.NoError(t, err)
+	_, err = c.CreateInstance(ctx, createInput("a", "tok-a2")) // a second instance for node a
+	require.NoError(t, err)
+
+	assert.Equal(t, map[string]int64{"a": 2, "b": 1}, c.CreationsByNode())
+	st := c.Stats()
+	assert.EqualValues(t, 2, st["instances.nodes_created"])
+	assert.EqualValues(t, 1, st["instances.nodes_created_twice"])
+	assert.EqualValues(t, 2, st["instances.max_created_per_node"])
+	assert.EqualValues(t, 0, st["instances.duplicate_nodes"], "never two live instances at once")
+}
+
+// Faults can be changed while the cloud runs, and turned off again.
+func TestSetFaults(t *testing.T) {
+	c, err := NewCloud(Config{Seed: 3})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.Error(t, c.SetFaults(Faults{RateLimitRate: 2}), "a rate above 1 is refused")
+	require.NoError(t, c.SetFaults(Faults{RateLimitRate: 1}))
+	assert.Equal(t, Faults{RateLimitRate: 1}, c.Faults())
+	_, err = c.ListInstances(ctx)
+	assert.True(t, isCode(err, CodeThrottling), "every call throttled: %v", err)
+
+	require.NoError(t, c.SetFaults(Faults{CapacityErrorRate: 1, ErrorRate: FaultRates{Describe: 1}}))
+	_, err = c.CreateInstance(ctx, createInput("x", "t"))
+	assert.True(t, isCode(err, CodeInsufficientCapacity), "%v", err)
+	_, err = c.DescribeInstance(ctx, "sim-1")
+	assert.True(t, isCode(err, CodeInternalError), "%v", err)
+
+	require.NoError(t, c.SetFaults(Faults{APILatency: 0.05}))
+	start := time.Now()
+	_, err = c.ListInstances(ctx)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "slow calls")
+
+	require.NoError(t, c.SetFaults(Faults{}))
+	_, err = c.CreateInstance(ctx, createInput("x", "t"))
+	require.NoError(t, err)
 }

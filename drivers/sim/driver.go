@@ -2,11 +2,13 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 )
@@ -34,6 +36,11 @@ const ResourceTypeInstance = "instance"
 
 // cloudName is the Instance.Cloud of every sim instance.
 const cloudName = "sim"
+
+// CapacityRetryAfter is the retry hint (drivers.CapacityError.RetryAfter) of the
+// cloud's insufficient capacity errors. The simulated cloud draws its shortages call
+// by call, so any wait ends one; a short one keeps simulated launches moving.
+const CapacityRetryAfter = 2 * time.Second
 
 // Driver is the sim cloud driver, one per provider. It is safe for concurrent use.
 type Driver struct {
@@ -173,7 +180,9 @@ func (d *Driver) AdvanceCreate(ctx context.Context, st drivers.CreateState) (dri
 			Metadata:    req.Metadata,
 		})
 		if err != nil {
-			return st, fmt.Errorf("creating instance for node %s: %w", req.NodeID, classify(err))
+			// A refused create started nothing: a capacity error says when to try the
+			// same state again.
+			return st, fmt.Errorf("creating instance for node %s: %w", req.NodeID, withRetryAfter(classify(err)))
 		}
 		st.ExternalID = info.ID
 		d.logger.Debug("instance created", "node_id", req.NodeID, "external_id", info.ID, "status", info.Status)
@@ -206,6 +215,15 @@ func (d *Driver) AdvanceCreate(ctx context.Context, st drivers.CreateState) (dri
 			info.ID, req.NodeID, info.Status, drivers.ErrNotFound)
 	}
 	return st, nil
+}
+
+// withRetryAfter gives a capacity error of a create call its retry hint.
+func withRetryAfter(err error) error {
+	var c *drivers.CapacityError
+	if errors.As(err, &c) && c.RetryAfter <= 0 {
+		c.RetryAfter = CapacityRetryAfter
+	}
+	return err
 }
 
 // bootStep names the create step of an instance in its i-th boot step.

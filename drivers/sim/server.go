@@ -21,6 +21,11 @@ const (
 	// PathInject takes POST of a JSON [Injection] and makes the next call of that kind
 	// fail with the code.
 	PathInject = "/inject"
+	// PathFaults answers GET with the cloud's [Faults] and takes PUT of new ones.
+	PathFaults = "/faults"
+	// PathCreations answers GET with the number of instances ever created per node id
+	// as a JSON object (see [Cloud.CreationsByNode]).
+	PathCreations = "/creations"
 )
 
 // Injection is the body of a POST to [PathInject].
@@ -46,6 +51,9 @@ func NewHandler(cloud *Cloud, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET "+PathStats, h.stats)
 	mux.HandleFunc("GET "+PathInstances, h.instances)
 	mux.HandleFunc("POST "+PathInject, h.inject)
+	mux.HandleFunc("GET "+PathFaults, h.faults)
+	mux.HandleFunc("PUT "+PathFaults, h.setFaults)
+	mux.HandleFunc("GET "+PathCreations, h.creations)
 	return mux
 }
 
@@ -106,6 +114,29 @@ func (h *handler) inject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.reply(w, r, in, nil)
+}
+
+func (h *handler) faults(w http.ResponseWriter, r *http.Request) {
+	h.reply(w, r, h.cloud.Faults(), nil)
+}
+
+func (h *handler) setFaults(w http.ResponseWriter, r *http.Request) {
+	var f Faults
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		h.fail(w, r, apiErrorf(CodeInvalidParameter, "decoding faults: %v", err))
+		return
+	}
+	if err := h.cloud.SetFaults(f); err != nil {
+		h.fail(w, r, apiErrorf(CodeInvalidParameter, "%v", err))
+		return
+	}
+	h.reply(w, r, h.cloud.Faults(), nil)
+}
+
+func (h *handler) creations(w http.ResponseWriter, r *http.Request) {
+	h.reply(w, r, h.cloud.CreationsByNode(), nil)
 }
 
 // reply writes v as JSON, or the error.

@@ -90,3 +90,37 @@ func TestClientTransportErrors(t *testing.T) {
 		assert.Error(t, err, "url %q", bad)
 	}
 }
+
+func TestHandlerFaultsAndCreations(t *testing.T) {
+	cloud, err := NewCloud(Config{})
+	require.NoError(t, err)
+	srv := httptest.NewServer(NewHandler(cloud, nil))
+	t.Cleanup(srv.Close)
+	do := func(method, path, body string) *http.Response {
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	resp := do(http.MethodPut, PathFaults, `{"rate_limit_rate": 0.5, "error_rate": {"create": 0.25}}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, Faults{RateLimitRate: 0.5, ErrorRate: FaultRates{Create: 0.25}}, cloud.Faults())
+	resp = do(http.MethodPut, PathFaults, `{"rate_limit_rate": 5}`)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp = do(http.MethodPut, PathFaults, `{"typo": 1}`)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp = do(http.MethodGet, PathFaults, "")
+	var f Faults
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&f))
+	assert.InDelta(t, 0.5, f.RateLimitRate, 1e-9)
+
+	require.NoError(t, cloud.SetFaults(Faults{}))
+	_, err = cloud.CreateInstance(t.Context(), CreateInstanceInput{Name: "n", Image: "i", Metadata: map[string]string{drivers.MetaNodeID: "0000000001"}})
+	require.NoError(t, err)
+	resp = do(http.MethodGet, PathCreations, "")
+	var got map[string]int64
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	assert.Equal(t, map[string]int64{"0000000001": 1}, got)
+}
