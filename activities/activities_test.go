@@ -524,3 +524,14 @@ func TestStoreExternalIDNeverForgetsTheEarlierInstance(t *testing.T) {
 		require.Equal(t, "sim", n.Provider)
 	}
 }
+
+func TestLockOfAnEarlierReleaseIsTakenOver(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const wf = "tq/request/z"
+	id := f.submit(t, "small")
+	acc := f.accept(t, id, wf, f.plan(t, id))
+	f.acts.temporal = runningChains{wf: "chain-now"}
+	require.NoError(t, f.acts.lockNode(ctx, acc.NodeIDs[0], names.LockOwner(wf, "chain-now")),
+		"a lock written without a chain id by the same workflow is its own")
+}

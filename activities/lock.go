@@ -35,9 +35,12 @@ func (a *Activities) takeOver(ctx context.Context, path, owner string) bool {
 	if err != nil || !locked || !predecessor(holder, owner) {
 		return false
 	}
-	wf, chain := names.ParseLockOwner(holder)
-	if running, err := a.chainRunning(ctx, wf, chain); err != nil || running {
-		return false
+	// A holder without a chain id was written by this workflow under an earlier release
+	// (before owners named their chain): whichever run holds it, it is this workflow's.
+	if wf, chain := names.ParseLockOwner(holder); chain != "" {
+		if running, err := a.chainRunning(ctx, wf, chain); err != nil || running {
+			return false
+		}
 	}
 	if err := a.zk.ReleaseOwned(ctx, path, holder); err != nil {
 		a.logger.Warn("taking over a lock of an ended run", "path", path, "holder", holder, "error", err)

@@ -1,6 +1,7 @@
 // Package workflows holds the launcher's Temporal workflows: HandleRequest (one per
-// node request), DeleteNode (one per node to delete) and PoolLedger (one per provider
-// pool, the single writer of that pool's capacity).
+// node request), DeleteNode (one per node to delete), PoolLedger (one per provider
+// pool, the single writer of that pool's capacity) and LeakSweep (one per provider,
+// deleting cloud resources that no node record knows).
 //
 // Workflows only orchestrate. Their code is replayed from history, so it must make the
 // same decisions every time it runs:

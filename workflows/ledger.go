@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"sort"
@@ -292,14 +293,95 @@ func chainTag(chain string) string {
 }
 
 // intern returns the index of r in the needs table, adding it when new.
-func (l *ledger) intern(r drivers.Resources) int {
-	for i, n := range l.state.Needs {
+func (l *ledger) intern(r drivers.Resources) int { return l.state.intern(r) }
+
+func (s *LedgerState) intern(r drivers.Resources) int {
+	for i, n := range s.Needs {
 		if maps.Equal(n, r) {
 			return i
 		}
 	}
-	l.state.Needs = append(l.state.Needs, r.Clone())
-	return len(l.state.Needs) - 1
+	s.Needs = append(s.Needs, r.Clone())
+	return len(s.Needs) - 1
+}
+
+// legacyLedgerState is the state format of earlier releases (holds keyed by holder
+// workflow id, resources inline), still accepted when a ledger continues as new across
+// an upgrade.
+type legacyLedgerState struct {
+	Limits drivers.Resources `json:"limits"`
+	Holds  map[string]*struct {
+		Holder    string                       `json:"holder"`
+		RequestID string                       `json:"request_id"`
+		Order     activities.OrderKey          `json:"order"`
+		Need      drivers.Resources            `json:"need"`
+		Granted   bool                         `json:"granted"`
+		Bound     bool                         `json:"bound"`
+		Nodes     map[string]drivers.Resources `json:"nodes,omitempty"`
+		Resend    bool                         `json:"resend,omitempty"`
+	} `json:"holds"`
+	External  map[string]drivers.Resources `json:"external"`
+	Epoch     int                          `json:"epoch"`
+	BindEpoch map[string]int               `json:"bind_epoch"`
+}
+
+// UnmarshalJSON reads the current state format and the earlier one.
+func (s *LedgerState) UnmarshalJSON(data []byte) error {
+	type current LedgerState
+	var cur current
+	errCur := json.Unmarshal(data, &cur)
+	if errCur == nil && !legacyState(data) {
+		*s = LedgerState(cur)
+		return nil
+	}
+	var old legacyLedgerState
+	if err := json.Unmarshal(data, &old); err != nil {
+		if errCur != nil {
+			return errCur
+		}
+		return err
+	}
+	*s = LedgerState{Limits: old.Limits, Holds: map[string]*Hold{}, External: map[string]int{},
+		Epoch: old.Epoch, BindEpoch: old.BindEpoch}
+	for _, holder := range sortedKeys(old.Holds) {
+		h := old.Holds[holder]
+		rid := h.RequestID
+		if rid == "" {
+			rid = holder[strings.LastIndex(holder, "/")+1:]
+		}
+		nh := &Hold{RelPrio: h.Order.RelativePriority, Need: s.intern(h.Need), Granted: h.Granted,
+			Bound: h.Bound, Resend: h.Resend}
+		if len(h.Nodes) > 0 {
+			nh.Nodes = map[string]int{}
+			for _, id := range sortedKeys(h.Nodes) {
+				nh.Nodes[id] = s.intern(h.Nodes[id])
+			}
+		}
+		s.Holds[rid] = nh
+	}
+	for _, id := range sortedKeys(old.External) {
+		s.External[id] = s.intern(old.External[id])
+	}
+	return nil
+}
+
+// legacyState reports whether data holds the earlier state format.
+func legacyState(data []byte) bool {
+	var probe struct {
+		Holds map[string]map[string]json.RawMessage `json:"holds"`
+	}
+	if json.Unmarshal(data, &probe) != nil {
+		return true
+	}
+	for _, h := range probe.Holds {
+		if _, ok := h["holder"]; ok {
+			return true
+		}
+		if _, ok := h["need"]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *ledger) need(i int) drivers.Resources {

@@ -276,3 +276,32 @@ func TestLedgerFollowsRevisedRelativePriority(t *testing.T) {
 	require.Equal(t, []string{"w-blocker", "w-plain", "w-plain2"}, h.granted(),
 		"a request revised to a lower priority goes after the plain ones, which keep their order")
 }
+
+func TestLedgerStateReadsTheEarlierFormat(t *testing.T) {
+	legacy := `{"limits":{"instances":4},"holds":{
+		"np/request/100-0000000001":{"holder":"np/request/100-0000000001","request_id":"100-0000000001",
+			"order":{"priority":"100","relative_priority":2,"sequence":"0000000001"},"need":{"instances":2},
+			"granted":true,"bound":true,"nodes":{"0000000007":{"instances":1},"0000000008":{"instances":1}}},
+		"np/request/100-0000000002":{"holder":"np/request/100-0000000002","request_id":"100-0000000002",
+			"order":{"priority":"100","relative_priority":0,"sequence":"0000000002"},"need":{"instances":1}}},
+		"external":{"0000000009":{"instances":1}},"epoch":3,"bind_epoch":{"0000000007":2}}`
+	var st LedgerState
+	require.NoError(t, json.Unmarshal([]byte(legacy), &st))
+	require.Len(t, st.Holds, 2)
+	bound := st.Holds["100-0000000001"]
+	require.True(t, bound.Granted && bound.Bound)
+	require.Equal(t, 2, bound.RelPrio)
+	require.Len(t, bound.Nodes, 2)
+	waiting := st.Holds["100-0000000002"]
+	require.False(t, waiting.Granted)
+	require.Equal(t, drivers.Resources{"instances": 1}, st.Needs[waiting.Need])
+	require.Equal(t, drivers.Resources{"instances": 1}, st.Needs[st.External["0000000009"]])
+	require.Equal(t, 3, st.Epoch)
+
+	// The current format round-trips.
+	data, err := json.Marshal(&st)
+	require.NoError(t, err)
+	var again LedgerState
+	require.NoError(t, json.Unmarshal(data, &again))
+	require.Equal(t, st, again)
+}
