@@ -32,6 +32,8 @@ type Activities struct {
 
 	mu         sync.Mutex
 	labelQuota map[string]drivers.Resources
+	// ready is the last listing of ready, unallocated nodes (see readyNodes).
+	ready *readyListing
 }
 
 // Option changes an Activities value built by New.

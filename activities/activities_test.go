@@ -535,3 +535,70 @@ func TestLockOfAnEarlierReleaseIsTakenOver(t *testing.T) {
 	require.NoError(t, f.acts.lockNode(ctx, acc.NodeIDs[0], names.LockOwner(wf, "chain-now")),
 		"a lock written without a chain id by the same workflow is its own")
 }
+
+func TestReuseOfReadyNodes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	ready := func() string {
+		id, err := f.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeReady, Provider: "sim", Pool: "main",
+			Type: zookeeper.Labels{"small"}, Resources: map[string]float64{"instances": 1}})
+		require.NoError(t, err)
+		return id
+	}
+	spare := ready()
+
+	first := f.submit(t, "small", "large")
+	p1 := f.plan(t, first)
+	require.True(t, p1.Nodes[0].Reuse, "a ready node of the label serves the first node")
+	require.False(t, p1.Nodes[1].Reuse)
+	require.EqualValues(t, 1, p1.Need()["instances"], "only the launched node needs capacity")
+
+	// A second request counts on the same node; the first takes it.
+	second := f.submit(t, "small")
+	p2 := f.plan(t, second)
+	require.True(t, p2.Nodes[0].Reuse)
+	require.Equal(t, 0, p2.Launches())
+
+	acc := f.accept(t, first, owner, p1)
+	require.True(t, acc.Accepted)
+	require.Equal(t, spare, acc.NodeIDs[0])
+	require.Equal(t, []bool{true, false}, acc.Reused)
+	n, err := f.zk.GetNode(ctx, spare)
+	require.NoError(t, err)
+	require.Equal(t, first, *n.AllocatedTo)
+	require.Equal(t, zookeeper.NodeReady, n.State)
+	_, holder, err := f.zk.LockHolder(ctx, zookeeper.NodeLockPath(spare))
+	require.NoError(t, err)
+	require.Equal(t, owner, holder, "a reused node is locked until the request is fulfilled")
+
+	other := "tq/request/other"
+	late := f.accept(t, second, other, p2)
+	require.False(t, late.Accepted)
+	require.True(t, late.Replan, "the node went to the other request: plan again")
+	req, err := f.zk.GetRequest(ctx, second)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.StateRequested, req.State, "a request to plan again is left untouched")
+	locked, err := f.zk.IsLocked(ctx, zookeeper.RequestLockPath(second))
+	require.NoError(t, err)
+	require.False(t, locked)
+
+	// Given back, the node serves the next request.
+	_, err = f.env.ExecuteActivity(f.acts.ReturnNode, ReturnNodeInput{NodeID: spare, Owner: owner, RequestID: first})
+	require.NoError(t, err)
+	n, err = f.zk.GetNode(ctx, spare)
+	require.NoError(t, err)
+	require.Nil(t, n.AllocatedTo)
+	f.acts.ready = nil
+	p2 = f.plan(t, second)
+	again := f.accept(t, second, other, p2)
+	require.True(t, again.Accepted)
+	require.Equal(t, []string{spare}, again.NodeIDs)
+
+	// A request that does not allow reuse launches.
+	noReuse := &zookeeper.NodeRequest{State: zookeeper.StateRequested, NodeTypes: []string{"small"}, Reuse: false}
+	id, err := f.zk.SubmitRequest(ctx, noReuse, "200", false)
+	require.NoError(t, err)
+	ready()
+	f.acts.ready = nil
+	require.False(t, f.plan(t, id).Nodes[0].Reuse)
+}

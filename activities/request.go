@@ -129,6 +129,11 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 		if !ok {
 			continue
 		}
+		if req.Reuse {
+			if err := a.markReuse(ctx, &plan); err != nil {
+				return Plan{}, err
+			}
+		}
 		if fits, over := plan.Limits.Fits(nil, plan.Need()); !fits {
 			reasons[c.pool.ID] = fmt.Sprintf("it would exceed quota (%s)", strings.Join(over, ", "))
 			continue
@@ -339,6 +344,38 @@ func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 	if !ok {
 		return AcceptResult{}, invalidConfig("pool %s of provider %s is not configured", in.Plan.Pool, in.Plan.Provider)
 	}
+	// Ready nodes the plan counts on are taken over before the request changes, so that
+	// a request whose ready nodes went to someone else is planned again untouched.
+	claimed := make([]string, len(in.Plan.Nodes))
+	var cands map[string][]string
+	if in.Plan.Launches() < len(in.Plan.Nodes) {
+		if cands, err = a.readyCandidates(ctx, in); err != nil {
+			return AcceptResult{}, err
+		}
+	}
+	if req.State != zookeeper.StatePending {
+		for i, np := range in.Plan.Nodes {
+			if !np.Reuse {
+				continue
+			}
+			id, err := a.claimReady(ctx, in, cands, np.Label, claimed)
+			if err != nil {
+				return AcceptResult{}, err
+			}
+			if id == "" {
+				for _, c := range claimed {
+					if c != "" {
+						if err := a.ReturnNode(ctx, ReturnNodeInput{NodeID: c, Owner: in.Owner, RequestID: in.RequestID}); err != nil {
+							return AcceptResult{}, err
+						}
+					}
+				}
+				a.releaseQuietly(ctx, reqLock, in.Owner)
+				return AcceptResult{Replan: true, Reason: "ready nodes were taken by another request"}, nil
+			}
+			claimed[i] = id
+		}
+	}
 	if req.State != zookeeper.StatePending {
 		_, gone, err := a.updateRequest(ctx, in.RequestID, req, func(r *zookeeper.NodeRequest) (bool, error) {
 			r.State = zookeeper.StatePending
@@ -412,6 +449,18 @@ func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 	for len(nodes) < len(in.Plan.Nodes) {
 		first := len(nodes)
 		for i := first; i < min(first+acceptBatch, len(in.Plan.Nodes)); i++ {
+			if claimed[i] == "" && in.Plan.Nodes[i].Reuse {
+				// A resumed acceptance: the node it took over before is found again.
+				id, err := a.claimReady(ctx, in, cands, in.Plan.Nodes[i].Label, append(slices.Clone(nodes), claimed...))
+				if err != nil {
+					return AcceptResult{}, err
+				}
+				claimed[i] = id
+			}
+			if claimed[i] != "" {
+				nodes = append(nodes, claimed[i])
+				continue
+			}
 			id, err := a.zk.CreateNode(ctx, newNode(i))
 			if err != nil {
 				return AcceptResult{}, fmt.Errorf("creating node for %s: %w", in.Plan.Nodes[i].Label, err)
@@ -433,7 +482,23 @@ func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 		activity.RecordHeartbeat(ctx, len(nodes))
 		a.logger.Info("created nodes", "request_id", in.RequestID, "nodes", len(nodes), "of", len(in.Plan.Nodes))
 	}
-	return AcceptResult{Accepted: true, NodeIDs: nodes}, nil
+	res := AcceptResult{Accepted: true, NodeIDs: nodes}
+	for i, np := range in.Plan.Nodes {
+		if !np.Reuse {
+			continue
+		}
+		n, err := a.zk.GetNode(ctx, nodes[i])
+		if err != nil {
+			return AcceptResult{}, fmt.Errorf("reading node %s: %w", nodes[i], err)
+		}
+		if n.State == zookeeper.NodeReady {
+			if res.Reused == nil {
+				res.Reused = make([]bool, len(nodes))
+			}
+			res.Reused[i] = true
+		}
+	}
+	return res, nil
 }
 
 // ensureBuilding locks a node of ours and moves it from init to building.

@@ -52,6 +52,9 @@ type PlanInput struct {
 type NodePlan struct {
 	Label string            `json:"label"`
 	Need  drivers.Resources `json:"need"`
+	// Reuse is true when a ready, unallocated node of the pool is expected to serve
+	// this node (the request allows reuse): it needs no new capacity.
+	Reuse bool `json:"reuse,omitempty"`
 }
 
 // Plan is the result of PlanRequest.
@@ -76,12 +79,27 @@ type Plan struct {
 }
 
 // Need returns the total need of the plan's nodes.
+// Need returns the total need of the plan's nodes that are to be launched (reused
+// nodes exist already).
 func (p Plan) Need() drivers.Resources {
 	total := drivers.Resources{}
 	for _, n := range p.Nodes {
-		total = total.Add(n.Need)
+		if !n.Reuse {
+			total = total.Add(n.Need)
+		}
 	}
 	return total
+}
+
+// Launches returns how many of the plan's nodes are to be launched.
+func (p Plan) Launches() int {
+	n := 0
+	for _, np := range p.Nodes {
+		if !np.Reuse {
+			n++
+		}
+	}
+	return n
 }
 
 // DeclineInput declines a request on behalf of some of our pools.
@@ -113,6 +131,12 @@ type AcceptResult struct {
 	Gone     bool     `json:"gone,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
 	NodeIDs  []string `json:"node_ids,omitempty"`
+	// Reused marks the nodes (by position) that are ready nodes taken over for the
+	// request rather than created.
+	Reused []bool `json:"reused,omitempty"`
+	// Replan is true when ready nodes the plan counted on were taken meanwhile: the
+	// request was left untouched and must be planned again.
+	Replan bool `json:"replan,omitempty"`
 }
 
 // CreateStepInput advances one node's create state machine by one step.
@@ -147,6 +171,13 @@ type FulfillInput struct {
 // FulfillResult tells whether the request had vanished.
 type FulfillResult struct {
 	Gone bool `json:"gone"`
+}
+
+// ReturnNodeInput gives a ready node taken over for a request back to the pool.
+type ReturnNodeInput struct {
+	NodeID    string `json:"node_id"`
+	Owner     string `json:"owner"`
+	RequestID string `json:"request_id"`
 }
 
 // NodeRefInput names a node and the lock owner acting on it.

@@ -151,6 +151,11 @@ type requestRun struct {
 	status       RequestStatus
 	gone         bool
 	hold         *HoldFailed
+	// acquired is true while the request holds (or waits for) capacity in the ledger.
+	acquired bool
+	// reused marks the nodes (by position) that are ready nodes taken over, not
+	// launched: they are given back, not deleted, when the request ends without them.
+	reused []bool
 	// cancels stop the launch coroutines when the request is deleted.
 	cancels []workflow.CancelFunc
 	logger  log.Logger
@@ -185,17 +190,29 @@ func (r *requestRun) setup(ctx workflow.Context) error {
 // fulfil. Each phase returns done=true with the workflow's result when the request
 // ends there.
 func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
-	if res, done, err := r.planPhase(ctx); done {
-		return res, err
-	}
 	// lctx is cancelled when Zuul deletes the request or an operator cancels us.
-	lctx := r.watchDeleted(ctx)
-	if res, done, err := r.waitForCapacity(ctx, lctx); done {
-		return res, err
-	}
-	nodeIDs, res, done, err := r.accept(ctx)
-	if done {
-		return res, err
+	var lctx workflow.Context
+	var nodeIDs []string
+	for {
+		if res, done, err := r.planPhase(ctx); done {
+			return res, err
+		}
+		if lctx == nil {
+			lctx = r.watchDeleted(ctx)
+		}
+		if res, done, err := r.waitForCapacity(ctx, lctx); done {
+			return res, err
+		}
+		var res RequestResult
+		var done, replan bool
+		var err error
+		nodeIDs, res, done, replan, err = r.accept(ctx)
+		if done {
+			return res, err
+		}
+		if !replan {
+			break
+		}
 	}
 	if res, done, err := r.launch(ctx, lctx, nodeIDs); done {
 		return res, err
@@ -296,7 +313,12 @@ func (r *requestRun) watchDeleted(ctx workflow.Context) workflow.Context {
 // waitForCapacity asks the pool's ledger for the request's capacity and waits for the
 // grant.
 func (r *requestRun) waitForCapacity(ctx, lctx workflow.Context) (RequestResult, bool, error) {
+	if r.plan.Launches() == 0 {
+		// Ready nodes serve the whole request: no new capacity is needed.
+		return RequestResult{}, false, nil
+	}
 	r.setPhase(ctx, PhaseWaiting)
+	r.acquired = true
 	granted, reason, err := r.acquire(ctx, lctx)
 	if err != nil {
 		// Continue as new: the next run plans again and keeps its place in the queue.
@@ -439,8 +461,11 @@ func (r *requestRun) signalLedger(ctx workflow.Context, name string, payload any
 // releaseCapacity returns capacity to the ledger: the listed nodes, or the whole
 // unbound grant when nodeIDs is empty.
 func (r *requestRun) releaseCapacity(ctx workflow.Context, nodeIDs []string) {
-	if r.plan.Provider == "" {
+	if r.plan.Provider == "" || (len(nodeIDs) == 0 && !r.acquired) {
 		return
+	}
+	if len(nodeIDs) == 0 {
+		r.acquired = false
 	}
 	ctx = disconnected(ctx)
 	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
@@ -450,16 +475,22 @@ func (r *requestRun) releaseCapacity(ctx workflow.Context, nodeIDs []string) {
 	}
 }
 
-// accept locks the request, sets it pending and creates its nodes, then binds them to
-// the grant.
-func (r *requestRun) accept(ctx workflow.Context) ([]string, RequestResult, bool, error) {
+// accept locks the request, sets it pending and creates its nodes (taking ready nodes
+// over where the plan counts on them), then binds the created nodes to the grant.
+// replan is true when the ready nodes the plan counted on went to another request.
+func (r *requestRun) accept(ctx workflow.Context) (nodeIDs []string, res RequestResult, done, replan bool, err error) {
 	r.setPhase(ctx, PhaseAccepting)
 	var acc activities.AcceptResult
-	err := workflow.ExecuteActivity(acceptOptions(disconnected(ctx), len(r.plan.Nodes)), a.AcceptRequest,
+	err = workflow.ExecuteActivity(acceptOptions(disconnected(ctx), len(r.plan.Nodes)), a.AcceptRequest,
 		activities.AcceptInput{RequestID: r.in.RequestID, Owner: r.owner, Plan: r.plan}).Get(ctx, &acc)
 	if err != nil {
 		r.releaseCapacity(ctx, nil)
-		return nil, RequestResult{}, true, err
+		return nil, RequestResult{}, true, false, err
+	}
+	if acc.Replan {
+		r.logger.Info("ready nodes went elsewhere; planning again")
+		r.releaseCapacity(ctx, nil)
+		return nil, RequestResult{}, false, true, nil
 	}
 	if !acc.Accepted {
 		if len(acc.NodeIDs) > 0 {
@@ -469,19 +500,27 @@ func (r *requestRun) accept(ctx workflow.Context) ([]string, RequestResult, bool
 		r.releaseCapacity(ctx, nil)
 		if acc.Gone {
 			r.setPhase(ctx, OutcomeGone)
-			return nil, RequestResult{Outcome: OutcomeGone, Reason: acc.Reason}, true, nil
+			return nil, RequestResult{Outcome: OutcomeGone, Reason: acc.Reason}, true, false, nil
 		}
 		r.setPhase(ctx, OutcomeSkipped)
-		return nil, RequestResult{Outcome: OutcomeSkipped, Reason: acc.Reason}, true, nil
+		return nil, RequestResult{Outcome: OutcomeSkipped, Reason: acc.Reason}, true, false, nil
 	}
+	r.reused = make([]bool, len(acc.NodeIDs))
+	copy(r.reused, acc.Reused)
 	bind := LedgerBind{Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, RequestID: r.in.RequestID, Nodes: map[string]drivers.Resources{}}
 	for i, id := range acc.NodeIDs {
 		r.status.Nodes[i].NodeID = id
-		bind.Nodes[id] = r.plan.Nodes[i].Need
+		if !r.reused[i] {
+			bind.Nodes[id] = r.plan.Nodes[i].Need
+		}
 	}
-	r.signalLedger(ctx, SignalBind, bind)
-	return acc.NodeIDs, RequestResult{}, false, nil
+	if r.acquired {
+		r.signalLedger(ctx, SignalBind, bind)
+	}
+	return acc.NodeIDs, RequestResult{}, false, false, nil
 }
+
+func (r *requestRun) isReused(i int) bool { return i < len(r.reused) && r.reused[i] }
 
 // indexedNodeIDs returns the node ids that fit the search attribute budget.
 func indexedNodeIDs(ids []string) []string {
@@ -503,6 +542,11 @@ func (r *requestRun) launch(ctx, lctx workflow.Context, nodeIDs []string) (Reque
 	ok := make([]bool, len(r.plan.Nodes))
 	wg := workflow.NewWaitGroup(ctx)
 	for i := range r.plan.Nodes {
+		if r.isReused(i) {
+			r.status.Nodes[i].State = NodeReady
+			ok[i] = true
+			continue
+		}
 		wg.Add(1)
 		workflow.Go(ctx, func(gctx workflow.Context) {
 			defer wg.Done()
@@ -730,6 +774,15 @@ func (r *requestRun) deleteNodes(ctx workflow.Context, nodeIDs []string) {
 	var removed []string
 	for i, id := range nodeIDs {
 		ns := &r.status.Nodes[i]
+		if r.isReused(i) {
+			// A ready node taken over for the request goes back to the pool.
+			if err := workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReturnNode, activities.ReturnNodeInput{
+				NodeID: id, Owner: r.owner, RequestID: r.in.RequestID,
+			}).Get(dctx, nil); err != nil {
+				r.logger.Warn("returning ready node", "node_id", id, "error", err)
+			}
+			continue
+		}
 		if err := runDelete(dctx, r.plan.Provider, r.plan.ProviderTaskQueue, ns.ExternalID, id, poll, func(step string) { ns.Step = step }); err != nil {
 			r.logger.Warn("deleting instance", "node_id", id, "error", err)
 			_ = workflow.ExecuteLocalActivity(zkLocal(dctx), a.ReleaseNode, activities.NodeRefInput{NodeID: id, Owner: r.owner}).Get(dctx, nil)

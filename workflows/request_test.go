@@ -112,6 +112,10 @@ type harness struct {
 	createFn       func(context.Context, activities.CreateStepInput) (drivers.CreateState, error)
 	deleteFn       func(context.Context, activities.DeleteStepInput) (drivers.DeleteState, error)
 	nodeInstanceFn func(context.Context, activities.NodeRefInput) (activities.NodeInstanceResult, error)
+
+	mu sync.Mutex
+	// ledgerSignals are the names of the signals sent to the ledger, in order.
+	ledgerSignals []string
 }
 
 func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
@@ -149,7 +153,13 @@ func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
 		func(ctx context.Context, in activities.NodeRefInput) (activities.NodeInstanceResult, error) {
 			return h.nodeInstanceFn(ctx, in)
 		})
-	env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", mock.Anything, mock.Anything).Return(nil)
+	env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", mock.Anything, mock.Anything).Return(
+		func(_, _, _, signal string, _ interface{}) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.ledgerSignals = append(h.ledgerSignals, signal)
+			return nil
+		})
 	// The ledger grants after a second of workflow time.
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(SignalCapacity, Grant{Granted: true})
@@ -467,4 +477,44 @@ func TestIndexedNodeIDsStayWithinTheSearchAttributeLimit(t *testing.T) {
 	require.LessOrEqual(t, size, saBudget)
 	require.NotEmpty(t, got)
 	require.Equal(t, []string{"0000000001"}, indexedNodeIDs([]string{"0000000001"}))
+}
+
+func TestHandleRequestServedFromReadyNodes(t *testing.T) {
+	plan := launchPlan("small", "small")
+	plan.Nodes[0].Reuse, plan.Nodes[1].Reuse = true, true
+	h := newHarness(t, plan, []string{"0000000001", "0000000002"})
+	h.acceptFn = func(context.Context, activities.AcceptInput) (activities.AcceptResult, error) {
+		return activities.AcceptResult{Accepted: true, NodeIDs: []string{"0000000001", "0000000002"}, Reused: []bool{true, true}}, nil
+	}
+	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeFulfilled, res.Outcome)
+	require.Empty(t, h.ledgerSignals, "ready nodes need no capacity")
+	require.Zero(t, h.cloud.steps, "nothing is launched")
+}
+
+func TestHandleRequestGivesReadyNodesBackOnFailure(t *testing.T) {
+	plan := launchPlan("small", "small")
+	plan.Nodes[0].Reuse = true
+	h := newHarness(t, plan, []string{"0000000001", "0000000002"})
+	h.acceptFn = func(context.Context, activities.AcceptInput) (activities.AcceptResult, error) {
+		return activities.AcceptResult{Accepted: true, NodeIDs: []string{"0000000001", "0000000002"}, Reused: []bool{true, false}}, nil
+	}
+	h.cloud.failNode["0000000002"] = temporal.NewNonRetryableApplicationError("bad image", activities.ErrTypePermanent, nil)
+	var returned, removed []string
+	h.env.OnActivity(a.ReturnNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReturnNodeInput) error { returned = append(returned, in.NodeID); return nil })
+	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.NodeRefInput) error { removed = append(removed, in.NodeID); return nil })
+	h.env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
+	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(activities.DeclineResult{State: "failed"}, nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, []string{"0000000001"}, returned, "the ready node goes back to the pool")
+	require.Equal(t, []string{"0000000002"}, removed, "the launched node is deleted")
 }
