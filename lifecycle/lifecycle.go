@@ -43,7 +43,7 @@ func DeleteReason(n *zookeeper.Node, obs Observation, now time.Time, p Policy) s
 	if n == nil || !p.Providers[n.Provider] || obs.Locked {
 		return ""
 	}
-	age := now.Sub(unixTime(n.StateTime))
+	age := now.Sub(zookeeper.TimeOf(n.StateTime))
 	switch n.State {
 	case zookeeper.NodeUsed, zookeeper.NodeFailed, zookeeper.NodeDeleting,
 		zookeeper.NodeDeleted, zookeeper.NodeAborted:
@@ -98,9 +98,4 @@ func HoldExpiry(n *zookeeper.Node, maxHoldAge time.Duration) (time.Duration, boo
 		ok = true
 	}
 	return exp, ok
-}
-
-func unixTime(f float64) time.Time {
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9))
 }

@@ -1,8 +1,11 @@
 package poller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +23,35 @@ import (
 // restartDeleteAfter is how long the poller waits before starting a deletion again for
 // a node it already started one for (a finished deletion that kept the node, say).
 const restartDeleteAfter = 15 * time.Second
+
+// badNodeGrace is how long a node znode must stay without a record (empty, or not a
+// JSON object) before it is removed, as Nodepool's cleanup removes empty node znodes.
+// Such znodes appear when a lock recipe re-creates a deleted node's lock directory.
+const badNodeGrace = time.Minute
+
+// nodeState is what the poller remembers about one listed node.
+type nodeState struct {
+	// unlockedSince is when the node was first seen unlocked (zero while locked).
+	unlockedSince time.Time
+	// deleting is when a deletion was last started for it.
+	deleting time.Time
+	// allocatedTo is the request the node was last seen allocated to.
+	allocatedTo string
+	// badSince is when its record was first seen undecodable; badVersion is the
+	// version last reported.
+	badSince   time.Time
+	badVersion int32
+}
+
+// node returns the state of node id, creating it; p.mu must be held.
+func (p *Poller) node(id string) *nodeState {
+	ns := p.nodes[id]
+	if ns == nil {
+		ns = &nodeState{}
+		p.nodes[id] = ns
+	}
+	return ns
+}
 
 // watchNodes reacts to the node tree. Every node has a data watch, so a node that Zuul
 // marks "used" is seen at once; a periodic scan catches what watches cannot show (a
@@ -103,6 +135,7 @@ func (p *Poller) watchNodes(ctx context.Context) {
 		case id := <-changed:
 			check(id)
 		case <-ticker.C:
+			p.pruneNodes(watches)
 			for _, id := range children {
 				if ctx.Err() != nil {
 					return
@@ -149,9 +182,36 @@ func (p *Poller) watchNodeData(ctx context.Context, id string, changed chan<- st
 func (p *Poller) forgetNode(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.unlockedSince, id)
-	delete(p.deleting, id)
+	delete(p.nodes, id)
 	delete(p.holders, zookeeper.NodeLockPath(id))
+}
+
+// pruneNodes forgets the nodes that are not listed any more (a check that was under way
+// when its node vanished may have recorded it again).
+func (p *Poller) pruneNodes(listed map[string]context.CancelFunc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.nodes {
+		if _, ok := listed[id]; !ok {
+			delete(p.nodes, id)
+		}
+	}
+	for path := range p.holders {
+		if id, ok := nodeIDOfLockPath(path); ok {
+			if _, live := listed[id]; !live {
+				delete(p.holders, path)
+			}
+		}
+	}
+}
+
+// nodeIDOfLockPath returns the node id of a node lock directory.
+func nodeIDOfLockPath(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, zookeeper.NodesPath+"/")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "/lock")
 }
 
 func (p *Poller) considerNode(ctx context.Context, id string) {
@@ -160,10 +220,23 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 		p.forgetNode(id)
 		return
 	}
+	var de *zookeeper.DecodeError
+	if errors.As(err, &de) {
+		p.considerBadNode(ctx, id, err)
+		return
+	}
 	if err != nil {
 		p.log.Debug("skipping unreadable node", "node_id", id, "error", err)
 		return
 	}
+	p.mu.Lock()
+	ns := p.node(id)
+	ns.badSince = time.Time{}
+	ns.allocatedTo = ""
+	if n.AllocatedTo != nil {
+		ns.allocatedTo = *n.AllocatedTo
+	}
+	p.mu.Unlock()
 	if !p.opts.Policy.Providers[n.Provider] {
 		return
 	}
@@ -177,16 +250,15 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 	}
 	now := p.now()
 	p.mu.Lock()
+	ns = p.node(id)
 	var unlockedFor time.Duration
 	if locked {
-		delete(p.unlockedSince, id)
+		ns.unlockedSince = time.Time{}
 	} else {
-		since, ok := p.unlockedSince[id]
-		if !ok {
-			since = now
-			p.unlockedSince[id] = now
+		if ns.unlockedSince.IsZero() {
+			ns.unlockedSince = now
 		}
-		unlockedFor = now.Sub(since)
+		unlockedFor = now.Sub(ns.unlockedSince)
 	}
 	requestExists := true
 	if n.AllocatedTo != nil && *n.AllocatedTo != "" {
@@ -209,20 +281,81 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 		return
 	}
 	p.mu.Lock()
-	if t, ok := p.deleting[id]; ok && now.Sub(t) < restartDeleteAfter {
+	ns = p.node(id)
+	if !ns.deleting.IsZero() && now.Sub(ns.deleting) < restartDeleteAfter {
 		p.mu.Unlock()
 		return
 	}
-	p.deleting[id] = now
+	ns.deleting = now
 	p.mu.Unlock()
 	if err := p.startDelete(ctx, id, unlockedFor); err != nil {
 		p.mu.Lock()
-		delete(p.deleting, id)
+		if ns := p.nodes[id]; ns != nil {
+			ns.deleting = time.Time{}
+		}
 		p.mu.Unlock()
 		p.log.Warn("starting node deletion", "node_id", id, "error", err)
 		return
 	}
 	p.log.Info("started node deletion", "node_id", id, "reason", reason)
+}
+
+// considerBadNode handles a node whose record cannot be decoded. A znode without a
+// record (empty, or not a JSON object) that stays so for badNodeGrace and is unlocked is
+// removed with its lock directory. A JSON object with a field of an unexpected type may
+// be a record of a newer launcher and is left alone. Either is logged once per version.
+func (p *Poller) considerBadNode(ctx context.Context, id string, decodeErr error) {
+	data, stat, err := p.opts.ZK.Get(ctx, zookeeper.NodePath(id))
+	if errors.Is(err, zookeeper.ErrNotFound) {
+		p.forgetNode(id)
+		return
+	}
+	if err != nil {
+		return
+	}
+	removable := !isJSONObject(data)
+	now := p.now()
+	p.mu.Lock()
+	ns := p.node(id)
+	fresh := ns.badSince.IsZero() || ns.badVersion != stat.Version
+	if ns.badSince.IsZero() {
+		ns.badSince = now
+	}
+	ns.badVersion = stat.Version
+	ns.allocatedTo = ""
+	since := ns.badSince
+	p.mu.Unlock()
+	if fresh {
+		if removable {
+			p.log.Warn("node znode has no record; removing it unless it gets one", "node_id", id, "version", stat.Version,
+				"grace", badNodeGrace, "error", decodeErr)
+		} else {
+			p.log.Warn("ignoring node with an unreadable record", "node_id", id, "version", stat.Version, "error", decodeErr)
+		}
+	}
+	if !removable || now.Sub(since) < badNodeGrace {
+		return
+	}
+	if locked, err := p.opts.ZK.IsLocked(ctx, zookeeper.NodeLockPath(id)); err != nil || locked {
+		return
+	}
+	// Removed only as it was seen: a record written meanwhile is looked at again.
+	data, again, err := p.opts.ZK.Get(ctx, zookeeper.NodePath(id))
+	if err != nil || again.Version != stat.Version || isJSONObject(data) {
+		return
+	}
+	if err := p.opts.ZK.DeleteRecursive(ctx, zookeeper.NodePath(id)); err != nil {
+		p.log.Warn("removing node znode without a record", "node_id", id, "error", err)
+		return
+	}
+	p.forgetNode(id)
+	p.log.Info("removed node znode without a record", "node_id", id)
+}
+
+// isJSONObject reports whether data is a JSON object.
+func isJSONObject(data []byte) bool {
+	data = bytes.TrimSpace(data)
+	return len(data) > 0 && data[0] == '{' && json.Valid(data)
 }
 
 // ownedByRunningLaunch reports whether a node that looks orphaned (init or building,

@@ -2,8 +2,6 @@ package poller
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,13 +9,9 @@ import (
 
 	"github.com/nodepool-temporal/nodepool-temporal/names"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-temporal/nodepool-temporal/lifecycle"
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
@@ -43,6 +37,9 @@ type Pool struct {
 	Name     string
 	Labels   []string
 	Priority int
+	// Idle pools (their provider has max-concurrency 0) are registered but neither take
+	// nor decline requests, as in Nodepool.
+	Idle bool
 }
 
 // Options configure a Poller.
@@ -58,6 +55,7 @@ type Options struct {
 	// Policy decides which nodes to delete.
 	Policy lifecycle.Policy
 	// ScanInterval is how often every request and node is re-read, besides watches.
+	// Cleanup of stale request lock directories runs every cleanupEvery scans.
 	ScanInterval time.Duration
 	// PollInterval is passed to deletion workflows (timer between delete steps).
 	PollInterval time.Duration
@@ -71,24 +69,34 @@ type Options struct {
 }
 
 // Poller watches ZooKeeper and starts workflows.
+//
+// What it remembers is keyed by the requests, nodes and lock directories that exist, and
+// an entry is dropped as soon as its object is gone, so its memory follows the live
+// objects in ZooKeeper, not their history.
 type Poller struct {
 	opts Options
 	log  *slog.Logger
 	now  func() time.Time
+	// lockID identifies the poller's own short-lived locks (kazoo's identifier).
+	lockID string
 
 	mu sync.Mutex
-	// started remembers the request versions a workflow was started for, so watch
-	// storms do not turn into start storms.
-	started map[string]int32
 	// known are the request ids seen in the last listing.
 	known map[string]bool
-	// unlockedSince tracks when each node was first seen unlocked.
-	unlockedSince map[string]time.Time
-	// deleting remembers node deletions started recently.
-	deleting map[string]time.Time
-	regs     map[string]*zookeeper.Registration
-	// holders tracks which of our workflows has held a lock since when.
+	// reqs tracks each listed request (see reqState).
+	reqs map[string]*reqState
+	// checkBudget is what is left of this scan's stranded-request checks.
+	checkBudget int
+	// nodes tracks each listed node (see nodeState).
+	nodes map[string]*nodeState
+	// holders tracks, per lock directory, which of our workflows has held it since when.
 	holders map[string]holding
+	// running remembers the workflows and lock owners recently found running.
+	running map[string]time.Time
+	// lockDirs caches the creation time of request lock directories whose request is
+	// gone, until they are old enough to remove.
+	lockDirs map[string]time.Time
+	regs     map[string]*zookeeper.Registration
 }
 
 // New returns a Poller.
@@ -104,12 +112,14 @@ func New(opts Options) *Poller {
 	}
 	return &Poller{
 		opts: opts, log: opts.Logger, now: opts.Now,
-		started:       map[string]int32{},
-		known:         map[string]bool{},
-		unlockedSince: map[string]time.Time{},
-		deleting:      map[string]time.Time{},
-		regs:          map[string]*zookeeper.Registration{},
-		holders:       map[string]holding{},
+		lockID:   "nodepool-temporal poller " + opts.Hostname,
+		known:    map[string]bool{},
+		reqs:     map[string]*reqState{},
+		nodes:    map[string]*nodeState{},
+		holders:  map[string]holding{},
+		running:  map[string]time.Time{},
+		lockDirs: map[string]time.Time{},
+		regs:     map[string]*zookeeper.Registration{},
 	}
 }
 
@@ -122,10 +132,11 @@ func (p *Poller) Run(ctx context.Context) error {
 		defer p.unregister()
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); p.watchRequests(ctx) }()
 	go func() { defer wg.Done(); p.watchNodes(ctx) }()
 	go func() { defer wg.Done(); p.syncPaused(ctx) }()
+	go func() { defer wg.Done(); p.cleanupLoop(ctx) }()
 	wg.Wait()
 	return nil
 }
@@ -160,174 +171,6 @@ func (p *Poller) unregister() {
 			p.log.Warn("unregistering pool", "pool", id, "error", err)
 		}
 	}
-}
-
-// watchRequests reacts to the request tree: new requests start workflows, removed ones
-// signal theirs. A periodic scan catches requests handed back by other launchers.
-func (p *Poller) watchRequests(ctx context.Context) {
-	events := p.opts.ZK.WatchChildren(ctx, zookeeper.RequestsPath)
-	ticker := time.NewTicker(p.opts.ScanInterval)
-	defer ticker.Stop()
-	var children []string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			children = ev.Children
-			p.handleRequests(ctx, children, false)
-		case <-ticker.C:
-			p.handleRequests(ctx, children, true)
-		}
-	}
-}
-
-func (p *Poller) handleRequests(ctx context.Context, children []string, full bool) {
-	current := make(map[string]bool, len(children))
-	for _, id := range children {
-		current[id] = true
-	}
-	p.mu.Lock()
-	var removed, added []string
-	for id := range p.known {
-		if !current[id] {
-			removed = append(removed, id)
-		}
-	}
-	for _, id := range children {
-		if full || !p.known[id] {
-			added = append(added, id)
-		}
-	}
-	p.known = current
-	for _, id := range removed {
-		delete(p.started, id)
-	}
-	p.mu.Unlock()
-
-	for _, id := range removed {
-		wid := names.RequestWorkflowID(p.opts.TaskQueue, id)
-		err := p.opts.Temporal.SignalWorkflow(ctx, wid, "", workflows.SignalRequestDeleted, nil)
-		var nf *serviceerror.NotFound
-		if err != nil && !errors.As(err, &nf) {
-			p.log.Warn("signalling request deletion", "request_id", id, "error", err)
-		}
-	}
-	// Starting a workflow is a round trip to Temporal: a burst of new requests is
-	// started a few at a time instead of one after another.
-	g := errgroup.Group{}
-	g.SetLimit(startConcurrency)
-	for _, id := range added {
-		if ctx.Err() != nil {
-			break
-		}
-		g.Go(func() error { p.considerRequest(ctx, id); return nil })
-	}
-	_ = g.Wait()
-}
-
-func (p *Poller) considerRequest(ctx context.Context, id string) {
-	if !zookeeper.IsNodepoolRequestID(id) {
-		return
-	}
-	req, err := p.opts.ZK.GetRequest(ctx, id)
-	if errors.Is(err, zookeeper.ErrNotFound) {
-		return
-	}
-	if err != nil {
-		p.log.Warn("skipping unreadable node request", "request_id", id, "error", err)
-		return
-	}
-	if req.State == zookeeper.StatePending {
-		p.recoverRequest(ctx, req)
-		return
-	}
-	if req.State != zookeeper.StateRequested || p.allDeclined(req) {
-		return
-	}
-	p.mu.Lock()
-	if v, ok := p.started[id]; ok && v == req.Version {
-		p.mu.Unlock()
-		return
-	}
-	p.started[id] = req.Version
-	p.mu.Unlock()
-	if err := p.startRequest(ctx, req); err != nil {
-		p.mu.Lock()
-		delete(p.started, id)
-		p.mu.Unlock()
-		p.log.Warn("starting request workflow", "request_id", id, "error", err)
-	}
-}
-
-func (p *Poller) allDeclined(req *zookeeper.NodeRequest) bool {
-	declined := map[string]bool{}
-	for _, d := range req.DeclinedBy {
-		declined[d] = true
-	}
-	for _, pool := range p.opts.Pools {
-		if !declined[pool.ID] {
-			return false
-		}
-	}
-	return true
-}
-
-func (p *Poller) startRequest(ctx context.Context, req *zookeeper.NodeRequest) error {
-	opts := client.StartWorkflowOptions{
-		ID:                       names.RequestWorkflowID(p.opts.TaskQueue, req.ID),
-		TaskQueue:                p.opts.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		Memo:                     requestMemo(req),
-		// When this process also runs the workers, the first workflow task is handed
-		// to them directly instead of through the server's task queue.
-		EnableEagerStart: true,
-	}
-	if p.opts.SearchAttributes {
-		updates := []temporal.SearchAttributeUpdate{
-			workflows.SARequestID.ValueSet(req.ID),
-			workflows.SALabel.ValueSet(req.NodeTypes),
-			workflows.SAState.ValueSet("planning"),
-		}
-		if req.TenantName != nil && *req.TenantName != "" {
-			updates = append(updates, workflows.SATenant.ValueSet(*req.TenantName))
-		}
-		opts.TypedSearchAttributes = temporal.NewSearchAttributes(updates...)
-	}
-	_, err := p.opts.Temporal.ExecuteWorkflow(ctx, opts, workflows.RequestWorkflowType, workflows.RequestInput{
-		RequestID:        req.ID,
-		TaskQueue:        p.opts.TaskQueue,
-		SearchAttributes: p.opts.SearchAttributes,
-	})
-	if err != nil {
-		return err
-	}
-	p.log.Debug("started request workflow", "request_id", req.ID)
-	return nil
-}
-
-func requestMemo(req *zookeeper.NodeRequest) map[string]any {
-	m := map[string]any{"node_types": req.NodeTypes, "relative_priority": req.RelativePriority}
-	if req.Requestor != nil {
-		m["requestor"] = *req.Requestor
-	}
-	if req.EventID != nil {
-		m["event_id"] = *req.EventID
-	}
-	if req.TenantName != nil {
-		m["tenant_name"] = *req.TenantName
-	}
-	if len(req.RequestorData) > 0 {
-		var v any
-		if json.Unmarshal(req.RequestorData, &v) == nil {
-			m["requestor_data"] = v
-		}
-	}
-	return m
 }
 
 // syncPaused keeps each pool registration's "paused" flag equal to whether the pool's

@@ -2,12 +2,15 @@ package poller
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/names"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -24,17 +27,40 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// fakeTemporal records starts and signals; a started workflow counts as running.
+// signal is one signal the fake Temporal received.
+type signal struct {
+	name string
+	arg  any
+}
+
+// fakeRun is one workflow id's latest run.
+type fakeRun struct {
+	runID, firstRunID string
+	running           bool
+}
+
+// fakeTemporal records starts and signals. A started workflow runs until terminate
+// ends it; starting a workflow id whose run ended begins a new run (chain).
 type fakeTemporal struct {
-	mu      sync.Mutex
-	starts  map[string]int
-	inputs  map[string]any
-	signals map[string][]string
-	running map[string]bool
+	mu        sync.Mutex
+	starts    map[string]int // ExecuteWorkflow calls per workflow id
+	runs      map[string]int // runs begun per workflow id
+	inputs    map[string]any
+	memos     map[string]map[string]any
+	signals   map[string][]signal
+	describes map[string]int
+	latest    map[string]*fakeRun
+	// endAtOnce makes every started workflow end right away (a run that skips).
+	endAtOnce bool
+	seq       int
 }
 
 func newFakeTemporal() *fakeTemporal {
-	return &fakeTemporal{starts: map[string]int{}, inputs: map[string]any{}, signals: map[string][]string{}, running: map[string]bool{}}
+	return &fakeTemporal{
+		starts: map[string]int{}, runs: map[string]int{}, inputs: map[string]any{},
+		memos: map[string]map[string]any{}, signals: map[string][]signal{},
+		describes: map[string]int{}, latest: map[string]*fakeRun{},
+	}
 }
 
 func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
@@ -43,16 +69,28 @@ func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflow
 	if o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
 		panic("starts must attach to a running workflow")
 	}
+	if o.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE {
+		panic("a finished workflow must be startable again")
+	}
 	f.starts[o.ID]++
 	f.inputs[o.ID] = args[0]
-	f.running[o.ID] = true
+	f.memos[o.ID] = o.Memo
+	if r := f.latest[o.ID]; r == nil || !r.running {
+		f.seq++
+		id := fmt.Sprintf("run-%d", f.seq)
+		f.latest[o.ID] = &fakeRun{runID: id, firstRunID: id, running: !f.endAtOnce}
+		f.runs[o.ID]++
+	}
 	return nil, nil
 }
 
-func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, _, name string, _ any) error {
+func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, _, name string, arg any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.signals[id] = append(f.signals[id], name)
+	if r := f.latest[id]; r == nil || !r.running {
+		return serviceerror.NewNotFound("workflow execution already completed")
+	}
+	f.signals[id] = append(f.signals[id], signal{name, arg})
 	return nil
 }
 
@@ -63,12 +101,34 @@ func (f *fakeTemporal) QueryWorkflow(context.Context, string, string, string, ..
 func (f *fakeTemporal) DescribeWorkflowExecution(_ context.Context, id, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.running[id] {
+	f.describes[id]++
+	r := f.latest[id]
+	if r == nil {
 		return nil, serviceerror.NewNotFound("no such workflow")
 	}
+	status := enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	if r.running {
+		status = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	}
 	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
-		Status: enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		Status: status, FirstRunId: r.firstRunID,
 	}}, nil
+}
+
+// terminate ends a workflow's run, as `temporal workflow terminate` does.
+func (f *fakeTemporal) terminate(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.latest[id]; r != nil {
+		r.running = false
+	}
+}
+
+// run marks id as running under run chain chain (a workflow started elsewhere).
+func (f *fakeTemporal) run(id, chain string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.latest[id] = &fakeRun{runID: chain, firstRunID: chain, running: true}
 }
 
 func (f *fakeTemporal) count(id string) int {
@@ -77,24 +137,87 @@ func (f *fakeTemporal) count(id string) int {
 	return f.starts[id]
 }
 
-func setup(t *testing.T) (*zookeeper.Client, *fakeTemporal, func()) {
-	addr, chroot := testenv.ZooKeeperChroot(t)
+func (f *fakeTemporal) runCount(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.runs[id]
+}
+
+func (f *fakeTemporal) signalsOf(id string) []signal {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]signal(nil), f.signals[id]...)
+}
+
+const testPoolID = "np-PoolWorker.sim-main"
+
+// env is a running poller on a fresh ZooKeeper chroot with a fake Temporal.
+type env struct {
+	addr, chroot string
+	zk           *zookeeper.Client
+	ft           *fakeTemporal
+	p            *Poller
+	clock        *testenv.ManualClock
+	logs         *testenv.SyncBuffer
+	stop         func()
+}
+
+// connect opens a client on the chroot.
+func connect(t *testing.T, addr, chroot string) *zookeeper.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	zk, err := zookeeper.Connect(ctx, zookeeper.Options{Servers: []string{addr}, Chroot: chroot})
 	require.NoError(t, err)
 	t.Cleanup(zk.Close)
+	return zk
+}
+
+// start runs a poller for task queue "tq" with one pool serving "small". edit may change
+// the options; the clock is a manual clock starting now.
+func start(t *testing.T, edit func(*Options)) *env {
+	t.Helper()
+	addr, chroot := testenv.ZooKeeperChroot(t)
+	zk := connect(t, addr, chroot)
 	ft := newFakeTemporal()
-	p := New(Options{
+	clock := testenv.NewManualClock(time.Now())
+	logs := &testenv.SyncBuffer{}
+	opts := Options{
 		ZK: zk, Temporal: ft, TaskQueue: "tq", Register: true, Hostname: "host", Version: "test",
-		Pools:        []Pool{{ID: "np-PoolWorker.sim-main", Provider: "sim", Name: "main", Labels: []string{"small"}, Priority: 100}},
-		Policy:       lifecycle.Policy{Providers: map[string]bool{"sim": true}, PoolIDs: map[string]bool{"np-PoolWorker.sim-main": true}, OrphanGrace: time.Hour},
+		Pools:        []Pool{{ID: testPoolID, Provider: "sim", Name: "main", Labels: []string{"small"}, Priority: 100}},
+		Policy:       lifecycle.Policy{Providers: map[string]bool{"sim": true}, PoolIDs: map[string]bool{testPoolID: true}, OrphanGrace: time.Hour},
 		ScanInterval: 100 * time.Millisecond,
-	})
+		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:          clock.Now,
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	p := New(opts)
 	rctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = p.Run(rctx) }()
-	return zk, ft, func() { stop(); <-done }
+	var once sync.Once
+	e := &env{addr: addr, chroot: chroot, zk: zk, ft: ft, p: p, clock: clock, logs: logs, stop: func() { once.Do(func() { stop(); <-done }) }}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// set overwrites the body of the znode at p (relative to the chroot), as a writer
+// outside Nodepool's schema would.
+func (e *env) set(t *testing.T, p string, data []byte) {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{e.addr}, 10*time.Second, zk.WithLogInfo(false))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Set(e.chroot+p, data, -1)
+	require.NoError(t, err)
+}
+
+// setup is start with the real clock and default options.
+func setup(t *testing.T) (*zookeeper.Client, *fakeTemporal, func()) {
+	e := start(t, func(o *Options) { o.Now = nil })
+	return e.zk, e.ft, e.stop
 }
 
 func eventually(t *testing.T, cond func() bool, msg string) {
@@ -107,6 +230,9 @@ func eventually(t *testing.T, cond func() bool, msg string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// scans lets the poller run a few scans (of 100 ms each).
+func scans() { time.Sleep(600 * time.Millisecond) }
 
 func submit(t *testing.T, zk *zookeeper.Client, state zookeeper.RequestState, declinedBy ...string) string {
 	req := &zookeeper.NodeRequest{State: state, NodeTypes: []string{"small"}, DeclinedBy: declinedBy, Reuse: true}
@@ -125,12 +251,14 @@ func TestPollerStartsOneWorkflowPerRequestAndSignalsDeletion(t *testing.T) {
 	// Rescans and watch events do not start it again while the request is unchanged.
 	time.Sleep(500 * time.Millisecond)
 	require.Equal(t, 1, ft.count(wid))
+	ft.mu.Lock()
 	in := ft.inputs[wid].(workflows.RequestInput)
+	ft.mu.Unlock()
 	require.Equal(t, id, in.RequestID)
 	require.Equal(t, "tq", in.TaskQueue)
 
 	// Requests that are not ours to take are ignored.
-	declined := submit(t, zk, zookeeper.StateRequested, "np-PoolWorker.sim-main")
+	declined := submit(t, zk, zookeeper.StateRequested, testPoolID)
 	fulfilled := submit(t, zk, zookeeper.StateFulfilled)
 	time.Sleep(500 * time.Millisecond)
 	require.Zero(t, ft.count(names.RequestWorkflowID("tq", declined)))
@@ -138,9 +266,8 @@ func TestPollerStartsOneWorkflowPerRequestAndSignalsDeletion(t *testing.T) {
 
 	require.NoError(t, zk.DeleteRequest(context.Background(), id))
 	eventually(t, func() bool {
-		ft.mu.Lock()
-		defer ft.mu.Unlock()
-		return len(ft.signals[wid]) == 1 && ft.signals[wid][0] == workflows.SignalRequestDeleted
+		s := ft.signalsOf(wid)
+		return len(s) == 1 && s[0].name == workflows.SignalRequestDeleted
 	}, "deletion not signalled")
 }
 
@@ -148,46 +275,11 @@ func TestPollerRegistersPools(t *testing.T) {
 	zk, _, stop := setup(t)
 	eventually(t, func() bool {
 		pools, err := zk.ListPools(context.Background())
-		return err == nil && len(pools) == 1 && pools[0].ID == "np-PoolWorker.sim-main" &&
+		return err == nil && len(pools) == 1 && pools[0].ID == testPoolID &&
 			pools[0].SupportedLabels[0] == "small" && !pools[0].Paused
 	}, "pool not registered")
 	stop()
 	pools, err := zk.ListPools(context.Background())
 	require.NoError(t, err)
 	require.Empty(t, pools, "registration removed on stop")
-}
-
-func TestPollerStartsDeletionsOnlyForDeletableNodes(t *testing.T) {
-	zk, ft, stop := setup(t)
-	defer stop()
-	ctx := context.Background()
-	mk := func(state zookeeper.NodeState, provider string) string {
-		id, err := zk.CreateNode(ctx, &zookeeper.Node{State: state, Provider: provider, Pool: "main", Type: zookeeper.Labels{"small"},
-			StateTime: float64(time.Now().Unix())})
-		require.NoError(t, err)
-		return id
-	}
-	used := mk(zookeeper.NodeUsed, "sim")
-	ready := mk(zookeeper.NodeReady, "sim")
-	foreign := mk(zookeeper.NodeUsed, "someone-elses")
-	// As Zuul does: lock the ready node, then mark it in-use.
-	inUse := mk(zookeeper.NodeReady, "sim")
-	lock := zk.NewLock(zookeeper.NodeLockPath(inUse), "")
-	ok, err := lock.TryAcquire(ctx)
-	require.NoError(t, err)
-	require.True(t, ok)
-	n, err := zk.GetNode(ctx, inUse)
-	require.NoError(t, err)
-	n.State = zookeeper.NodeInUse
-	require.NoError(t, zk.UpdateNode(ctx, n))
-
-	eventually(t, func() bool { return ft.count(names.DeleteWorkflowID("tq", used)) == 1 }, "used node not deleted")
-	time.Sleep(500 * time.Millisecond)
-	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", ready)), "ready nodes are kept")
-	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", foreign)), "other launchers' nodes are theirs")
-	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", inUse)), "a locked in-use node belongs to Zuul")
-
-	// Zuul's executor died: its lock vanished.
-	require.NoError(t, lock.Release(ctx))
-	eventually(t, func() bool { return ft.count(names.DeleteWorkflowID("tq", inUse)) == 1 }, "unlocked in-use node not deleted")
 }

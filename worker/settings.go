@@ -51,6 +51,7 @@ func Settings(cfg *config.Config) activities.Settings {
 			Name:          p.Name,
 			TaskQueue:     names.ProviderTaskQueue(tq, p.Name),
 			LaunchTimeout: p.LaunchTimeout.Duration(),
+			BootTimeout:   p.BootTimeout.Duration(),
 			LaunchRetries: p.LaunchRetries,
 			Idle:          p.MaxConcurrency == 0,
 		}
@@ -86,7 +87,7 @@ func pollerPools(s activities.Settings) []poller.Pool {
 		for _, pool := range p.Pools {
 			out = append(out, poller.Pool{
 				ID: pool.ID, Provider: p.Name, Name: pool.Name,
-				Labels: pool.Labels, Priority: pool.Priority,
+				Labels: pool.Labels, Priority: pool.Priority, Idle: p.Idle,
 			})
 		}
 	}

@@ -1,0 +1,124 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-temporal/nodepool-temporal/names"
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+)
+
+func TestPollerStartsDeletionsOnlyForDeletableNodes(t *testing.T) {
+	zk, ft, stop := setup(t)
+	defer stop()
+	ctx := context.Background()
+	mk := func(state zookeeper.NodeState, provider string) string {
+		id, err := zk.CreateNode(ctx, &zookeeper.Node{State: state, Provider: provider, Pool: "main", Type: zookeeper.Labels{"small"},
+			StateTime: float64(time.Now().Unix())})
+		require.NoError(t, err)
+		return id
+	}
+	used := mk(zookeeper.NodeUsed, "sim")
+	ready := mk(zookeeper.NodeReady, "sim")
+	foreign := mk(zookeeper.NodeUsed, "someone-elses")
+	// As Zuul does: lock the ready node, then mark it in-use.
+	inUse := mk(zookeeper.NodeReady, "sim")
+	lock := zk.NewLock(zookeeper.NodeLockPath(inUse), "")
+	ok, err := lock.TryAcquire(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	n, err := zk.GetNode(ctx, inUse)
+	require.NoError(t, err)
+	n.State = zookeeper.NodeInUse
+	require.NoError(t, zk.UpdateNode(ctx, n))
+
+	eventually(t, func() bool { return ft.count(names.DeleteWorkflowID("tq", used)) == 1 }, "used node not deleted")
+	time.Sleep(500 * time.Millisecond)
+	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", ready)), "ready nodes are kept")
+	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", foreign)), "other launchers' nodes are theirs")
+	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", inUse)), "a locked in-use node belongs to Zuul")
+
+	// Zuul's executor died: its lock vanished.
+	require.NoError(t, lock.Release(ctx))
+	eventually(t, func() bool { return ft.count(names.DeleteWorkflowID("tq", inUse)) == 1 }, "unlocked in-use node not deleted")
+}
+
+// rawNode creates a node znode with exactly data as its body.
+func rawNode(t *testing.T, c *zookeeper.Client, data []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, c.EnsurePath(ctx, zookeeper.NodesPath))
+	p, err := c.Create(ctx, zookeeper.NodesPath+"/", data, zk.FlagSequence)
+	require.NoError(t, err)
+	return p[strings.LastIndex(p, "/")+1:]
+}
+
+func nodeExists(t *testing.T, c *zookeeper.Client, id string) bool {
+	t.Helper()
+	_, _, err := c.Get(context.Background(), zookeeper.NodePath(id))
+	if errors.Is(err, zookeeper.ErrNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
+}
+
+// Nodepool's cleanup removes node znodes without a record (kazoo's lock recipe re-creates
+// a deleted node's znode empty when someone locks it late). A body that is not a JSON
+// object at all is as useless; a JSON object with an unexpected field type may be a newer
+// launcher's record and is kept.
+func TestPollerRemovesUndecodableNodes(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		data   []byte
+		locked bool
+		remove bool
+	}{
+		{"empty", nil, false, true},
+		{"whitespace", []byte("  \n"), false, true},
+		{"not json", []byte("{not json"), false, true},
+		{"json null", []byte("null"), false, true},
+		{"json array", []byte(`["ready"]`), false, true},
+		{"empty and locked", nil, true, false},
+		{"object with a field of another type", []byte(`{"state": "ready", "provider": "sim", "type": 5}`), false, false},
+		{"valid ready node", []byte(`{"state": "ready", "provider": "someone-elses", "type": ["small"]}`), false, false},
+	}
+	ids := make([]string, len(tests))
+	for i, tc := range tests {
+		ids[i] = rawNode(t, e.zk, tc.data)
+		if tc.locked {
+			// The lock directory is a child of the node: creating a contender below an
+			// empty node znode is what leaves such znodes behind in the first place.
+			lock := e.zk.NewLock(zookeeper.NodeLockPath(ids[i]), "zuul")
+			ok, err := lock.TryAcquire(ctx)
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+	}
+	// Within the grace period nothing is removed: a writer may still be filling it in.
+	scans()
+	for i, tc := range tests {
+		require.True(t, nodeExists(t, e.zk, ids[i]), tc.name)
+	}
+	e.clock.Advance(badNodeGrace + time.Second)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.remove {
+				eventually(t, func() bool { return !nodeExists(t, e.zk, ids[i]) }, "undecodable node not removed")
+				return
+			}
+			scans()
+			require.True(t, nodeExists(t, e.zk, ids[i]), "node removed")
+		})
+	}
+	// The log names each undecodable node once, not once per scan.
+	require.Equal(t, 1, strings.Count(e.logs.String(), "node_id="+ids[6]), e.logs.String())
+}
