@@ -60,7 +60,7 @@ func New(zk *zookeeper.Client, drv map[string]drivers.Driver, settings Settings,
 }
 
 func (a *Activities) unixNow() float64 {
-	return float64(a.now().UnixNano()) / 1e9
+	return zookeeper.Timestamp(a.now())
 }
 
 func (a *Activities) driver(provider string) (drivers.Driver, error) {

@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"math"
 	"testing"
 	"time"
 
@@ -369,22 +368,6 @@ func TestFulfillRequiresPending(t *testing.T) {
 	req, err := f.zk.GetRequest(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, zookeeper.StateRequested, req.State)
-}
-
-func TestResourcesFromZooKeeperAreClamped(t *testing.T) {
-	tests := []struct {
-		in   map[string]float64
-		want drivers.Resources
-	}{
-		{map[string]float64{"cores": 4, "instances": 1}, drivers.Resources{"cores": 4, "instances": 1}},
-		{map[string]float64{"cores": 1e19}, drivers.Resources{}},
-		{map[string]float64{"ram": -5, "cores": 2}, drivers.Resources{"cores": 2}},
-		{map[string]float64{"ram": math.NaN()}, drivers.Resources{}},
-		{map[string]float64{"ram": math.Inf(1)}, drivers.Resources{}},
-	}
-	for _, tc := range tests {
-		require.Equal(t, tc.want, fromFloat(tc.in), "%v", tc.in)
-	}
 }
 
 func TestDeclineRequest(t *testing.T) {

@@ -26,7 +26,7 @@ func (a *Activities) PoolUsage(ctx context.Context, in PoolUsageInput) (PoolUsag
 		if n.Provider != in.Provider || n.Pool != in.Pool {
 			return
 		}
-		res := fromFloat(n.Resources)
+		res := drivers.Resources(n.ResourceCounts())
 		if len(res) == 0 {
 			res = drivers.Resources{drivers.ResourceInstances: 1}
 			if len(n.Type) > 0 {

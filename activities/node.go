@@ -13,29 +13,14 @@ import (
 // starting over when someone else wrote in between. change returns false to write
 // nothing.
 func (a *Activities) updateNode(ctx context.Context, id string, change func(*zookeeper.Node) bool) error {
-	for {
-		n, err := a.zk.GetNode(ctx, id)
-		if isNotFound(err) {
-			return nodeGone(id)
-		}
-		if err != nil {
-			return fmt.Errorf("reading node %s: %w", id, err)
-		}
-		if !change(n) {
-			return nil
-		}
-		err = a.zk.UpdateNode(ctx, n)
-		if isBadVersion(err) {
-			continue
-		}
-		if isNotFound(err) {
-			return nodeGone(id)
-		}
-		if err != nil {
-			return fmt.Errorf("writing node %s: %w", id, err)
-		}
-		return nil
+	_, _, err := a.zk.ModifyNode(ctx, id, nil, func(n *zookeeper.Node) (bool, error) { return change(n), nil })
+	if isNotFound(err) {
+		return nodeGone(id)
 	}
+	if err != nil {
+		return fmt.Errorf("updating node %s: %w", id, err)
+	}
+	return nil
 }
 
 // storeExternalID records the instance of a node's launch on the node. An instance the

@@ -169,7 +169,7 @@ func (a *Activities) tenantAtLimit(ctx context.Context, req *zookeeper.NodeReque
 	used := drivers.Resources{}
 	err := a.forEachNode(ctx, func(n *zookeeper.Node) {
 		if n.TenantName != nil && *n.TenantName == *req.TenantName {
-			used = used.Add(fromFloat(n.Resources))
+			used = used.Add(drivers.Resources(n.ResourceCounts()))
 		}
 	})
 	if err != nil {
@@ -282,31 +282,14 @@ func (a *Activities) DeclineRequest(ctx context.Context, in DeclineInput) (Decli
 // write, gone that the request no longer exists.
 func (a *Activities) updateRequest(ctx context.Context, id string, req *zookeeper.NodeRequest,
 	change func(*zookeeper.NodeRequest) (bool, error)) (written, gone bool, err error) {
-	for {
-		if req == nil {
-			req, err = a.zk.GetRequest(ctx, id)
-			if isNotFound(err) {
-				return false, true, nil
-			}
-			if err != nil {
-				return false, false, fmt.Errorf("reading request %s: %w", id, err)
-			}
-		}
-		if ok, err := change(req); err != nil || !ok {
-			return false, false, err
-		}
-		err = a.zk.UpdateRequest(ctx, req)
-		switch {
-		case isBadVersion(err):
-			req = nil
-			continue
-		case isNotFound(err):
-			return false, true, nil
-		case err != nil:
-			return false, false, fmt.Errorf("writing request %s: %w", id, err)
-		}
-		return true, false, nil
+	_, written, err = a.zk.ModifyRequest(ctx, id, req, change)
+	if isNotFound(err) {
+		return false, true, nil
 	}
+	if err != nil {
+		return false, false, fmt.Errorf("updating request %s: %w", id, err)
+	}
+	return written, false, nil
 }
 
 // acceptBatch is how many nodes AcceptRequest creates before it records their ids in

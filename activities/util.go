@@ -3,7 +3,6 @@ package activities
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
@@ -49,23 +48,6 @@ func toFloat(r drivers.Resources) map[string]float64 {
 	out := make(map[string]float64, len(r))
 	for k, v := range r {
 		out[k] = float64(v)
-	}
-	return out
-}
-
-// maxResource bounds a resource count read from ZooKeeper: anything larger, negative
-// or not a number is not a real count, and would overflow or disable limits.
-const maxResource = 1 << 40
-
-// fromFloat converts a node's resources as ZooKeeper stores them, ignoring values that
-// cannot be real counts.
-func fromFloat(m map[string]float64) drivers.Resources {
-	out := drivers.Resources{}
-	for k, v := range m {
-		if math.IsNaN(v) || v < 0 || v > maxResource {
-			continue
-		}
-		out[k] = int64(v)
 	}
 	return out
 }

@@ -130,7 +130,7 @@ type scenarioOptions struct {
 
 // warmUp runs one request through launch and return, so that the measured requests do
 // not pay for starting the pool's ledger and the first task queue polls.
-func warmUp(ctx context.Context, z *zuul, boot time.Duration) error {
+func warmUp(ctx context.Context, z *zuulClient, boot time.Duration) error {
 	id, _, err := z.submit(ctx, []string{benchLabel})
 	if err != nil {
 		return err
@@ -158,7 +158,10 @@ func warmUp(ctx context.Context, z *zuul, boot time.Duration) error {
 // runLatency submits single-node requests one after another; each node is returned
 // and deleted before the next request.
 func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, rep *ScenarioReport) error {
-	z := &zuul{zk: st.zk}
+	z, err := newZuulClient(st.zk)
+	if err != nil {
+		return err
+	}
 	boot := seconds(rep.BootSeconds)
 	o.Logger.Info("warming up")
 	if err := warmUp(ctx, z, boot); err != nil {
@@ -236,7 +239,10 @@ type burstResult struct {
 // runBurst submits o.Requests single-node requests at once, waits for all of them, then
 // returns every node at once and waits for all deletions.
 func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, rep *ScenarioReport) error {
-	z := &zuul{zk: st.zk}
+	z, err := newZuulClient(st.zk)
+	if err != nil {
+		return err
+	}
 	boot := seconds(rep.BootSeconds)
 	o.Logger.Info("warming up")
 	if err := warmUp(ctx, z, boot); err != nil {

@@ -64,9 +64,12 @@
 // Every other key, at provider, pool or label level, belongs to the driver. This
 // package keeps each provider's, pool's and label's whole YAML mapping (the Raw
 // fields) and never rejects those keys; the driver decodes them strictly with
-// Provider.DecodeDriver (whole section, common keys removed) or Pool.DecodeDriver
-// and PoolLabel.DecodeDriver (one level), and problems keep their file, line and
-// key path. CommonProviderKeys, CommonPoolKeys and CommonLabelKeys list the keys
+// Provider.DecodeDriver (whole section, common keys removed),
+// Provider.DecodeDriverPositional (the same, pool and label names removed too, for
+// drivers that match pools and labels by position) or Pool.DecodeDriver and
+// PoolLabel.DecodeDriver (one level), and problems keep their file, line and key
+// path. Provider.DriverProblems locates a driver's own validation errors at the
+// provider. CommonProviderKeys, CommonPoolKeys and CommonLabelKeys list the keys
 // removed. Config.ValidateDrivers runs a validator per driver name and reports
 // providers whose driver is unknown.
 //

@@ -39,12 +39,15 @@ func keySet(keys []string, except ...string) map[string]bool {
 // without the common provider keys, whose pools keep only their name, their driver
 // keys and their labels, and whose labels keep only their name and their driver
 // keys. Line numbers are those of the file.
-func (p *Provider) DriverNode() *yaml.Node {
+func (p *Provider) DriverNode() *yaml.Node { return p.driverNode(KeyName) }
+
+// driverNode is DriverNode, keeping the pools' and labels' keys in keep.
+func (p *Provider) driverNode(keep ...string) *yaml.Node {
 	return strip(&p.Raw, keySet(CommonProviderKeys(), KeyPools), map[string]func(*yaml.Node) *yaml.Node{
 		KeyPools: eachItem(func(n *yaml.Node) *yaml.Node {
-			return strip(n, keySet(CommonPoolKeys(), KeyName, KeyLabels), map[string]func(*yaml.Node) *yaml.Node{
+			return strip(n, keySet(CommonPoolKeys(), append([]string{KeyLabels}, keep...)...), map[string]func(*yaml.Node) *yaml.Node{
 				KeyLabels: eachItem(func(n *yaml.Node) *yaml.Node {
-					return strip(n, keySet(CommonLabelKeys(), KeyName), nil)
+					return strip(n, keySet(CommonLabelKeys(), keep...), nil)
 				}),
 			})
 		}),
@@ -64,6 +67,41 @@ func (p *Provider) DriverNode() *yaml.Node {
 // tags follow yaml.v3; see DecodeStrict.
 func (p *Provider) DecodeDriver(v any) error {
 	return DecodeStrict(p.Pos.File, p.Pos.Path, p.DriverNode(), v)
+}
+
+// DecodeDriverPositional is DecodeDriver for a driver whose pools and labels are
+// the provider's own, matched by position: their names are removed as well (see
+// CommonPoolKeys), so the driver's struct declares only its own keys at every
+// level.
+func (p *Provider) DecodeDriverPositional(v any) error {
+	return DecodeStrict(p.Pos.File, p.Pos.Path, p.driverNode(), v)
+}
+
+// DriverProblems locates a driver's validation error at the provider's section:
+// every error joined in err (errors.Join) becomes one Problem with the
+// provider's file, line and path. The result is a *ValidationError, or nil for a
+// nil err.
+func (p *Provider) DriverProblems(err error) error {
+	if err == nil {
+		return nil
+	}
+	var problems []Problem
+	for _, e := range unjoin(err) {
+		problems = append(problems, Problem{File: p.Pos.File, Line: p.Pos.Line, Path: p.Pos.Path, Msg: e.Error()})
+	}
+	return &ValidationError{Problems: problems}
+}
+
+// unjoin flattens the errors joined in err.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // DriverNode returns a copy of the pool's mapping without the common pool keys

@@ -288,3 +288,71 @@ providers:
 		`d.yaml:19: providers[2].pools[0].labels[0].name: label "missing" is not defined in the top-level labels`,
 	}, problemTexts(c.ValidateDrivers(known)))
 }
+
+func TestProviderDecodeDriverPositional(t *testing.T) {
+	p := loadAWSExample(t)
+	type pool struct {
+		awsPoolKeys `yaml:",inline"`
+		Labels      []awsLabelKeys `yaml:"labels"`
+	}
+	type provider struct {
+		RegionName  string          `yaml:"region-name"`
+		CloudImages []awsCloudImage `yaml:"cloud-images"`
+		Pools       []pool          `yaml:"pools"`
+	}
+	var got provider
+	require.NoError(t, p.DecodeDriverPositional(&got), "names need not be declared")
+	require.Len(t, got.Pools, 1)
+	assert.Equal(t, "subnet-0123456789abcdef0", got.Pools[0].SubnetID)
+	require.Len(t, got.Pools[0].Labels, 1)
+	assert.Equal(t, "m5.large", got.Pools[0].Labels[0].InstanceType)
+	assert.Equal(t, "us-east-1", got.RegionName)
+
+	// A struct that declares names is told they are not there.
+	var named awsProvider
+	err := p.DecodeDriverPositional(&named)
+	require.NoError(t, err, "declared but absent keys are fine")
+	assert.Empty(t, named.Pools[0].Name)
+
+	// Unknown keys are still problems, located in the file.
+	var bare struct {
+		RegionName string `yaml:"region-name"`
+	}
+	err = p.DecodeDriverPositional(&bare)
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		"testdata/good/aws-example.yaml:35: providers[0]: field cloud-images not found",
+		"testdata/good/aws-example.yaml:44: providers[0]: field pools not found",
+	}, problemTexts(err))
+
+	// The raw nodes are untouched.
+	assert.Len(t, p.Pools[0].Raw.Content, 14)
+	assert.Len(t, p.Pools[0].Labels[0].Raw.Content, 16)
+}
+
+func TestProviderDriverProblems(t *testing.T) {
+	p := loadAWSExample(t)
+	where := "testdata/good/aws-example.yaml:28: providers[0]: "
+	tests := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"nil", nil, nil},
+		{"one error", errors.New("region-name: unknown region"), []string{where + "region-name: unknown region"}},
+		{"joined errors", errors.Join(errors.New("a: bad"), errors.Join(errors.New("b: bad"), errors.New("c: bad"))),
+			[]string{where + "a: bad", where + "b: bad", where + "c: bad"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.DriverProblems(tc.err)
+			if tc.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			var ve *ValidationError
+			require.ErrorAs(t, err, &ve)
+			assert.Equal(t, tc.want, problemTexts(err))
+		})
+	}
+}

@@ -66,8 +66,8 @@ func TestAWSDriverThroughThePipeline(t *testing.T) {
 		require.Contains(t, ext["instance"], "i-")
 		require.Contains(t, n.Resources, "L-1216C47A", "the vCPU quota code is part of resources")
 	}
-	locks := c.accept(req)
-	c.giveBack(req, locks)
+	held := c.accept(req)
+	c.giveBack(held)
 	c.waitNoNodes(60 * time.Second)
 
 	deadline := time.Now().Add(30 * time.Second)

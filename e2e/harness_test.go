@@ -1,29 +1,29 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"gopkg.in/yaml.v3"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack/zkready"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/zuul"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 // provider that uses it.
 type cloudSpec struct {
 	Provider      string
-	BootSteps     string // YAML list, e.g. "[0.2, 0.3]"
+	BootSteps     string // YAML list in seconds, e.g. "[0.2, 0.3]"
 	DeleteLatency float64
 	MaxServers    int
 	LaunchTimeout float64
@@ -71,70 +71,28 @@ type clusterSpec struct {
 	ExtraProviders string
 }
 
-// cluster is one isolated deployment: its own ZooKeeper chroot, task queue and clouds.
+// cluster is one isolated deployment: its own ZooKeeper chroot, task queue, clouds and
+// launchers (processes of its devstack; ZooKeeper and Temporal are the shared test
+// servers).
 type cluster struct {
 	t         *testing.T
-	dir       string
+	stack     *devstack.Stack
 	cfgPath   string
 	taskQueue string
+	providers []string
 	zk        *zookeeper.Client
 	temporal  client.Client
 	mu        sync.Mutex
-	launchers []*proc
+	launchers int
 }
 
+// proc is a launcher process of a cluster.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
+	*devstack.Launcher
 }
 
-const configTemplate = `zookeeper-servers:
-  - host: {{.ZKHost}}
-    port: {{.ZKPort}}
-    chroot: {{.Chroot}}
-zookeeper-timeout: 4
-temporal:
-  address: {{.Temporal}}
-  task-queue: {{.TaskQueue}}
-launcher:
-  hostname: e2e
-  poll-interval: 0.5
-  delete-interval: 0.5
-max-hold-age: {{.MaxHoldAge}}
-labels:
-{{- range .Labels}}
-  - name: {{.}}
-{{- end}}
-providers:
-{{- range .Clouds}}
-  - name: {{.Provider}}
-    driver: sim
-    launch-timeout: {{.LaunchTimeout}}
-    launch-retries: {{.LaunchRetries}}
-    server: {{.URL}}
-    flavors:
-      - name: small
-        cores: 1
-        ram: 1024
-    cloud-images:
-      - name: img
-        username: zuul-user
-    pools:
-      - name: main
-        max-servers: {{.MaxServers}}
-        node-attributes:
-          executor-zone: e2e
-        labels:
-{{- range .Labels}}
-          - name: {{.}}
-            flavor: small
-            cloud-image: img
-{{- end}}
-{{- end}}
-{{.ExtraProviders}}
-`
+// kill9 kills the launcher as kill -9 does.
+func (p *proc) kill9() { p.Kill() }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -146,7 +104,15 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	t.Helper()
 	zkAddr, chroot := testenv.ZooKeeperChroot(t)
 	temporalAddr := testenv.Temporal(t)
-	c := &cluster{t: t, dir: t.TempDir(), taskQueue: "e2e-" + randomHex(6)}
+	st, err := devstack.New(devstack.Options{Dir: t.TempDir(), BinDir: binDir})
+	require.NoError(t, err)
+	c := &cluster{t: t, stack: st, taskQueue: "e2e-" + randomHex(6)}
+	t.Cleanup(func() {
+		// Launchers first, then the clouds; also when the test fails before the end.
+		if err := st.Stop(); err != nil {
+			t.Logf("stopping the cluster: %v", err)
+		}
+	})
 	labels := map[string]bool{}
 	var labelList []string
 	for _, cl := range spec.Clouds {
@@ -160,6 +126,7 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 			cl.BootSteps = "[0.2, 0.3]"
 		}
 		cl.URL = c.startCloud(cl)
+		c.providers = append(c.providers, cl.Provider)
 		for _, l := range cl.Labels {
 			if !labels[l] {
 				labels[l] = true
@@ -173,15 +140,38 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 			labelList = append(labelList, l)
 		}
 	}
-	host, port, _ := strings.Cut(zkAddr, ":")
-	var sb strings.Builder
-	require.NoError(t, template.Must(template.New("cfg").Parse(configTemplate)).Execute(&sb, map[string]any{
-		"ZKHost": host, "ZKPort": port, "Chroot": chroot, "Temporal": temporalAddr,
-		"TaskQueue": c.taskQueue, "Labels": labelList, "Clouds": spec.Clouds, "MaxHoldAge": spec.MaxHoldAge,
-		"ExtraProviders": spec.ExtraProviders,
-	}))
-	c.cfgPath = filepath.Join(c.dir, "nodepool.yaml")
-	require.NoError(t, os.WriteFile(c.cfgPath, []byte(sb.String()), 0o644))
+	cfg := devstack.LauncherConfig{
+		ZooKeeper:        []string{zkAddr},
+		Chroot:           chroot,
+		ZooKeeperTimeout: 4,
+		Temporal:         devstack.TemporalSection{Address: temporalAddr, TaskQueue: c.taskQueue},
+		Launcher:         devstack.LauncherSection{Hostname: "e2e", PollInterval: 0.5, DeleteInterval: 0.5},
+		MaxHoldAge:       spec.MaxHoldAge,
+		Labels:           labelList,
+	}
+	for _, cl := range spec.Clouds {
+		pool := devstack.Pool{Name: "main", MaxServers: cl.MaxServers, Attributes: map[string]any{"executor-zone": "e2e"}}
+		for _, l := range cl.Labels {
+			pool.Labels = append(pool.Labels, devstack.Label{Name: l, Flavor: "small", CloudImage: "img"})
+		}
+		cfg.Providers = append(cfg.Providers, devstack.Provider{
+			Name: cl.Provider, Driver: "sim", LaunchTimeout: cl.LaunchTimeout, LaunchRetries: cl.LaunchRetries,
+			Server:      cl.URL,
+			Flavors:     []devstack.Flavor{{Name: "small", Cores: 1, RAM: 1024}},
+			CloudImages: []devstack.CloudImage{{Name: "img", Username: "zuul-user"}},
+			Pools:       []devstack.Pool{pool},
+		})
+	}
+	if spec.ExtraProviders != "" {
+		var extra []devstack.Provider
+		require.NoError(t, yaml.Unmarshal([]byte(spec.ExtraProviders), &extra), "extra providers")
+		for _, p := range extra {
+			c.providers = append(c.providers, p.Name)
+		}
+		cfg.Providers = append(cfg.Providers, extra...)
+	}
+	c.cfgPath, err = st.WriteConfig("nodepool.yaml", cfg)
+	require.NoError(t, err)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -192,12 +182,12 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	require.NoError(t, err)
 	c.temporal = tc
 	t.Cleanup(func() {
-		c.stopLaunchers()
-		tc.Close()
-		zk.Close()
 		if t.Failed() {
 			c.dumpLogs()
 		}
+		c.stopLaunchers()
+		tc.Close()
+		zk.Close()
 	})
 	return c
 }
@@ -205,91 +195,68 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 // startCloud runs a simcloud server for the spec and returns its URL.
 func (c *cluster) startCloud(cl *cloudSpec) string {
 	t := c.t
-	cfg := fmt.Sprintf("seed: 7\nboot-steps: %s\ndelete-latency: %g\nflavors:\n  - name: small\n    cores: 1\n    ram: 1024\ncloud-images:\n  - name: img\n    username: zuul-user\n",
-		cl.BootSteps, cl.DeleteLatency)
-	path := filepath.Join(c.dir, cl.Provider+"-cloud.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
-	return startServer(t, "simcloud", "--listen", "127.0.0.1:0", "--config", path, "--log-level", "warn")
+	var steps []float64
+	require.NoError(t, yaml.Unmarshal([]byte(cl.BootSteps), &steps), "boot steps %q", cl.BootSteps)
+	if steps == nil {
+		steps = []float64{}
+	}
+	sc, err := c.stack.StartSimCloud(c.ctx(time.Minute), cl.Provider+"-cloud",
+		devstack.SimCloudConfig{Seed: 7, BootSteps: steps, DeleteLatency: cl.DeleteLatency}, devstack.SimCloudOptions{})
+	require.NoError(t, err)
+	return sc.URL
 }
 
-// startEC2 runs an EC2-compatible endpoint and returns its URL.
+// startEC2 runs an EC2-compatible endpoint with ec2sim's flags args for the test's
+// lifetime and returns its URL.
 func startEC2(t *testing.T, args ...string) string {
 	t.Helper()
-	return startServer(t, "ec2sim", append([]string{"--listen", "127.0.0.1:0"}, args...)...)
-}
-
-// startServer runs one of the project's HTTP servers (which print "<name> listening on
-// ADDR" when ready) for the test's lifetime and returns its URL.
-func startServer(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, name), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := devstack.StartEC2Sim(ctx, devstack.EC2SimOptions{
+		Binary: filepath.Join(binDir, "ec2sim"), ExtraArgs: args, LogFile: filepath.Join(t.TempDir(), "ec2sim.log"),
+	})
 	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := bufio.NewScanner(stdout)
-	for lines.Scan() {
-		if addr, ok := strings.CutPrefix(lines.Text(), name+" listening on "); ok {
-			go func() { _, _ = io.Copy(io.Discard, stdout) }()
-			return "http://" + strings.TrimSpace(addr)
-		}
-	}
-	t.Fatalf("%s did not start", name)
-	return ""
+	t.Cleanup(func() { _ = e.Stop() })
+	return e.URL
 }
 
-// startLauncher runs the launcher binary with a role.
+// startLauncher runs the launcher binary with a role and returns once it runs (and,
+// with a poller, once the cluster's pools are registered).
 func (c *cluster) startLauncher(role string) *proc {
 	c.t.Helper()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	name := fmt.Sprintf("launcher-%d-%s", len(c.launchers), role)
-	logPath := filepath.Join(c.dir, name+".log")
-	logFile, err := os.Create(logPath)
+	name := fmt.Sprintf("launcher-%d-%s", c.launchers, role)
+	c.launchers++
+	c.mu.Unlock()
+	opts := devstack.LauncherOptions{Config: c.cfgPath, Role: role, LogLevel: "debug"}
+	if role != "worker" {
+		opts.ReadyCheck = zkready.PoolsRegistered(c.zk, c.providers...)
+	}
+	l, err := c.stack.StartLauncher(c.ctx(2*time.Minute), name, opts)
 	require.NoError(c.t, err)
-	cmd := exec.Command(filepath.Join(binDir, "nodepool-launcher"), "-c", c.cfgPath, "--role", role, "--log-level", "debug")
-	// The EC2-compatible endpoint accepts any credentials; the AWS SDK wants some.
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=e2e", "AWS_SECRET_ACCESS_KEY=e2e", "AWS_EC2_METADATA_DISABLED=true")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(c.t, cmd.Start())
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
-	c.launchers = append(c.launchers, p)
-	return p
+	return &proc{Launcher: l}
 }
 
-func (p *proc) kill9() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
+// stopLaunchers stops every launcher and cloud of the cluster (SIGTERM, drain, then
+// SIGKILL).
 func (c *cluster) stopLaunchers() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, p := range c.launchers {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, p := range c.launchers {
-		select {
-		case <-p.done:
-		case <-time.After(40 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
+	if err := c.stack.Stop(); err != nil {
+		c.t.Logf("stopping the cluster: %v", err)
 	}
 }
 
+// dumpLogs logs the last lines of every launcher's log.
 func (c *cluster) dumpLogs() {
-	for _, p := range c.launchers {
-		data, _ := os.ReadFile(p.log)
+	for _, p := range c.stack.Procs() {
+		if !strings.HasPrefix(p.Name(), "launcher") {
+			continue
+		}
+		data, _ := os.ReadFile(p.LogPath())
 		lines := strings.Split(string(data), "\n")
 		if len(lines) > 80 {
 			lines = lines[len(lines)-80:]
 		}
-		c.t.Logf("---- %s (last lines) ----\n%s", p.name, strings.Join(lines, "\n"))
+		c.t.Logf("---- %s (last lines) ----\n%s", p.Name(), strings.Join(lines, "\n"))
 	}
 }
 
@@ -300,38 +267,41 @@ func (c *cluster) ctx(d time.Duration) context.Context {
 	return ctx
 }
 
-// submit creates a node request as Zuul does.
-func (c *cluster) submit(priority string, labels ...string) string {
+// zuulClient returns a client acting as the tests' Zuul, reporting to obs.
+func (c *cluster) zuulClient(obs zuul.Observer) *zuul.Client {
 	c.t.Helper()
-	now := float64(time.Now().UnixNano()) / 1e9
-	requestor, tenant, event := "zuul-e2e", "tenant-one", "ev-"+randomHex(4)
-	req := &zookeeper.NodeRequest{
-		State: zookeeper.StateRequested, StateTime: now, NodeTypes: labels, Requestor: &requestor,
-		RequestorData: json.RawMessage(`{"build_set_uuid":"b1","tenant_name":"tenant-one","pipeline_name":"check","job_uuid":"j1","job_name":"tox","span_info":null}`),
-		EventID:       &event, CreatedTime: &now, TenantName: &tenant, Reuse: true,
-	}
-	id, err := c.zk.SubmitRequest(c.ctx(10*time.Second), req, priority, false)
+	z, err := zuul.New(c.zk, zuul.Options{SystemID: "zuul-e2e", Tenant: "tenant-one", Pipeline: "check",
+		Job: "tox", Project: "example/project", Observer: obs})
 	require.NoError(c.t, err)
-	return id
+	return z
 }
 
-// waitRequest polls until cond holds for the request (or fails the test).
+// submit creates a node request as Zuul does and returns its id.
+func (c *cluster) submit(priority string, labels ...string) string {
+	c.t.Helper()
+	return c.submitRequest(priority, labels...).ID
+}
+
+// submitRequest creates a node request as Zuul does and returns it as written.
+func (c *cluster) submitRequest(priority string, labels ...string) *zookeeper.NodeRequest {
+	c.t.Helper()
+	prio, err := strconv.Atoi(priority)
+	require.NoError(c.t, err)
+	r, err := c.zuulClient(zuul.Observer{}).Submit(c.ctx(10*time.Second), prio, labels...)
+	require.NoError(c.t, err)
+	return r
+}
+
+// waitRequest watches the request until cond holds for it (or fails the test).
 func (c *cluster) waitRequest(id string, timeout time.Duration, cond func(*zookeeper.NodeRequest) bool) *zookeeper.NodeRequest {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var last *zookeeper.NodeRequest
-	for time.Now().Before(deadline) {
-		r, err := c.zk.GetRequest(c.ctx(5*time.Second), id)
-		if err == nil {
-			last = r
-			if cond(r) {
-				return r
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	z := c.zuulClient(zuul.Observer{RequestRead: func(r *zookeeper.NodeRequest) { last = r }})
+	r, err := z.WaitUntil(c.ctx(timeout), id, cond)
+	if err != nil {
+		c.t.Fatalf("request %s: condition not met within %s: %v; last seen: %+v", id, timeout, err, last)
 	}
-	c.t.Fatalf("request %s: condition not met within %s; last seen: %+v", id, timeout, last)
-	return nil
+	return r
 }
 
 func stateIs(states ...zookeeper.RequestState) func(*zookeeper.NodeRequest) bool {
@@ -352,57 +322,24 @@ func (c *cluster) node(id string) *zookeeper.Node {
 	return n
 }
 
-// accept does what Zuul's executor does with a fulfilled request: lock every node
-// (30 s), check allocated_to, delete the request, mark the nodes in-use.
-func (c *cluster) accept(req *zookeeper.NodeRequest) []*zookeeper.Lock {
+// accept does what Zuul's executor does with a fulfilled request: accept the
+// nodes (check allocated_to, lock each within 30 s, check again, delete the
+// request), then set them in use.
+func (c *cluster) accept(req *zookeeper.NodeRequest) *zuul.NodeSet {
 	c.t.Helper()
-	var locks []*zookeeper.Lock
-	for _, id := range req.Nodes {
-		n := c.node(id)
-		require.NotNil(c.t, n.AllocatedTo)
-		require.Equal(c.t, req.ID, *n.AllocatedTo)
-		l := c.zk.NewLock(zookeeper.NodeLockPath(id), "")
-		require.NoError(c.t, l.Acquire(c.ctx(35*time.Second), 30*time.Second))
-		locks = append(locks, l)
-	}
-	require.NoError(c.t, c.zk.DeleteRequest(c.ctx(5*time.Second), req.ID))
-	for _, id := range req.Nodes {
-		c.setNodeState(id, zookeeper.NodeInUse, nil)
-	}
-	return locks
+	z := c.zuulClient(zuul.Observer{Warning: func(err error) { c.t.Logf("zuul: %v", err) }})
+	set, err := z.Accept(c.ctx(70*time.Second), req)
+	require.NoError(c.t, err)
+	require.NoError(c.t, set.Use(c.ctx(10*time.Second)))
+	return set
 }
 
-func (c *cluster) setNodeState(id string, st zookeeper.NodeState, edit func(*zookeeper.Node)) {
+// giveBack returns the nodes as Zuul does after a build: those in use become
+// used, then every node is unlocked.
+func (c *cluster) giveBack(held *zuul.NodeSet) {
 	c.t.Helper()
-	for {
-		n := c.node(id)
-		n.State = st
-		n.StateTime = float64(time.Now().UnixNano()) / 1e9
-		if n.Extra == nil {
-			n.Extra = map[string]json.RawMessage{}
-		}
-		n.Extra["id"] = json.RawMessage(`"` + id + `"`)
-		if edit != nil {
-			edit(n)
-		}
-		err := c.zk.UpdateNode(c.ctx(5*time.Second), n)
-		if errors.Is(err, zookeeper.ErrBadVersion) {
-			continue
-		}
-		require.NoError(c.t, err)
-		return
-	}
-}
-
-// giveBack marks the nodes used and unlocks them, as Zuul does after a build.
-func (c *cluster) giveBack(req *zookeeper.NodeRequest, locks []*zookeeper.Lock) {
-	c.t.Helper()
-	for _, id := range req.Nodes {
-		c.setNodeState(id, zookeeper.NodeUsed, nil)
-	}
-	for _, l := range locks {
-		require.NoError(c.t, l.Release(c.ctx(5*time.Second)))
-	}
+	_, err := held.Return(c.ctx(30 * time.Second))
+	require.NoError(c.t, err)
 }
 
 func (c *cluster) nodeIDs() []string {

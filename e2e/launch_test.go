@@ -1,12 +1,12 @@
 package e2e
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/zuul"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -21,11 +21,13 @@ func TestOneLabelFulfilledThenDeletedWhenUsed(t *testing.T) {
 	c := newCluster(t, clusterSpec{Clouds: []*cloudSpec{cl}})
 	c.startLauncher("all")
 
-	id := c.submit("100", "small")
+	submitted := c.submitRequest("100", "small")
+	id := submitted.ID
 	req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFulfilled))
 	require.Len(t, req.Nodes, 1)
 	// Zuul's private data survives the launcher's rewrites.
-	require.JSONEq(t, `{"build_set_uuid":"b1","tenant_name":"tenant-one","pipeline_name":"check","job_uuid":"j1","job_name":"tox","span_info":null}`, string(req.RequestorData))
+	require.JSONEq(t, string(submitted.RequestorData), string(req.RequestorData))
+	require.Contains(t, string(req.RequestorData), `"job_name":"tox"`)
 	require.Equal(t, "tenant-one", *req.TenantName)
 	require.NotNil(t, req.EventID)
 
@@ -51,8 +53,8 @@ func TestOneLabelFulfilledThenDeletedWhenUsed(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, locked, "fulfilled nodes are unlocked for Zuul")
 
-	locks := c.accept(req)
-	c.giveBack(req, locks)
+	held := c.accept(req)
+	c.giveBack(held)
 	c.waitNoNodes(30 * time.Second)
 	waitCloudEmpty(t, cl, 30*time.Second)
 	require.EqualValues(t, 1, cloudStats(t, cl)["instances.created"])
@@ -107,24 +109,19 @@ func TestHeldNodeKeptUntilExpiry(t *testing.T) {
 	c.startLauncher("all")
 	id := c.submit("100", "small")
 	req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFulfilled))
-	locks := c.accept(req)
+	held := c.accept(req)
 	// The build failed under an autohold: Zuul holds the node for 4 seconds.
-	c.setNodeState(req.Nodes[0], zookeeper.NodeHold, func(n *zookeeper.Node) {
-		n.HoldExpiration = 4
-		comment, job := "debugging", "tenant-one project tox refs/heads/.*"
-		n.Comment, n.HoldJob = &comment, &job
-		n.UserData = json.RawMessage(`{"zuul_system":"z","project_name":"p"}`)
-	})
-	for _, l := range locks {
-		require.NoError(t, l.Release(c.ctx(5*time.Second)))
-	}
-	held := time.Now()
+	require.NoError(t, held.Hold(c.ctx(10*time.Second), zuul.Hold{
+		Job: "tenant-one project tox refs/heads/.*", Reason: "debugging", Expiration: 4 * time.Second,
+	}))
+	c.giveBack(held)
+	heldAt := time.Now()
 	time.Sleep(2 * time.Second)
 	n := c.node(req.Nodes[0])
 	require.Equal(t, zookeeper.NodeHold, n.State, "a held node is kept")
 	require.Equal(t, "debugging", *n.Comment)
 	c.waitNoNodes(30 * time.Second)
-	require.GreaterOrEqual(t, time.Since(held), 4*time.Second, "not deleted before its hold expired")
+	require.GreaterOrEqual(t, time.Since(heldAt), 4*time.Second, "not deleted before its hold expired")
 	waitCloudEmpty(t, cl, 30*time.Second)
 }
 
@@ -135,7 +132,7 @@ func TestPriorityOrderAtQuota(t *testing.T) {
 	c.startLauncher("all")
 
 	blocker := c.waitRequest(c.submit("100", "small"), 60*time.Second, stateIs(zookeeper.StateFulfilled))
-	locks := c.accept(blocker)
+	held := c.accept(blocker)
 
 	// Submitted in the opposite of the order they must be served in.
 	low := c.submit("300", "small")
@@ -151,7 +148,7 @@ func TestPriorityOrderAtQuota(t *testing.T) {
 	require.Len(t, pools, 1)
 	require.True(t, pools[0].Paused, "the pool registers as paused while requests wait")
 
-	c.giveBack(blocker, locks)
+	c.giveBack(held)
 	var order []string
 	for range 3 {
 		var next *zookeeper.NodeRequest
@@ -168,8 +165,7 @@ func TestPriorityOrderAtQuota(t *testing.T) {
 		}
 		require.NotNil(t, next)
 		order = append(order, next.ID)
-		l := c.accept(next)
-		c.giveBack(next, l)
+		c.giveBack(c.accept(next))
 	}
 	require.Equal(t, []string{high, normal, low}, order)
 }

@@ -34,8 +34,8 @@ func TestRecordHistories(t *testing.T) {
 
 	id := c.submit("100", "small", "large")
 	req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFulfilled))
-	locks := c.accept(req)
-	c.giveBack(req, locks)
+	held := c.accept(req)
+	c.giveBack(held)
 	c.waitNoNodes(30 * time.Second)
 
 	failed := c.submit("100", "unknown-label")

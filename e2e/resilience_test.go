@@ -48,12 +48,12 @@ func (c *cluster) serveAll(ids []string, hold, timeout time.Duration) []string {
 			}
 			delete(pending, id)
 			order = append(order, id)
-			locks := c.accept(r)
+			held := c.accept(r)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				time.Sleep(hold)
-				c.giveBack(r, locks)
+				c.giveBack(held)
 			}()
 		}
 		time.Sleep(50 * time.Millisecond)

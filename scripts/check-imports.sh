@@ -43,6 +43,7 @@ check drivers/sim   "${P}(activities|workflows|poller|worker|zookeeper|config)|$
 check drivers/aws   "${P}(activities|workflows|poller|worker|zookeeper|config)|${TEMPORAL}|${ZK}" "drivers know only the contract"
 check drivers/driverstest "${P}drivers/(sim|aws)|${P}(activities|workflows|poller|worker|zookeeper|config)" "the conformance suite is driver-neutral"
 check zookeeper     "${P}|${AWS}|${TEMPORAL}"                           "the wire format is a leaf"
+check names         "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "names is a leaf"
 check lifecycle     "${P}(drivers|activities|workflows|poller|worker|config)|${AWS}|${TEMPORAL}" "lifecycle rules need only the wire format"
 check activities    "${P}(drivers/|workflows|poller|worker|config)|${AWS}" "activities take drivers through the contract"
 check_direct workflows "${P}(zookeeper|config|poller|worker|lifecycle|drivers/)|${AWS}|${ZK}|^net(/|$)|^os(/|$)|^math/rand|^sync$" "workflows are deterministic orchestration"
@@ -50,9 +51,15 @@ check workflows     "${P}(config|poller|worker|drivers/)|${AWS}"        "workflo
 check_direct poller "${P}(drivers|activities|config|worker)|${AWS}"     "the poller only starts workflows"
 check poller        "${P}(drivers/|config|worker)|${AWS}"               "the poller only starts workflows"
 check internal/ec2sim "${P}|${TEMPORAL}|${ZK}"                          "the EC2 endpoint stands alone"
+check internal/zuul "${P}(config|drivers|activities|workflows|poller|worker|lifecycle|internal/launchconfig)|${AWS}|${TEMPORAL}" "acting as Zuul needs only the wire format"
+check internal/launchconfig "${P}(activities|workflows|poller|worker|lifecycle|names)|${TEMPORAL}" "loading the configuration needs no Temporal"
+# The admin CLI talks to ZooKeeper only: none of its commands starts, signals or
+# queries a workflow, so it must not link the Temporal SDK.
+check cmd/nodepool  "${P}(activities|workflows|poller|worker)|${TEMPORAL}" "the admin CLI speaks ZooKeeper only"
 
-# Only drivers/aws (and what wires it) may reach the AWS SDK.
-for pkg in $(go list ./... | grep -v -E "/(drivers/aws|worker|cmd/.*|e2e|bench)$"); do
+# Only drivers/aws (and what wires it or validates its configuration) may reach the
+# AWS SDK.
+for pkg in $(go list ./... | grep -v -E "/(drivers/aws|internal/launchconfig|worker|cmd/.*|e2e|bench)$"); do
 	rel=${pkg#"$mod"/}
 	[ "$pkg" = "$mod" ] && continue
 	if go list -deps "$pkg" | grep -qE "$AWS"; then

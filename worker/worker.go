@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/config"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 	"github.com/nodepool-temporal/nodepool-temporal/poller"
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
@@ -45,16 +46,9 @@ type Options struct {
 }
 
 // LoadConfig loads and validates a configuration file, with its drivers' sections.
-// Every problem is reported at once.
+// Every problem is reported at once. It is launchconfig.Load.
 func LoadConfig(path, securePath string) (*config.Config, error) {
-	cfg, err := config.LoadWithSecure(path, securePath)
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.ValidateDrivers(DriverValidators()); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return launchconfig.Load(path, securePath)
 }
 
 // Run runs the launcher until ctx ends, then drains and stops.
@@ -83,7 +77,7 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 
-	zk, err := ConnectZooKeeper(ctx, cfg, logger)
+	zk, err := launchconfig.ConnectZooKeeper(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -120,6 +114,10 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}
 		logger.Info("temporal workers started", "task_queue", settings.TaskQueue, "providers", len(settings.Providers))
+		g.Go(func() error {
+			startSweeps(gctx, tc, cfg, settings.TaskQueue, logger)
+			return nil
+		})
 		g.Go(func() error {
 			<-gctx.Done()
 			logger.Info("draining Temporal workers")
@@ -162,6 +160,7 @@ func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, act
 	main.RegisterWorkflowWithOptions(workflows.HandleRequest, workflow.RegisterOptions{Name: workflows.RequestWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.DeleteNode, workflow.RegisterOptions{Name: workflows.DeleteWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.PoolLedger, workflow.RegisterOptions{Name: workflows.LedgerWorkflowType})
+	main.RegisterWorkflowWithOptions(workflows.LeakSweep, workflow.RegisterOptions{Name: workflows.SweepWorkflowType})
 	main.RegisterActivity(acts)
 	out := []tworker.Worker{main}
 	for i := range cfg.Providers {
@@ -179,28 +178,64 @@ func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, act
 	return out
 }
 
-// ConnectZooKeeper connects to the configured ZooKeeper ensemble.
+// ConnectZooKeeper connects to the configured ZooKeeper ensemble. It is
+// launchconfig.ConnectZooKeeper.
 func ConnectZooKeeper(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*zookeeper.Client, error) {
-	chroot, err := cfg.Chroot()
-	if err != nil {
-		return nil, err
+	return launchconfig.ConnectZooKeeper(ctx, cfg, logger)
+}
+
+// sweepStarter is the part of the Temporal client that starts leak sweeps.
+type sweepStarter interface {
+	SignalWithStartWorkflow(ctx context.Context, workflowID string, signalName string, signalArg any,
+		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
+}
+
+// sweepRetryFirst is the first wait before starting a leak sweep again after a failure.
+var sweepRetryFirst = time.Second
+
+// startSweeps makes sure that every configured provider's leak sweep runs (one
+// LeakSweep workflow per provider, whatever the number of launcher processes) and
+// hands each the configured cleanup-interval. Signal-with-start starts a sweep that is
+// not running and tells a running one the interval, so a changed configuration
+// applies without a second sweep. Failures are retried until ctx ends.
+func startSweeps(ctx context.Context, tc sweepStarter, cfg *config.Config, taskQueue string, logger *slog.Logger) {
+	interval := cfg.Launcher.CleanupInterval.Duration().Seconds()
+	seen := map[string]bool{}
+	var pending []string
+	for i := range cfg.Providers {
+		if name := cfg.Providers[i].Name; !seen[name] {
+			seen[name] = true
+			pending = append(pending, name)
+		}
 	}
-	opts := zookeeper.Options{
-		Servers:        cfg.ZooKeeperHosts(),
-		Chroot:         chroot,
-		SessionTimeout: cfg.ZooKeeperTimeout.Duration(),
-		Logger:         logger.With("component", "zookeeper"),
+	wait := sweepRetryFirst
+	for len(pending) > 0 {
+		var failed []string
+		for _, provider := range pending {
+			id := names.SweepWorkflowID(taskQueue, provider)
+			in := workflows.SweepInput{Provider: provider, TaskQueue: taskQueue, IntervalSec: interval}
+			_, err := tc.SignalWithStartWorkflow(ctx, id, workflows.SignalSweepConfig,
+				workflows.SweepConfig{IntervalSec: interval},
+				client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue}, workflows.SweepWorkflowType, in)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				logger.Warn("starting leak sweep", "provider", provider, "workflow_id", id, "error", err)
+				failed = append(failed, provider)
+				continue
+			}
+			logger.Info("leak sweep running", "provider", provider, "workflow_id", id, "interval_sec", interval)
+		}
+		pending = failed
+		if len(pending) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
 	}
-	if t := cfg.ZooKeeperTLS; t != nil {
-		opts.TLS = &zookeeper.TLSConfig{CertFile: t.Cert, KeyFile: t.Key, CAFile: t.CA}
-	} else {
-		logger.Warn("zookeeper-tls is not configured; using a plain connection")
-	}
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	zk, err := zookeeper.Connect(cctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to ZooKeeper %v: %w", opts.Servers, err)
-	}
-	return zk, nil
 }

@@ -68,6 +68,10 @@ type Client struct {
 	// warnedAt rate-limits "retrying zookeeper connection" warnings.
 	warnedAt atomic.Int64
 
+	// warned remembers the node versions whose corrected values were logged.
+	wmu    sync.Mutex
+	warned map[string]bool
+
 	qmu    sync.Mutex
 	queue  []zk.Event
 	signal chan struct{}
@@ -194,14 +198,6 @@ func (c *Client) Close() {
 	})
 	<-c.done
 }
-
-// Conn returns the underlying go-zookeeper connection. Paths given to it are
-// absolute: they must include the chroot.
-func (c *Client) Conn() *zk.Conn { return c.conn }
-
-// AbsPath returns the server-side path of p (relative to the chroot), for
-// use with Conn.
-func (c *Client) AbsPath(p string) string { return c.abs(p) }
 
 // Chroot returns the chroot prefix ("" for none).
 func (c *Client) Chroot() string { return c.chroot }

@@ -244,18 +244,6 @@ func (o object) anyMap(key string) (map[string]any, error) {
 	return m, nil
 }
 
-func (o object) numberMap(key string) (map[string]float64, error) {
-	raw := o.take(key)
-	if raw == nil {
-		return nil, nil
-	}
-	var m map[string]float64
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, typeErr(key, "object of numbers", raw)
-	}
-	return m, nil
-}
-
 // writer builds a JSON object; keys are written sorted.
 type writer struct {
 	m   map[string]json.RawMessage

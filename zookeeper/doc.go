@@ -13,10 +13,20 @@
 //   - Node records are written with every Nodepool key, nulls included, as
 //     upstream does; "host_keys" is always a list and "ssh_port" mirrors an
 //     integer "connection_port".
+//   - Times (state_time, created_time) are float unix seconds, as Python's
+//     time.time(); [Timestamp] and [TimeOf] convert them.
+//   - A node's resource amounts are not trusted: decoding reads NaN, infinite
+//     and negative amounts as 0 and caps the rest at [MaxResource], noting
+//     every change in [Node.Corrected]; [Node.ResourceCounts] gives the
+//     amounts quota is counted in.
 //   - Locks use kazoo's Lock recipe on the wire: ephemeral sequential
 //     contenders named "<uuid4 hex>__lock__<10-digit sequence>" under the lock
 //     directory, the lowest sequence holds the lock. Python Nodepool and Zuul
 //     see our locks and we see theirs.
+//
+// Records are rewritten with a version check. [Client.ModifyRequest] and
+// [Client.ModifyNode] are the read-modify-write loop: apply a change, write
+// it, and on a concurrent write read again and re-apply the change.
 //
 // Paths are relative to the chroot given in [Options]; the client prefixes
 // the chroot itself because the underlying go-zookeeper client has no chroot

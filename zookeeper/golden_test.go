@@ -233,6 +233,24 @@ func TestGoldenNodes(t *testing.T) {
 			},
 		},
 		{
+			// Another writer stored absurd resource amounts: they are read (and
+			// written back) within [0, MaxResource], and the changes are noted.
+			name: "node-bad-resources", id: "0000000461", normalized: []string{"resources"},
+			check: func(t *testing.T, n *Node) {
+				assertEqual(t, "resources", n.Resources, map[string]float64{
+					"cores": MaxResource, "ram": 0, "instances": 1, "volume-gb": MaxResource, "gpus": 0.5,
+				})
+				assertEqual(t, "counts", n.ResourceCounts(), map[string]int64{
+					"cores": MaxResource, "ram": 0, "instances": 1, "volume-gb": MaxResource, "gpus": 0,
+				})
+				assertEqual(t, "corrected", n.Corrected, []string{
+					"resources.cores: 1e19 is above 1099511627776, read as 1099511627776",
+					"resources.ram: -4096 is negative, read as 0",
+					"resources.volume-gb: 1e300 is above 1099511627776, read as 1099511627776",
+				})
+			},
+		},
+		{
 			// Kubernetes connection credentials live in connection_port.
 			// ssh_port keeps an int (Nodepool writes the same object there).
 			name: "node-k8s-namespace", id: "0000000789", normalized: []string{"ssh_port"},

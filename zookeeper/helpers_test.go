@@ -2,6 +2,7 @@ package zookeeper
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -79,8 +80,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // contenderNames lists the raw children of a lock directory.
 func contenderNames(t *testing.T, c *Client, lockPath string) []string {
 	t.Helper()
-	children, _, err := c.Conn().Children(c.abs(lockPath))
-	if err != nil && err != zk.ErrNoNode {
+	children, err := c.children(context.Background(), lockPath)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		t.Fatalf("listing %s: %v", lockPath, err)
 	}
 	return children

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 var contenderName = regexp.MustCompile(`^[0-9a-f]{32}__lock__\d{10}$`)
@@ -90,8 +92,8 @@ func TestNodeLockOfMissingNode(t *testing.T) {
 			if err := tc.do(); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("got %v, want ErrNotFound", err)
 			}
-			if ok, _, err := c.Conn().Exists(c.abs(NodePath("0000009999"))); err != nil || ok {
-				t.Fatalf("node path exists=%v err=%v, want it not re-created", ok, err)
+			if _, err := c.exists(ctx, NodePath("0000009999")); !errors.Is(err, zk.ErrNoNode) {
+				t.Fatalf("node path: %v, want it not re-created", err)
 			}
 		})
 	}

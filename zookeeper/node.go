@@ -127,7 +127,8 @@ type Node struct {
 	// while in use ("user_data").
 	UserData json.RawMessage
 	// Resources is the quota the node consumes, e.g. cores, instances, ram
-	// ("resources"). Integral values are written as integers.
+	// ("resources"). Integral values are written as integers. Decoding makes
+	// every amount usable (see ResourceCounts) and notes changes in Corrected.
 	Resources map[string]float64
 	// Slot is the static or metastatic slot number ("slot").
 	Slot *int
@@ -143,6 +144,12 @@ type Node struct {
 
 	// Extra holds every key this type does not model, written back unchanged.
 	Extra map[string]json.RawMessage
+
+	// Corrected describes each stored value decoding could not use as it was
+	// and replaced (a negative or absurd resource amount), e.g.
+	// "resources.cores: 1e19 is above 1099511627776, read as 1099511627776".
+	// Not part of the JSON; readers with a logger report it.
+	Corrected []string `json:"-"`
 }
 
 // DecodeNode decodes the JSON of node id. It returns a *DecodeError for data
@@ -253,7 +260,7 @@ func decodeNode(data []byte) (*Node, error) {
 	n.ExternalID = o.raw("external_id")
 	n.HoldExpiration = coerceInt(o.take("hold_expiration"))
 	n.UserData = o.raw("user_data")
-	if n.Resources, err = o.numberMap("resources"); err != nil {
+	if n.Resources, n.Corrected, err = o.resources("resources"); err != nil {
 		return nil, err
 	}
 	if n.Slot, err = o.intPtr("slot"); err != nil {

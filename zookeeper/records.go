@@ -7,7 +7,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -52,6 +51,32 @@ func (c *Client) GetRequest(ctx context.Context, id string) (*NodeRequest, error
 	}
 	r.Version = stat.Version
 	return r, nil
+}
+
+// GetRequestW reads request id like GetRequest and sets a one-shot data watch
+// on it, which fires on a change or deletion of the request and with
+// zk.EventNotWatching when the session is lost. A missing request yields
+// ErrNotFound and no watch; a record that does not decode yields a
+// *DecodeError along with the watch.
+func (c *Client) GetRequestW(ctx context.Context, id string) (*NodeRequest, <-chan zk.Event, error) {
+	type result struct {
+		data  []byte
+		stat  *zk.Stat
+		watch <-chan zk.Event
+	}
+	res, err := do(ctx, func() (result, error) {
+		data, stat, watch, err := c.conn.GetW(c.abs(RequestPath(id)))
+		return result{data, stat, watch}, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading request %s: %w", id, mapErr(err))
+	}
+	r, err := DecodeRequest(id, res.data)
+	if err != nil {
+		return nil, res.watch, fmt.Errorf("reading request %s: %w", id, err)
+	}
+	r.Version = res.stat.Version
+	return r, res.watch, nil
 }
 
 // UpdateRequest writes r if its znode still has r.Version and updates
@@ -129,6 +154,9 @@ func (c *Client) GetNode(ctx context.Context, id string) (*Node, error) {
 		return nil, fmt.Errorf("reading node %s: %w", id, err)
 	}
 	n.Version = stat.Version
+	if len(n.Corrected) > 0 {
+		c.warnCorrected(id, n)
+	}
 	return n, nil
 }
 
@@ -242,10 +270,4 @@ func (c *Client) deleteTree(ctx context.Context, p string) error {
 		return err
 	}
 	return nil
-}
-
-// unixNow returns the current time as float unix seconds, the format of
-// state_time and created_time.
-func unixNow() float64 {
-	return float64(time.Now().UnixMicro()) / 1e6
 }

@@ -18,9 +18,8 @@ import (
 func TestConnectCreatesChroot(t *testing.T) {
 	z := newTestZK(t)
 	c := z.connect(t)
-	ok, _, err := c.Conn().Exists(z.chroot)
-	if err != nil || !ok {
-		t.Fatalf("chroot %s exists=%v err=%v, want it created", z.chroot, ok, err)
+	if _, err := c.exists(testCtx(t), "/"); err != nil {
+		t.Fatalf("chroot %s: %v, want it created", z.chroot, err)
 	}
 	if !c.Connected() || c.SessionID() == 0 {
 		t.Fatalf("connected=%v session=%#x, want a live session", c.Connected(), c.SessionID())
@@ -198,7 +197,7 @@ func TestZuulRequestSurvivesUpdate(t *testing.T) {
 	if err := c.EnsurePath(ctx, RequestsPath); err != nil {
 		t.Fatal(err)
 	}
-	created, err := c.Conn().Create(c.abs(RequestsPath+"/200-"), input, zk.FlagSequence, zk.WorldACL(zk.PermAll))
+	created, err := c.create(ctx, RequestsPath+"/200-", input, zk.FlagSequence)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +211,7 @@ func TestZuulRequestSurvivesUpdate(t *testing.T) {
 	if err := c.UpdateRequest(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	stored, _, err := c.Conn().Get(created)
+	stored, _, err := c.get(ctx, created)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +265,7 @@ func TestNodeLifecycle(t *testing.T) {
 	if ok, err := lock.TryAcquire(ctx); err != nil || !ok {
 		t.Fatalf("locking node: %v %v", ok, err)
 	}
-	_, _, watch, err := c.Conn().GetW(c.abs(NodePath(id)))
+	_, watch, err := c.GetW(ctx, NodePath(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +307,7 @@ func TestGetNodeBadRecords(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			id := strings.Repeat("0", 9) + string(rune('1'+i))
-			if _, err := c.Conn().Create(c.abs(NodePath(id)), tc.data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			if _, err := c.create(ctx, NodePath(id), tc.data, 0); err != nil {
 				t.Fatal(err)
 			}
 			_, err := c.GetNode(ctx, id)
@@ -336,7 +335,7 @@ func TestZuulNodeSurvivesUpdate(t *testing.T) {
 	if err := c.EnsurePath(ctx, NodesPath); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Conn().Create(c.abs(NodePath("0000000456")), input, 0, zk.WorldACL(zk.PermAll)); err != nil {
+	if _, err := c.create(ctx, NodePath("0000000456"), input, 0); err != nil {
 		t.Fatal(err)
 	}
 	n, err := c.GetNode(ctx, "0000000456")
@@ -347,7 +346,7 @@ func TestZuulNodeSurvivesUpdate(t *testing.T) {
 	if err := c.UpdateNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	stored, _, err := c.Conn().Get(c.abs(NodePath("0000000456")))
+	stored, _, err := c.get(ctx, NodePath("0000000456"))
 	if err != nil {
 		t.Fatal(err)
 	}

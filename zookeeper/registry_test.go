@@ -35,7 +35,7 @@ func TestRegisterPool(t *testing.T) {
 	if !strings.HasPrefix(path, PoolComponentsPath+"/launcher1.example.org") || len(path) != len(PoolComponentsPath+"/launcher1.example.org")+10 {
 		t.Fatalf("registration path %q, want %s/<hostname><10-digit seq>", path, PoolComponentsPath)
 	}
-	data, stat, err := zuul.Conn().Get(zuul.abs(path))
+	data, stat, err := zuul.get(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,14 +80,14 @@ func TestRegisterPool(t *testing.T) {
 	assertEqual(t, "paused", pools[0].Paused, true)
 
 	// An update that changes nothing does not write.
-	_, before, err := zuul.Conn().Get(zuul.abs(path))
+	_, before, err := zuul.get(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := reg.Update(ctx, func(p *PoolComponent) { p.SupportedLabels = []string{"ubuntu-jammy"} }); err != nil {
 		t.Fatal(err)
 	}
-	_, after, err := zuul.Conn().Get(zuul.abs(path))
+	_, after, err := zuul.get(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestRegisterPool(t *testing.T) {
 
 	// Someone else wrote the znode: the version check notices and the update
 	// still lands.
-	if _, err := zuul.Conn().Set(zuul.abs(path), data, -1); err != nil {
+	if _, err := zuul.set(ctx, path, data, -1); err != nil {
 		t.Fatal(err)
 	}
 	if err := reg.Update(ctx, func(p *PoolComponent) { p.SupportedLabels = append(p.SupportedLabels, "ubuntu-noble") }); err != nil {
@@ -128,7 +128,7 @@ func TestListPoolsSkipsBadEntries(t *testing.T) {
 	if _, err := c.RegisterPool(ctx, testPool("good")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Conn().Create(c.abs(PoolComponentsPath+"/broken0000000099"), []byte("{not json"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+	if _, err := c.create(ctx, PoolComponentsPath+"/broken0000000099", []byte("{not json"), zk.FlagEphemeral); err != nil {
 		t.Fatal(err)
 	}
 	pools, err := c.ListPools(ctx)

@@ -141,3 +141,45 @@ func (c *Client) childrenWatch(ctx context.Context, p string) (ChildrenEvent, <-
 	slices.Sort(children)
 	return ChildrenEvent{Path: p, Children: children, Exists: r.exists}, r.watch, nil
 }
+
+// WaitDeleted waits until p (relative to the chroot) does not exist, or ctx ends.
+// It sets an existence watch and checks again when the watch fires or the client
+// reconnects; while the connection is down it retries with backoff.
+func (c *Client) WaitDeleted(ctx context.Context, p string) error {
+	retry := watchRetryMin
+	for {
+		reconnected := c.reconnectedChan()
+		exists, watch, err := c.ExistsW(ctx, p)
+		var timer *time.Timer
+		switch {
+		case err == nil && !exists:
+			return nil
+		case err == nil:
+			retry = watchRetryMin
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			c.log.Debug("watching for deletion", "path", p, "error", err)
+			timer = time.NewTimer(retry)
+			retry = min(retry*2, watchRetryMax)
+		}
+		var fired <-chan time.Time
+		if timer != nil {
+			fired = timer.C
+		}
+		select {
+		case <-watch:
+		case <-reconnected:
+		case <-fired:
+		case <-ctx.Done():
+		case <-c.closed:
+			return errors.New("waiting for deletion: client closed")
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}

@@ -2,6 +2,7 @@ package zookeeper
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -123,5 +124,43 @@ func TestWatchChildrenClosesWithClient(t *testing.T) {
 		case <-deadline:
 			t.Fatal("channel not closed after Close")
 		}
+	}
+}
+
+func TestWaitDeleted(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestZK(t).connect(t)
+	if err := c.WaitDeleted(ctx, "/missing"); err != nil {
+		t.Fatalf("waiting for a missing znode: %v", err)
+	}
+	if err := c.EnsurePath(ctx, "/doomed/child"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.WaitDeleted(ctx, "/doomed") }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned while the znode exists: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := c.DeleteRecursive(ctx, "/doomed"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("not woken by the deletion")
+	}
+
+	if err := c.EnsurePath(ctx, "/kept"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := c.WaitDeleted(short, "/kept"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the context's error", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/config"
-	"github.com/nodepool-temporal/nodepool-temporal/worker"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if *version {
-		fmt.Fprintln(stdout, "nodepool", worker.Version)
+		fmt.Fprintln(stdout, "nodepool", launchconfig.Version)
 		return exitOK
 	}
 	if fs.NArg() == 0 {
@@ -167,7 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // call it once their arguments are parsed. Configuration problems are printed one
 // per line.
 func (s *session) open(ctx context.Context) error {
-	cfg, err := worker.LoadConfig(s.cfgPath, s.securePath)
+	cfg, err := launchconfig.Load(s.cfgPath, s.securePath)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "invalid configuration %s:\n", s.cfgPath)
 		printConfigError(s.stderr, err)
@@ -176,7 +176,7 @@ func (s *session) open(ctx context.Context) error {
 	s.cfg = cfg
 	cctx, cancel := context.WithTimeout(ctx, zkConnectTimeout)
 	defer cancel()
-	zk, err := worker.ConnectZooKeeper(cctx, cfg, s.logger)
+	zk, err := launchconfig.ConnectZooKeeper(cctx, cfg, s.logger)
 	if err != nil {
 		if ctx.Err() == nil && cctx.Err() != nil {
 			return fmt.Errorf("no ZooKeeper session with %s within %s: %w",
@@ -305,7 +305,7 @@ func cmdConfigValidate(_ context.Context, s *session, fs *flag.FlagSet, args []s
 	if _, err := exactArgs(fs, args); err != nil {
 		return err
 	}
-	if _, err := worker.LoadConfig(s.cfgPath, s.securePath); err != nil {
+	if _, err := launchconfig.Load(s.cfgPath, s.securePath); err != nil {
 		printConfigError(s.stderr, err)
 		return errReported
 	}

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/zuul/zuultest"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -111,24 +111,8 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// readyNode returns a ready sim node record.
-func readyNode(label string) *zookeeper.Node {
-	n := &zookeeper.Node{
-		State:       zookeeper.NodeReady,
-		Type:        zookeeper.Labels{label},
-		Provider:    "sim-one",
-		Pool:        "main",
-		Launcher:    "test-PoolWorker.sim-one-main-0",
-		InterfaceIP: "192.0.2.10",
-		PublicIPv4:  ptr("192.0.2.10"),
-		AZ:          ptr("sim-a"),
-		Username:    ptr("zuul"),
-		HostKeys:    []string{},
-	}
-	n.SetPort(22)
-	n.SetExternalID("sim-" + label)
-	return n
-}
+// readyNode returns a ready node record of the sim-one provider.
+func readyNode(label string) *zookeeper.Node { return zuultest.ReadyNode(label) }
 
 func ptr[T any](v T) *T { return &v }
 
@@ -144,7 +128,7 @@ func (e *env) createNode(n *zookeeper.Node) string {
 func (e *env) createRaw(p string, data []byte) {
 	e.t.Helper()
 	require.NoError(e.t, e.zk.EnsurePath(ctxT(e.t), parentOf(p)))
-	_, err := e.zk.Conn().Create(e.chroot+p, data, 0, zk.WorldACL(zk.PermAll))
+	_, err := e.zk.Create(ctxT(e.t), p, data, 0)
 	require.NoError(e.t, err)
 }
 
@@ -482,7 +466,7 @@ func TestHoldAndDeleteLockedNode(t *testing.T) {
 		assert.Equal(t, zookeeper.NodeReady, e.node(id).State, cmd)
 	}
 	// Our contender is gone again: only the test's lock remains.
-	children, _, err := e.zk.Conn().Children(e.chroot + zookeeper.NodeLockPath(id))
+	children, err := e.zk.Children(ctxT(t), zookeeper.NodeLockPath(id))
 	require.NoError(t, err)
 	assert.Len(t, children, 1)
 	require.NoError(t, lock.Release(ctxT(t)))

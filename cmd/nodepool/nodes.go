@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -17,15 +15,9 @@ import (
 // CLI does.
 var adminLockTimeout = 5 * time.Second
 
-// Timeouts of the node commands.
-const (
-	// deleteNowTimeout bounds delete --now's wait for the launcher to remove the
-	// node; upstream's synchronous deleter gives up after the same time.
-	deleteNowTimeout = 10 * time.Minute
-	// znodePollInterval re-reads a watched znode in case a watch event was lost
-	// with a connection.
-	znodePollInterval = 5 * time.Second
-)
+// deleteNowTimeout bounds delete --now's wait for the launcher to remove the node;
+// upstream's synchronous deleter gives up after the same time.
+const deleteNowTimeout = 10 * time.Minute
 
 // stateMalformed is shown in the State column for a record that cannot be
 // decoded.
@@ -215,15 +207,14 @@ func (s *session) lockedNodeUpdate(ctx context.Context, id string, change func(*
 		}
 	}()
 	// Read again under the lock: the node may have changed while we waited.
-	n, err := s.zk.GetNode(ctx, id)
-	if err != nil {
-		if errors.Is(err, zookeeper.ErrNotFound) {
-			return errNodeNotFound{id}
-		}
-		return err
+	_, _, err := s.zk.ModifyNode(ctx, id, nil, func(n *zookeeper.Node) (bool, error) {
+		change(n)
+		return true, nil
+	})
+	if errors.Is(err, zookeeper.ErrNotFound) {
+		return errNodeNotFound{id}
 	}
-	change(n)
-	return s.zk.UpdateNode(ctx, n)
+	return err
 }
 
 // cmdHold sets a node to "hold".
@@ -278,7 +269,7 @@ func cmdDelete(ctx context.Context, s *session, fs *flag.FlagSet, args []string)
 	fmt.Fprintf(s.stderr, "waiting up to %s for the launcher to delete node %s\n", deleteNowTimeout, id)
 	wctx, cancel := context.WithTimeout(ctx, deleteNowTimeout)
 	defer cancel()
-	if err := s.waitGone(wctx, zookeeper.NodePath(id)); err != nil {
+	if err := s.zk.WaitDeleted(wctx, zookeeper.NodePath(id)); err != nil {
 		if ctx.Err() == nil && wctx.Err() != nil {
 			return fmt.Errorf("node %s still exists after %s", id, deleteNowTimeout)
 		}
@@ -286,24 +277,6 @@ func cmdDelete(ctx context.Context, s *session, fs *flag.FlagSet, args []string)
 	}
 	fmt.Fprintf(s.stdout, "Node %s deleted\n", id)
 	return nil
-}
-
-// waitGone waits until the znode at p (relative to the chroot) no longer exists.
-func (s *session) waitGone(ctx context.Context, p string) error {
-	for {
-		_, watch, err := s.getW(ctx, p)
-		switch {
-		case errors.Is(err, zookeeper.ErrNotFound):
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err != nil:
-			s.logger.Debug("reading znode", "path", p, "error", err)
-		}
-		if err := s.waitWatch(ctx, watch); err != nil {
-			return err
-		}
-	}
 }
 
 // cmdInfo prints what ZooKeeper holds for a provider: its image uploads and its
@@ -405,28 +378,8 @@ func (s *session) children(ctx context.Context, p string) ([]string, error) {
 	return ch, err
 }
 
-// getW reads the znode at p (relative to the chroot) and sets a watch on it. A
-// missing znode yields zookeeper.ErrNotFound and no watch.
-func (s *session) getW(ctx context.Context, p string) ([]byte, <-chan zk.Event, error) {
-	return s.zk.GetW(ctx, p)
-}
-
-// waitWatch waits for a watch event, at most znodePollInterval (a watch can be
-// lost with a session), or until ctx ends. A nil watch just waits the interval.
-func (s *session) waitWatch(ctx context.Context, watch <-chan zk.Event) error {
-	t := time.NewTimer(znodePollInterval)
-	defer t.Stop()
-	select {
-	case <-watch:
-	case <-t.C:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
-}
-
 // cleanupTimeout bounds work that must still happen after ctx ended: releasing
-// locks, deleting a request, returning nodes.
+// a node lock.
 const cleanupTimeout = 30 * time.Second
 
 // cleanupContext returns a context for cleanup that outlives ctx's cancellation.
@@ -434,10 +387,9 @@ func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
 
-// unixNow returns the current time in float unix seconds, the format of
-// state_time.
+// unixNow returns the current time as a Nodepool timestamp (state_time).
 func unixNow() float64 {
-	return float64(time.Now().UnixMicro()) / 1e6
+	return zookeeper.Timestamp(time.Now())
 }
 
 // joinIDs renders ids for messages.

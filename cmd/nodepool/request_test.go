@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,160 +13,34 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/zuul/zuultest"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
-// launcherMode is how the fake launcher answers requests.
-type launcherMode int
-
-const (
-	// fulfil launches one ready node per label and fulfils the request.
-	fulfil launcherMode = iota
-	// decline has two pools decline the request, the second one failing it.
-	decline
-	// misallocate fulfils with a node allocated to another request.
-	misallocate
-	// vanish deletes the request after accepting it.
-	vanish
-)
-
-// fakeLauncher serves node requests through ZooKeeper the way a launcher does:
-// lock the request, set it pending, create ready nodes allocated to it, set it
-// fulfilled with the node ids in label order, unlock it.
-type fakeLauncher struct {
-	t    *testing.T
-	zk   *zookeeper.Client
-	mode launcherMode
-
-	mu        sync.Mutex
-	submitted map[string]json.RawMessage // request id -> body as first seen
-	ephemeral map[string]bool
-	nodes     map[string][]string // request id -> node ids
-}
-
-// startLauncher runs a fake launcher until the test ends.
-func startLauncher(t *testing.T, e *env, mode launcherMode) *fakeLauncher {
-	f := &fakeLauncher{t: t, zk: e.zk, mode: mode,
-		submitted: map[string]json.RawMessage{}, ephemeral: map[string]bool{}, nodes: map[string][]string{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		seen := map[string]bool{}
-		for ev := range e.zk.WatchChildren(ctx, zookeeper.RequestsPath) {
-			for _, id := range ev.Children {
-				if seen[id] {
-					continue
-				}
-				seen[id] = true
-				if err := f.handle(ctx, e, id); err != nil && ctx.Err() == nil {
-					t.Errorf("fake launcher handling %s: %v", id, err)
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return f
-}
-
-func (f *fakeLauncher) handle(ctx context.Context, e *env, id string) error {
-	data, stat, err := f.zk.Conn().Get(e.chroot + zookeeper.RequestPath(id))
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.submitted[id] = data
-	f.ephemeral[id] = stat.EphemeralOwner != 0
-	f.mu.Unlock()
-
-	lock := f.zk.NewLock(zookeeper.RequestLockPath(id), "")
-	ok, err := lock.TryAcquire(ctx)
-	if err != nil || !ok {
-		return fmt.Errorf("locking request: %v %w", ok, err)
-	}
-	defer func() { _ = lock.Release(context.WithoutCancel(ctx)) }()
-	r, err := f.zk.GetRequest(ctx, id)
-	if err != nil {
-		return err
-	}
-	if r.State != zookeeper.StateRequested {
-		return fmt.Errorf("request in state %s", r.State)
-	}
-
-	switch f.mode {
-	case decline:
-		r.DeclinedBy = append(r.DeclinedBy, "host-PoolWorker.sim-one-main-a")
-		if err := f.zk.UpdateRequest(ctx, r); err != nil {
-			return err
-		}
-		r.DeclinedBy = append(r.DeclinedBy, "host-PoolWorker.sim-two-main-b")
-		r.State = zookeeper.StateFailed
-		r.StateTime = unixNow()
-		return f.zk.UpdateRequest(ctx, r)
-	case vanish:
-		r.State = zookeeper.StatePending
-		if err := f.zk.UpdateRequest(ctx, r); err != nil {
-			return err
-		}
-		return f.zk.DeleteRequest(ctx, id)
-	}
-
-	r.State = zookeeper.StatePending
-	r.StateTime = unixNow()
-	if err := f.zk.UpdateRequest(ctx, r); err != nil {
-		return err
-	}
-	var ids []string
-	for _, label := range r.NodeTypes {
-		n := readyNode(label)
-		alloc := id
-		if f.mode == misallocate {
-			alloc = "100-0000099999"
-		}
-		n.AllocatedTo = &alloc
-		n.TenantName = r.TenantName
-		n.Requestor = r.Requestor
-		nid, err := f.zk.CreateNode(ctx, n)
-		if err != nil {
-			return err
-		}
-		ids = append(ids, nid)
-	}
-	f.mu.Lock()
-	f.nodes[id] = ids
-	f.mu.Unlock()
-	r.Nodes = ids
-	r.State = zookeeper.StateFulfilled
-	r.StateTime = unixNow()
-	return f.zk.UpdateRequest(ctx, r)
+// startLauncher runs a fake launcher on the environment's ZooKeeper until the
+// test ends.
+func startLauncher(t *testing.T, e *env, mode zuultest.Mode) *zuultest.Launcher {
+	return zuultest.Start(t, e.zk, mode, readyNode)
 }
 
 // only returns the single request the launcher saw, its body and its nodes.
-func (f *fakeLauncher) only() (string, map[string]any, []string) {
-	f.t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	require.Len(f.t, f.submitted, 1)
-	for id, data := range f.submitted {
-		var body map[string]any
-		require.NoError(f.t, json.Unmarshal(data, &body))
-		assert.False(f.t, f.ephemeral[id], "Zuul's requests are persistent")
-		return id, body, f.nodes[id]
-	}
-	return "", nil, nil
+func only(t *testing.T, l *zuultest.Launcher) (string, map[string]any, []string) {
+	t.Helper()
+	seen := l.Only()
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(seen.Body, &body))
+	assert.False(t, seen.Ephemeral, "Zuul's requests are persistent")
+	return seen.ID, body, seen.Nodes
 }
 
 func TestRequestFulfilled(t *testing.T) {
 	e := newEnv(t)
-	f := startLauncher(t, e, fulfil)
+	f := startLauncher(t, e, zuultest.Fulfil)
 
 	r := e.cli("request", "small", "--tenant", "tenant-one", "--requestor", "me@test")
 	require.Equal(t, 0, r.code, r.stderr)
 
-	id, body, nodes := f.only()
+	id, body, nodes := only(t, f)
 	assert.Regexp(t, `^200-\d{10}$`, id)
 
 	// The request carries what Zuul writes.
@@ -215,11 +88,11 @@ func TestRequestFulfilled(t *testing.T) {
 
 func TestRequestSeveralLabelsJSON(t *testing.T) {
 	e := newEnv(t)
-	f := startLauncher(t, e, fulfil)
+	f := startLauncher(t, e, zuultest.Fulfil)
 
 	r := e.cli("request", "large", "small", "large", "--priority", "99", "--json")
 	require.Equal(t, 0, r.code, r.stderr)
-	id, body, nodes := f.only()
+	id, body, nodes := only(t, f)
 	assert.Regexp(t, `^099-\d{10}$`, id)
 	assert.Nil(t, body["tenant_name"])
 	assert.Regexp(t, `^nodepool-cli`, body["requestor"])
@@ -240,7 +113,7 @@ func TestRequestSeveralLabelsJSON(t *testing.T) {
 
 func TestRequestKeep(t *testing.T) {
 	e := newEnv(t)
-	f := startLauncher(t, e, fulfil)
+	f := startLauncher(t, e, zuultest.Fulfil)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -250,10 +123,10 @@ func TestRequestKeep(t *testing.T) {
 	// Wait until the node is in use.
 	var nodeID string
 	require.Eventually(t, func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, ids := range f.nodes {
-			nodeID = ids[0]
+		for _, seen := range f.Requests() {
+			if len(seen.Nodes) > 0 {
+				nodeID = seen.Nodes[0]
+			}
 		}
 		if nodeID == "" {
 			return false
@@ -265,7 +138,7 @@ func TestRequestKeep(t *testing.T) {
 	// While kept: request gone, node locked by a kazoo-style contender, in use
 	// with Zuul's user data.
 	assert.Empty(t, e.requests())
-	contenders, _, err := e.zk.Conn().Children(e.chroot + zookeeper.NodeLockPath(nodeID))
+	contenders, err := e.zk.Children(ctx, zookeeper.NodeLockPath(nodeID))
 	require.NoError(t, err)
 	require.Len(t, contenders, 1)
 	assert.Regexp(t, regexp.MustCompile(`^[0-9a-f]{32}__lock__\d{10}$`), contenders[0])
@@ -295,24 +168,24 @@ func TestRequestKeep(t *testing.T) {
 
 func TestRequestFailed(t *testing.T) {
 	e := newEnv(t)
-	startLauncher(t, e, decline)
+	startLauncher(t, e, zuultest.Decline)
 
 	r := e.cli("request", "small")
 	assert.Equal(t, 1, r.code)
-	assert.Contains(t, r.stderr, "declined by host-PoolWorker.sim-one-main-a")
-	assert.Contains(t, r.stderr, "declined by host-PoolWorker.sim-two-main-b")
-	assert.Contains(t, r.stderr, "failed; declined by: host-PoolWorker.sim-one-main-a, host-PoolWorker.sim-two-main-b")
+	assert.Contains(t, r.stderr, "declined by "+zuultest.DecliningPools[0])
+	assert.Contains(t, r.stderr, "declined by "+zuultest.DecliningPools[1])
+	assert.Contains(t, r.stderr, "failed; declined by: "+strings.Join(zuultest.DecliningPools, ", "))
 	assert.Empty(t, e.requests(), "a failed request is deleted, as Zuul does")
 	assert.Empty(t, r.stdout)
 }
 
 func TestRequestMisallocated(t *testing.T) {
 	e := newEnv(t)
-	f := startLauncher(t, e, misallocate)
+	f := startLauncher(t, e, zuultest.Misallocate)
 
 	r := e.cli("request", "small", "large")
 	assert.Equal(t, 1, r.code)
-	_, _, nodes := f.only()
+	_, _, nodes := only(t, f)
 	assert.Contains(t, r.stderr, "not to request")
 	assert.Empty(t, e.requests(), "Zuul deletes the request even when accepting fails")
 	for _, id := range nodes {
@@ -323,7 +196,7 @@ func TestRequestMisallocated(t *testing.T) {
 
 func TestRequestVanished(t *testing.T) {
 	e := newEnv(t)
-	startLauncher(t, e, vanish)
+	startLauncher(t, e, zuultest.Vanish)
 
 	r := e.cli("request", "small")
 	assert.Equal(t, 1, r.code)

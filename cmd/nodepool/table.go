@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
 // table is an ASCII table drawn the way upstream's PrettyTable output looks with
@@ -139,8 +141,7 @@ func ageSince(unix float64, now time.Time) string {
 	if unix <= 0 {
 		return ""
 	}
-	t := time.Unix(0, int64(unix*float64(time.Second)))
-	return formatAge(now.Sub(t))
+	return formatAge(now.Sub(zookeeper.TimeOf(unix)))
 }
 
 // strCell renders an optional string; null is empty.

@@ -1,0 +1,92 @@
+package launchconfig
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-temporal/nodepool-temporal/config"
+	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+)
+
+func TestLoadValidatesDriverSections(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		want []string // substrings of the problems; empty = valid
+	}{
+		{name: "upstream AWS example", file: "../../config/testdata/good/aws-example.yaml"},
+		{name: "example of make run", file: "../../examples/nodepool.yaml"},
+		{name: "compose stack", file: "../../docker/nodepool.yaml"},
+		{name: "unknown driver", file: "testdata/unknown-driver.yaml", want: []string{
+			`unknown-driver.yaml:7: providers[0] (cloud)`, `unknown driver "openstack" (known drivers: aws, sim)`,
+		}},
+		{name: "bad sim and aws keys at once", file: "testdata/bad-drivers.yaml", want: []string{
+			"bad-drivers.yaml:", "unknown flavor", "region-name", "key-name",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.file, "")
+			if len(tc.want) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			var all []string
+			for _, p := range config.Problems(err) {
+				all = append(all, p.Error())
+			}
+			text := strings.Join(all, "\n")
+			for _, w := range tc.want {
+				require.Contains(t, text, w)
+			}
+		})
+	}
+}
+
+func TestZooKeeperOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		want    zookeeper.Options
+		wantErr string
+	}{
+		{
+			name: "plain",
+			yaml: "zookeeper-servers:\n  - host: zk1\n  - host: zk2\n    port: 2181\n",
+			want: zookeeper.Options{Servers: []string{"zk1:2281", "zk2:2181"}, SessionTimeout: 10 * time.Second},
+		},
+		{
+			name: "chroot, timeout and tls",
+			yaml: "zookeeper-servers:\n  - host: zk1\n    chroot: /ci\nzookeeper-timeout: 4\n" +
+				"zookeeper-tls:\n  cert: c.pem\n  key: k.pem\n  ca: ca.pem\n",
+			want: zookeeper.Options{Servers: []string{"zk1:2281"}, Chroot: "/ci", SessionTimeout: 4 * time.Second,
+				TLS: &zookeeper.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem"}},
+		},
+		{
+			name:    "different chroots",
+			yaml:    "zookeeper-servers:\n  - host: zk1\n    chroot: /a\n  - host: zk2\n    chroot: /b\n",
+			wantErr: "differs",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse("zk.yaml", []byte(tc.yaml))
+			require.NoError(t, err)
+			got, err := ZooKeeperOptions(cfg, slog.New(slog.DiscardHandler))
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.NotNil(t, got.Logger)
+			got.Logger = nil
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
