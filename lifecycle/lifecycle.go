@@ -63,25 +63,29 @@ func DeleteReason(n *zookeeper.Node, obs Observation, now time.Time, p Policy) s
 			return "hold expired"
 		}
 	case zookeeper.NodeReady:
-		allocated := n.AllocatedTo != nil && *n.AllocatedTo != ""
-		if allocated && !obs.RequestExists && p.PoolIDs[n.Launcher] && obs.UnlockedFor >= p.OrphanGrace {
-			return "ready and allocated to a vanished request"
-		}
-		if !allocated {
-			if p.MaxReadyAge != nil {
-				for _, l := range n.Type {
-					if m := p.MaxReadyAge(l); m > 0 && age >= m {
-						return "max-ready-age exceeded"
-					}
+		// A ready node allocated to nobody is kept for reuse (see Deallocate for one
+		// whose request vanished) until its label's max-ready-age.
+		if !allocated(n) && p.MaxReadyAge != nil {
+			for _, l := range n.Type {
+				if m := p.MaxReadyAge(l); m > 0 && age >= m {
+					return "max-ready-age exceeded"
 				}
-			}
-			if p.PoolIDs[n.Launcher] && obs.UnlockedFor >= p.OrphanGrace {
-				return "ready and unallocated"
 			}
 		}
 	}
 	return ""
 }
+
+// Deallocate reports whether a ready node must be given back to its pool: it is
+// allocated to a request that no longer exists (Zuul deleted it before using the
+// nodes, or a min-ready request was cleaned up) and nobody holds it. As Nodepool does,
+// the node is kept, ready for the next request, rather than deleted.
+func Deallocate(n *zookeeper.Node, obs Observation, p Policy) bool {
+	return n != nil && p.Providers[n.Provider] && !obs.Locked && n.State == zookeeper.NodeReady &&
+		allocated(n) && !obs.RequestExists && obs.UnlockedFor >= p.OrphanGrace
+}
+
+func allocated(n *zookeeper.Node) bool { return n.AllocatedTo != nil && *n.AllocatedTo != "" }
 
 // HoldExpiry returns how long a held node may stay held: the smaller of its
 // hold_expiration and the max-hold-age, ignoring those that are zero. ok is false when

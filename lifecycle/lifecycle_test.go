@@ -45,7 +45,8 @@ func TestDeleteReason(t *testing.T) {
 		{"hold_expiration shorter", zookeeper.Node{State: zookeeper.NodeHold, StateTime: ago(2 * time.Minute), HoldExpiration: 60}, Observation{}, true},
 		{"hold_expiration longer is capped", zookeeper.Node{State: zookeeper.NodeHold, StateTime: ago(2 * time.Hour), HoldExpiration: 86400}, Observation{}, true},
 		{"ready allocated", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req, Launcher: "np-PoolWorker.sim-main"}, Observation{UnlockedFor: time.Hour, RequestExists: true}, false},
-		{"ready allocated to vanished request", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req, Launcher: "np-PoolWorker.sim-main"}, Observation{UnlockedFor: time.Hour}, true},
+		{"ready allocated to vanished request is kept (deallocated)", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req, Launcher: "np-PoolWorker.sim-main"}, Observation{UnlockedFor: time.Hour}, false},
+		{"ready unallocated is kept for reuse", zookeeper.Node{State: zookeeper.NodeReady, Launcher: "np-PoolWorker.sim-main", StateTime: ago(48 * time.Hour)}, Observation{UnlockedFor: time.Hour}, false},
 		{"ready of another launcher", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req, Launcher: "upstream"}, Observation{UnlockedFor: time.Hour}, false},
 		{"ready past max-ready-age", zookeeper.Node{State: zookeeper.NodeReady, Type: zookeeper.Labels{"short"}, Launcher: "upstream", StateTime: ago(2 * time.Minute)}, Observation{}, true},
 		{"ready within max-ready-age", zookeeper.Node{State: zookeeper.NodeReady, Type: zookeeper.Labels{"short"}, Launcher: "upstream", StateTime: ago(30 * time.Second)}, Observation{}, false},
@@ -59,6 +60,36 @@ func TestDeleteReason(t *testing.T) {
 			got := DeleteReason(&n, tc.obs, now, policy)
 			if (got != "") != tc.want {
 				t.Fatalf("DeleteReason = %q, want deletion %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeallocate(t *testing.T) {
+	req := "100-0000000001"
+	policy := Policy{Providers: map[string]bool{"sim": true}, OrphanGrace: 30 * time.Second}
+	tests := []struct {
+		name string
+		node zookeeper.Node
+		obs  Observation
+		want bool
+	}{
+		{"request vanished", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req}, Observation{UnlockedFor: time.Minute}, true},
+		{"request exists", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req}, Observation{UnlockedFor: time.Minute, RequestExists: true}, false},
+		{"locked (Zuul uses it)", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req}, Observation{Locked: true}, false},
+		{"briefly unlocked", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req}, Observation{UnlockedFor: time.Second}, false},
+		{"unallocated", zookeeper.Node{State: zookeeper.NodeReady}, Observation{UnlockedFor: time.Minute}, false},
+		{"in use", zookeeper.Node{State: zookeeper.NodeInUse, AllocatedTo: &req}, Observation{UnlockedFor: time.Minute}, false},
+		{"another provider", zookeeper.Node{State: zookeeper.NodeReady, AllocatedTo: &req, Provider: "other"}, Observation{UnlockedFor: time.Minute}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := tc.node
+			if n.Provider == "" {
+				n.Provider = "sim"
+			}
+			if got := Deallocate(&n, tc.obs, policy); got != tc.want {
+				t.Fatalf("Deallocate = %v, want %v", got, tc.want)
 			}
 		})
 	}

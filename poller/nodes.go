@@ -271,6 +271,15 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 	if locked && n.State == zookeeper.NodeUsed {
 		obs.Locked = false
 	}
+	if lifecycle.Deallocate(n, obs, p.opts.Policy) {
+		// Given back to its pool for reuse, as Nodepool does, once the request is
+		// confirmed gone.
+		req := *n.AllocatedTo
+		if _, err := p.opts.ZK.GetRequest(ctx, req); errors.Is(err, zookeeper.ErrNotFound) && p.deallocate(ctx, id, req) {
+			p.log.Info("deallocated ready node of a vanished request", "node_id", id, "request_id", req)
+		}
+		return
+	}
 	reason := lifecycle.DeleteReason(n, obs, now, p.opts.Policy)
 	if reason == "" {
 		return
@@ -388,3 +397,4 @@ func (p *Poller) startDelete(ctx context.Context, id string, unlockedFor time.Du
 	})
 	return err
 }
+

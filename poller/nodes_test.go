@@ -122,3 +122,27 @@ func TestPollerRemovesUndecodableNodes(t *testing.T) {
 	// The log names each undecodable node once, not once per scan.
 	require.Equal(t, 1, strings.Count(e.logs.String(), "node_id="+ids[6]), e.logs.String())
 }
+
+// A ready node whose request Zuul deleted is given back to its pool, not deleted.
+func TestPollerDeallocatesReadyNodesOfVanishedRequests(t *testing.T) {
+	e := start(t, func(o *Options) { o.Now = nil; o.Policy.OrphanGrace = 200 * time.Millisecond })
+	zk, ft := e.zk, e.ft
+	ctx := context.Background()
+	gone := "100-0000099999"
+	id, err := zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeReady, Provider: "sim", Pool: "main",
+		Type: zookeeper.Labels{"small"}, AllocatedTo: &gone, StateTime: float64(time.Now().Unix())})
+	require.NoError(t, err)
+	eventually(t, func() bool {
+		n, err := zk.GetNode(ctx, id)
+		require.NoError(t, err)
+		return n.AllocatedTo == nil
+	}, "the ready node was not deallocated")
+	n, err := zk.GetNode(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.NodeReady, n.State, "kept ready for the next request")
+	locked, err := zk.IsLocked(ctx, zookeeper.NodeLockPath(id))
+	require.NoError(t, err)
+	require.False(t, locked)
+	scans()
+	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", id)), "a deallocated ready node is kept")
+}
