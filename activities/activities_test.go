@@ -585,3 +585,69 @@ func TestReuseOfReadyNodes(t *testing.T) {
 	f.acts.ready = nil
 	require.False(t, f.plan(t, id).Nodes[0].Reuse)
 }
+
+func TestMinReadyPass(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	pass := func() MinReadyResult {
+		v, err := f.env.ExecuteActivity(f.acts.MinReadyPass, MinReadyInput{
+			Labels: []LabelCount{{Label: "small", Count: 3}}, Owner: "tq/min-ready"})
+		require.NoError(t, err)
+		var res MinReadyResult
+		require.NoError(t, v.Get(&res))
+		return res
+	}
+	minReady := func(state zookeeper.RequestState) *zookeeper.NodeRequest {
+		ids, err := f.zk.ListRequests(ctx)
+		require.NoError(t, err)
+		for _, id := range ids {
+			r, err := f.zk.GetRequest(ctx, id)
+			require.NoError(t, err)
+			if r.Requestor != nil && *r.Requestor == MinReadyRequestor && r.State == state {
+				return r
+			}
+		}
+		return nil
+	}
+	_, err := f.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeReady, Provider: "sim", Pool: "main", Type: zookeeper.Labels{"small"}})
+	require.NoError(t, err)
+
+	res := pass()
+	require.Equal(t, 1, res.Ready["small"])
+	require.Equal(t, 2, res.Submitted["small"], "one request per missing node")
+	req := minReady(zookeeper.StateRequested)
+	require.NotNil(t, req)
+	require.Equal(t, "900", req.Priority())
+	require.Equal(t, []string{"small"}, req.NodeTypes)
+	require.False(t, req.Reuse, "min-ready requests launch fresh nodes")
+
+	res = pass()
+	require.Equal(t, 2, res.InFlight["small"])
+	require.Zero(t, res.Submitted["small"], "requests in flight are not submitted twice")
+
+	// One is fulfilled, one failed: the node is given back, both requests removed, and
+	// the failed one's node is requested again.
+	node, err := f.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeReady, Provider: "sim", Pool: "main",
+		Type: zookeeper.Labels{"small"}, AllocatedTo: &req.ID})
+	require.NoError(t, err)
+	_, _, err = f.acts.updateRequest(ctx, req.ID, nil, func(r *zookeeper.NodeRequest) (bool, error) {
+		r.State, r.Nodes = zookeeper.StateFulfilled, []string{node}
+		return true, nil
+	})
+	require.NoError(t, err)
+	other := minReady(zookeeper.StateRequested)
+	_, _, err = f.acts.updateRequest(ctx, other.ID, nil, func(r *zookeeper.NodeRequest) (bool, error) {
+		r.State = zookeeper.StateFailed
+		return true, nil
+	})
+	require.NoError(t, err)
+	res = pass()
+	require.Equal(t, 2, res.Cleaned)
+	require.Equal(t, 2, res.Ready["small"])
+	require.Equal(t, 1, res.Submitted["small"])
+	n, err := f.zk.GetNode(ctx, node)
+	require.NoError(t, err)
+	require.Nil(t, n.AllocatedTo, "the min-ready node is ready for any request")
+	_, err = f.zk.GetRequest(ctx, req.ID)
+	require.ErrorIs(t, err, zookeeper.ErrNotFound)
+}

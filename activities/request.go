@@ -108,6 +108,7 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 			Limits:            c.pool.Limits.Clone(),
 			Order:             order,
 			Request:           info,
+			NoWait:            isMinReady(req),
 		}
 		ok := true
 		for _, label := range req.NodeTypes {

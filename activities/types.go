@@ -76,6 +76,9 @@ type Plan struct {
 	Nodes             []NodePlan          `json:"nodes,omitempty"`
 	Order             OrderKey            `json:"order"`
 	Request           drivers.RequestInfo `json:"request"`
+	// NoWait asks the ledger to refuse rather than queue when the pool is full: a
+	// min-ready request is declined at quota, as in Nodepool.
+	NoWait bool `json:"no_wait,omitempty"`
 }
 
 // Need returns the total need of the plan's nodes.
@@ -277,6 +280,8 @@ type LedgerAcquire struct {
 	Need      drivers.Resources `json:"need"`
 	// Limits are the pool's limits as the requester's plan saw them; the newest win.
 	Limits drivers.Resources `json:"limits"`
+	// NoWait asks for an answer now: a grant if the pool has room, else a refusal.
+	NoWait bool `json:"no_wait,omitempty"`
 }
 
 // LedgerBind attaches the nodes created under a grant, with what each uses.

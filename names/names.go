@@ -29,6 +29,11 @@ func SweepWorkflowID(taskQueue, provider string) string {
 	return taskQueue + "/sweep/" + provider
 }
 
+// MinReadyWorkflowID returns the id of a deployment's min-ready coordinator.
+func MinReadyWorkflowID(taskQueue string) string {
+	return taskQueue + "/min-ready"
+}
+
 // ProviderTaskQueue returns the task queue for a provider's driver steps.
 func ProviderTaskQueue(taskQueue, provider string) string {
 	return taskQueue + "-provider-" + provider

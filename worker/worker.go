@@ -5,11 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/names"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/sync/errgroup"
@@ -17,7 +24,10 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
+	"github.com/nodepool-temporal/nodepool-temporal/metrics"
+	"github.com/nodepool-temporal/nodepool-temporal/metrics/facts"
 	"github.com/nodepool-temporal/nodepool-temporal/poller"
+	"github.com/nodepool-temporal/nodepool-temporal/webapp"
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
@@ -43,6 +53,9 @@ type Options struct {
 	StopTimeout time.Duration
 	// Ready, when set, is called once everything has started.
 	Ready func()
+	// Webapp starts the web app on the configuration's webapp address: upstream's
+	// status endpoints, /ready and Prometheus's /metrics.
+	Webapp bool
 }
 
 // LoadConfig loads and validates a configuration file, with its drivers' sections.
@@ -71,11 +84,6 @@ func Run(ctx context.Context, opts Options) error {
 		opts.StopTimeout = 30 * time.Second
 	}
 	settings := Settings(cfg)
-	for _, l := range cfg.Labels {
-		if l.MinReady > 0 {
-			logger.Warn("min-ready is not supported by this launcher; no nodes are launched ahead of requests", "label", l.Name, "min_ready", l.MinReady)
-		}
-	}
 
 	zk, err := launchconfig.ConnectZooKeeper(ctx, cfg, logger)
 	if err != nil {
@@ -90,7 +98,23 @@ func Run(ctx context.Context, opts Options) error {
 	defer tc.Close()
 	searchAttrs := EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace, logger)
 
+	// Metrics go to statsd when STATSD_HOST or STATSD_PORT is set, as upstream's, and
+	// to Prometheus on the web app's /metrics.
+	var sinks metrics.Sinks
+	if sinks.Statsd, err = metrics.StatsdFromEnv(os.Getenv, logger); err != nil {
+		return err
+	}
+	if opts.Webapp {
+		sinks.Prometheus = metrics.NewPrometheus()
+	}
+	defer sinks.Close()
+	rec := sinks.Recorder()
+
 	g, gctx := errgroup.WithContext(ctx)
+	var started atomic.Bool
+	if opts.Webapp {
+		startWebapp(gctx, g, cfg, zk, sinks, started.Load, role, settings, logger)
+	}
 	if role == RoleAll || role == RoleWorker {
 		drv, err := BuildDrivers(ctx, cfg, logger)
 		if err != nil {
@@ -104,7 +128,7 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"))
-		workers := newWorkers(tc, cfg, settings, acts, opts.StopTimeout)
+		workers := newWorkers(tc, cfg, settings, acts, opts.StopTimeout, rec)
 		for _, w := range workers {
 			if err := w.Start(); err != nil {
 				for _, started := range workers {
@@ -116,6 +140,10 @@ func Run(ctx context.Context, opts Options) error {
 		logger.Info("temporal workers started", "task_queue", settings.TaskQueue, "providers", len(settings.Providers))
 		g.Go(func() error {
 			startSweeps(gctx, tc, cfg, settings.TaskQueue, logger)
+			return nil
+		})
+		g.Go(func() error {
+			startMinReady(gctx, tc, minReadyConfig(cfg, settings), settings.TaskQueue, logger)
 			return nil
 		})
 		g.Go(func() error {
@@ -143,7 +171,21 @@ func Run(ctx context.Context, opts Options) error {
 			Logger:           logger.With("component", "poller"),
 		})
 		g.Go(func() error { return p.Run(gctx) })
+		// The process that watches ZooKeeper also reports the gauges: the configured
+		// limits always, nodes, requests and workflows when it wins the stats election.
+		if sinks.Enabled() {
+			col := metrics.NewCollector(metrics.CollectorOptions{
+				ZK: zk, Statsd: sinks.Statsd, Prometheus: sinks.Prometheus,
+				Facts: &facts.Temporal{Client: tc, Namespace: cfg.Temporal.Namespace,
+					TaskQueue: settings.TaskQueue, Pools: facts.Pools(cfg)},
+				Limits:     facts.Limits(cfg),
+				Identifier: fmt.Sprintf("%s-%d", hostname(), os.Getpid()),
+				Logger:     logger.With("component", "stats"),
+			})
+			g.Go(func() error { col.Run(gctx); return nil })
+		}
 	}
+	started.Store(true)
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -155,19 +197,22 @@ func Run(ctx context.Context, opts Options) error {
 	return err
 }
 
-func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, acts *activities.Activities, stop time.Duration) []tworker.Worker {
-	main := tworker.New(tc, s.TaskQueue, tworker.Options{WorkerStopTimeout: stop})
+func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, acts *activities.Activities, stop time.Duration,
+	rec metrics.Recorder) []tworker.Worker {
+	intercept := []interceptor.WorkerInterceptor{metrics.ActivityInterceptor(rec)}
+	main := tworker.New(tc, s.TaskQueue, tworker.Options{WorkerStopTimeout: stop, Interceptors: intercept})
 	main.RegisterWorkflowWithOptions(workflows.HandleRequest, workflow.RegisterOptions{Name: workflows.RequestWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.DeleteNode, workflow.RegisterOptions{Name: workflows.DeleteWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.PoolLedger, workflow.RegisterOptions{Name: workflows.LedgerWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.LeakSweep, workflow.RegisterOptions{Name: workflows.SweepWorkflowType})
+	main.RegisterWorkflowWithOptions(workflows.MinReady, workflow.RegisterOptions{Name: workflows.MinReadyWorkflowType})
 	main.RegisterActivity(acts)
 	out := []tworker.Worker{main}
 	for i := range cfg.Providers {
 		p := &cfg.Providers[i]
 		// Driver steps of a provider run on their own task queue, whose activity rate
 		// the Temporal matching service enforces across every worker replica.
-		opts := tworker.Options{WorkerStopTimeout: stop, DisableWorkflowWorker: true}
+		opts := tworker.Options{WorkerStopTimeout: stop, DisableWorkflowWorker: true, Interceptors: intercept}
 		if rate := p.RateOr(0); rate > 0 {
 			opts.TaskQueueActivitiesPerSecond = rate
 		}
@@ -176,6 +221,35 @@ func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, act
 		out = append(out, w)
 	}
 	return out
+}
+
+// startWebapp serves the web app on the configuration's webapp address until ctx
+// ends. /ready waits for started and, in a process that runs the poller, for every
+// pool's registration. An address that cannot be listened on (another launcher on
+// the same host, say) is logged and the launcher runs without its web app.
+func startWebapp(ctx context.Context, g *errgroup.Group, cfg *config.Config, zk *zookeeper.Client, sinks metrics.Sinks,
+	started func() bool, role string, settings activities.Settings, logger *slog.Logger) {
+	addr := net.JoinHostPort(cfg.Webapp.ListenAddress, strconv.Itoa(cfg.Webapp.Port))
+	ln, err := webapp.Listen(addr)
+	if err != nil {
+		logger.Error("web app not started", "address", addr, "error", err)
+		return
+	}
+	var pools []string
+	if role == RoleAll || role == RolePoller {
+		for _, p := range pollerPools(settings) {
+			pools = append(pools, p.ID)
+		}
+	}
+	app := webapp.New(webapp.Options{ZK: zk, Started: started, Pools: pools, Metrics: sinks.Handler(),
+		Logger: logger.With("component", "webapp")})
+	logger.Info("web app listening", "address", ln.Addr().String())
+	g.Go(func() error {
+		if err := app.Serve(ctx, ln); err != nil {
+			logger.Error("web app stopped", "error", err)
+		}
+		return nil
+	})
 }
 
 // ConnectZooKeeper connects to the configured ZooKeeper ensemble. It is
@@ -231,6 +305,60 @@ func startSweeps(ctx context.Context, tc sweepStarter, cfg *config.Config, taskQ
 		if len(pending) == 0 {
 			return
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// minReadyConfig lists the labels with min-ready > 0 that a pool of this deployment
+// offers (upstream launchers keep the others), sorted by label.
+func minReadyConfig(cfg *config.Config, s activities.Settings) workflows.MinReadyConfig {
+	offered := map[string]bool{}
+	for _, p := range s.Providers {
+		if p.Idle {
+			continue
+		}
+		for _, pool := range p.Pools {
+			if pool.MaxServers == 0 {
+				continue
+			}
+			for _, l := range pool.Labels {
+				offered[l] = true
+			}
+		}
+	}
+	var out workflows.MinReadyConfig
+	for _, l := range cfg.Labels {
+		if l.MinReady > 0 && offered[l.Name] {
+			out.Labels = append(out.Labels, activities.LabelCount{Label: l.Name, Count: l.MinReady})
+		}
+	}
+	slices.SortFunc(out.Labels, func(a, b activities.LabelCount) int { return strings.Compare(a.Label, b.Label) })
+	return out
+}
+
+// startMinReady makes sure the deployment's min-ready coordinator runs with the
+// current configuration (signal-with-start: started when absent, told the new
+// settings when running). Failures are retried until ctx ends.
+func startMinReady(ctx context.Context, tc sweepStarter, mr workflows.MinReadyConfig, taskQueue string, logger *slog.Logger) {
+	id := names.MinReadyWorkflowID(taskQueue)
+	wait := sweepRetryFirst
+	for {
+		_, err := tc.SignalWithStartWorkflow(ctx, id, workflows.SignalMinReadyConfig, mr,
+			client.StartWorkflowOptions{ID: id, TaskQueue: taskQueue}, workflows.MinReadyWorkflowType,
+			workflows.MinReadyInput{TaskQueue: taskQueue, MinReadyConfig: mr})
+		if err == nil {
+			logger.Info("min-ready coordinator running", "workflow_id", id, "labels", len(mr.Labels))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Warn("starting min-ready coordinator", "workflow_id", id, "error", err)
 		select {
 		case <-ctx.Done():
 			return

@@ -90,6 +90,8 @@ type Hold struct {
 	Nodes map[string]int `json:"nodes,omitempty"`
 	// Resend asks for the grant to be signalled again.
 	Resend bool `json:"rs,omitempty"`
+	// NoWait holds are refused rather than queued when they do not fit at once.
+	NoWait bool `json:"nw,omitempty"`
 }
 
 // LedgerStatus is the ledger's query result.
@@ -417,7 +419,7 @@ func (l *ledger) acquire(acq LedgerAcquire) {
 			return
 		}
 	}
-	l.state.Holds[rid] = &Hold{Chain: tag, RelPrio: acq.Order.RelativePriority, Need: l.intern(acq.Need)}
+	l.state.Holds[rid] = &Hold{Chain: tag, RelPrio: acq.Order.RelativePriority, Need: l.intern(acq.Need), NoWait: acq.NoWait}
 }
 
 // retire drops a hold; the nodes bound to it count as the pool's external usage until
@@ -593,22 +595,30 @@ func (l *ledger) grant(ctx workflow.Context) {
 			answers = append(answers, answer{rid, Grant{Granted: true, Chain: h.Chain}})
 		}
 	}
+	blocked := false
 	for _, rid := range l.waiting() {
 		h := l.state.Holds[rid]
 		need := l.need(h.Need)
-		if fits, _ := l.state.Limits.Fits(used, need); fits {
-			h.Granted, h.GrantEpoch = true, l.state.Epoch
-			used = used.Add(need)
-			answers = append(answers, answer{rid, Grant{Granted: true, Chain: h.Chain}})
-			continue
-		}
 		if fits, over := l.state.Limits.Fits(nil, need); !fits {
 			delete(l.state.Holds, rid)
 			answers = append(answers, answer{rid, Grant{Reason: "request exceeds the pool's limits: " + strings.Join(over, ", "), Chain: h.Chain}})
 			continue
 		}
-		// The head does not fit yet: nothing behind it may overtake it.
-		break
+		if fits, _ := l.state.Limits.Fits(used, need); fits && !blocked {
+			h.Granted, h.GrantEpoch = true, l.state.Epoch
+			used = used.Add(need)
+			answers = append(answers, answer{rid, Grant{Granted: true, Chain: h.Chain}})
+			continue
+		}
+		if h.NoWait {
+			// A min-ready request is declined at quota rather than paused.
+			delete(l.state.Holds, rid)
+			answers = append(answers, answer{rid, Grant{Reason: "the pool is at quota", Chain: h.Chain}})
+			continue
+		}
+		// The head does not fit yet: nothing behind it may overtake it; only requests
+		// that would be refused anyway are answered.
+		blocked = true
 	}
 	futures := make([]workflow.Future, len(answers))
 	for i, ans := range answers {

@@ -306,3 +306,24 @@ func TestLedgerStateReadsTheEarlierFormat(t *testing.T) {
 	require.NoError(t, json.Unmarshal(data, &again))
 	require.Equal(t, st, again)
 }
+
+func TestLedgerRefusesNoWaitAcquiresAtQuota(t *testing.T) {
+	h := newLedgerHarness(t)
+	h.at(time.Second, func() {
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-full", "100", 0, "0000000001", 2))
+		h.env.SignalWorkflow(SignalAcquire, acquire("w-wait", "200", 0, "0000000002", 1))
+		mr := acquire("w-minready", "900", 0, "0000000003", 1)
+		mr.NoWait = true
+		h.env.SignalWorkflow(SignalAcquire, mr)
+	})
+	var st LedgerStatus
+	h.at(2*time.Second, func() {
+		v, err := h.env.QueryWorkflow(QueryStatus)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&st))
+	})
+	h.run(t)
+	require.Equal(t, []string{"w-full"}, h.granted())
+	require.Equal(t, []string{"w-minready"}, h.denied, "a min-ready request is declined at quota")
+	require.Equal(t, []string{requestIDs["w-wait"]}, st.Waiting, "an ordinary request waits")
+}

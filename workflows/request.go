@@ -350,7 +350,7 @@ func (r *requestRun) waitForCapacity(ctx, lctx workflow.Context) (RequestResult,
 func (r *requestRun) acquire(ctx, lctx workflow.Context) (bool, string, error) {
 	acq := LedgerAcquire{
 		Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, Chain: r.chain, RequestID: r.in.RequestID,
-		Order: r.plan.Order, Need: r.plan.Need(), Limits: r.plan.Limits,
+		Order: r.plan.Order, Need: r.plan.Need(), Limits: r.plan.Limits, NoWait: r.plan.NoWait,
 	}
 	r.signalLedger(ctx, SignalAcquire, acq)
 	capCh := workflow.GetSignalChannel(ctx, SignalCapacity)

@@ -507,9 +507,15 @@ func TestHandleRequestGivesReadyNodesBackOnFailure(t *testing.T) {
 	h.cloud.failNode["0000000002"] = temporal.NewNonRetryableApplicationError("bad image", activities.ErrTypePermanent, nil)
 	var returned, removed []string
 	h.env.OnActivity(a.ReturnNode, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ReturnNodeInput) error { returned = append(returned, in.NodeID); return nil })
+		func(_ context.Context, in activities.ReturnNodeInput) error {
+			returned = append(returned, in.NodeID)
+			return nil
+		})
 	h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.NodeRefInput) error { removed = append(removed, in.NodeID); return nil })
+		func(_ context.Context, in activities.NodeRefInput) error {
+			removed = append(removed, in.NodeID)
+			return nil
+		})
 	h.env.OnSignalExternalWorkflow(mock.Anything, names.LedgerWorkflowID(testTQ, "sim", "main"), "", SignalRelease, mock.Anything).Return(nil)
 	h.env.OnActivity(a.DeclineRequest, mock.Anything, mock.Anything).Return(activities.DeclineResult{State: "failed"}, nil)
 	h.run()
