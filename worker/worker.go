@@ -8,8 +8,8 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
