@@ -109,6 +109,7 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 			Order:             order,
 			Request:           info,
 			NoWait:            isMinReady(req),
+			MaxConcurrency:    max(c.prov.MaxConcurrency, 0),
 		}
 		ok := true
 		for _, label := range req.NodeTypes {

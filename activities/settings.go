@@ -44,8 +44,11 @@ type ProviderSettings struct {
 	LaunchRetries int
 	// Idle is true for a provider with max-concurrency 0: as in Nodepool, its pools
 	// neither take nor decline requests.
-	Idle  bool
-	Pools []PoolSettings
+	Idle bool
+	// MaxConcurrency caps the provider's launches in progress across all workers
+	// (0 or less: unlimited; an idle provider is marked Idle instead).
+	MaxConcurrency int
+	Pools          []PoolSettings
 }
 
 // PoolSettings are one pool's settings.

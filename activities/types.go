@@ -79,6 +79,8 @@ type Plan struct {
 	// NoWait asks the ledger to refuse rather than queue when the pool is full: a
 	// min-ready request is declined at quota, as in Nodepool.
 	NoWait bool `json:"no_wait,omitempty"`
+	// MaxConcurrency caps the provider's launches in progress (0 = unlimited).
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
 }
 
 // Need returns the total need of the plan's nodes.

@@ -24,6 +24,12 @@ func LedgerWorkflowID(taskQueue, provider, pool string) string {
 	return taskQueue + "/ledger/" + provider + "/" + pool
 }
 
+// ConcurrencyWorkflowID returns the id of the ledger of a provider's launches in
+// progress (max-concurrency).
+func ConcurrencyWorkflowID(taskQueue, provider string) string {
+	return taskQueue + "/concurrency/" + provider
+}
+
 // SweepWorkflowID returns the id of a provider's leak sweep workflow.
 func SweepWorkflowID(taskQueue, provider string) string {
 	return taskQueue + "/sweep/" + provider

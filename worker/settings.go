@@ -48,12 +48,13 @@ func Settings(cfg *config.Config) activities.Settings {
 	for i := range cfg.Providers {
 		p := &cfg.Providers[i]
 		ps := activities.ProviderSettings{
-			Name:          p.Name,
-			TaskQueue:     names.ProviderTaskQueue(tq, p.Name),
-			LaunchTimeout: p.LaunchTimeout.Duration(),
-			BootTimeout:   p.BootTimeout.Duration(),
-			LaunchRetries: p.LaunchRetries,
-			Idle:          p.MaxConcurrency == 0,
+			Name:           p.Name,
+			TaskQueue:      names.ProviderTaskQueue(tq, p.Name),
+			LaunchTimeout:  p.LaunchTimeout.Duration(),
+			BootTimeout:    p.BootTimeout.Duration(),
+			LaunchRetries:  p.LaunchRetries,
+			Idle:           p.MaxConcurrency == 0,
+			MaxConcurrency: p.MaxConcurrency,
 		}
 		for j := range p.Pools {
 			pool := &p.Pools[j]

@@ -55,6 +55,9 @@ type Grant struct {
 	Reason  string `json:"reason,omitempty"`
 	// Chain is the run chain the answer is for; a run of another chain ignores it.
 	Chain string `json:"chain,omitempty"`
+	// Ledger is the answering ledger's workflow id (a request talks to its pool's
+	// ledger and, with max-concurrency, to its provider's).
+	Ledger string `json:"ledger,omitempty"`
 }
 
 // LedgerState is a ledger's whole state. It is carried across continue-as-new, so it
@@ -126,6 +129,7 @@ func PoolLedger(ctx workflow.Context, in LedgerInput) error {
 
 type ledger struct {
 	in    LedgerInput
+	id    string
 	state *LedgerState
 	// released holds nodes released since the running reconciliation began.
 	released map[string]bool
@@ -137,6 +141,7 @@ type ledger struct {
 }
 
 func (l *ledger) setup(ctx workflow.Context) error {
+	l.id = workflow.GetInfo(ctx).WorkflowExecution.ID
 	l.state = l.in.State
 	if l.state == nil {
 		l.state = &LedgerState{}
@@ -622,6 +627,7 @@ func (l *ledger) grant(ctx workflow.Context) {
 	}
 	futures := make([]workflow.Future, len(answers))
 	for i, ans := range answers {
+		ans.grant.Ledger = l.id
 		futures[i] = workflow.SignalExternalWorkflow(ctx, l.holderOf(ans.rid), "", SignalCapacity, ans.grant)
 	}
 	for i, f := range futures {

@@ -49,13 +49,15 @@ const (
 // Phases of a request workflow, as the status query and the NodepoolState search
 // attribute show them.
 const (
-	PhasePlanning   = "planning"
-	PhaseDeferred   = "deferred"
-	PhaseWaiting    = "waiting-for-capacity"
-	PhaseAccepting  = "accepting"
-	PhaseLaunching  = "launching"
-	PhaseFulfilling = "fulfilling"
-	PhaseCleaningUp = "cleaning-up"
+	PhasePlanning  = "planning"
+	PhaseDeferred  = "deferred"
+	PhaseWaiting   = "waiting-for-capacity"
+	PhaseAccepting = "accepting"
+	// PhaseWaitingForLaunchSlots: the provider's max-concurrency is reached.
+	PhaseWaitingForLaunchSlots = "waiting-for-launch-slots"
+	PhaseLaunching             = "launching"
+	PhaseFulfilling            = "fulfilling"
+	PhaseCleaningUp            = "cleaning-up"
 )
 
 // Outcomes of a request workflow (also its final phase).
@@ -357,7 +359,10 @@ func (r *requestRun) acquire(ctx, lctx workflow.Context) (bool, string, error) {
 	updCh := workflow.GetSignalChannel(ctx, SignalRequestUpdated)
 	var grant Grant
 	// mine reports whether an answer is for this run chain (not an earlier, ended one).
-	mine := func(g Grant) bool { return g.Chain == "" || g.Chain == chainTag(r.chain) }
+	poolLedger := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
+	mine := func(g Grant) bool {
+		return (g.Chain == "" || g.Chain == chainTag(r.chain)) && (g.Ledger == "" || g.Ledger == poolLedger)
+	}
 	receiveGrant := func() bool {
 		for {
 			grant = Grant{}
@@ -433,15 +438,20 @@ func (r *requestRun) quiet(ch workflow.ReceiveChannel) bool { return ch.Len() ==
 // signalLedger signals the pool's ledger, starting it through an activity when it is
 // not running.
 func (r *requestRun) signalLedger(ctx workflow.Context, name string, payload any) {
+	r.signalLedgerOf(ctx, names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool), r.plan.Pool, name, payload)
+}
+
+// signalLedgerOf signals ledger id (of pool, or of the provider's launches when pool
+// is ""), starting it through an activity when it is not running.
+func (r *requestRun) signalLedgerOf(ctx workflow.Context, id, pool, name string, payload any) {
 	ctx = disconnected(ctx)
-	id := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
 	if err := workflow.SignalExternalWorkflow(ctx, id, "", name, payload).Get(ctx, nil); err == nil {
 		return
 	}
 	in := activities.SignalLedgerInput{
 		WorkflowID:   id,
 		WorkflowType: LedgerWorkflowType,
-		StartInput:   activities.LedgerStart{Provider: r.plan.Provider, Pool: r.plan.Pool, TaskQueue: r.in.TaskQueue},
+		StartInput:   activities.LedgerStart{Provider: r.plan.Provider, Pool: pool, TaskQueue: r.in.TaskQueue},
 		Signal:       name,
 	}
 	switch p := payload.(type) {
@@ -520,6 +530,51 @@ func (r *requestRun) accept(ctx workflow.Context) (nodeIDs []string, res Request
 	return acc.NodeIDs, RequestResult{}, false, false, nil
 }
 
+// launchSlots waits for n launch slots from the provider's concurrency ledger. It
+// returns false with no reason when the request went away or the workflow was
+// cancelled meanwhile, and with the ledger's reason when it refused.
+func (r *requestRun) launchSlots(ctx, lctx workflow.Context, n int) (bool, string) {
+	id := names.ConcurrencyWorkflowID(r.in.TaskQueue, r.plan.Provider)
+	acq := LedgerAcquire{
+		Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, Chain: r.chain, RequestID: r.in.RequestID, Order: r.plan.Order,
+		Need: drivers.Resources{"launches": int64(n)}, Limits: drivers.Resources{"launches": int64(r.plan.MaxConcurrency)},
+	}
+	r.status.Phase = PhaseWaitingForLaunchSlots
+	r.signalLedgerOf(ctx, id, "", SignalAcquire, acq)
+	capCh := workflow.GetSignalChannel(ctx, SignalCapacity)
+	for {
+		var g Grant
+		timedOut := false
+		tctx, cancelTimer := workflow.WithCancel(lctx)
+		sel := workflow.NewSelector(lctx)
+		sel.AddReceive(capCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(lctx, &g) })
+		sel.AddFuture(workflow.NewTimer(tctx, reacquireRounds*capacityWatchdog), func(workflow.Future) { timedOut = true })
+		sel.AddReceive(lctx.Done(), func(workflow.ReceiveChannel, bool) {})
+		sel.Select(lctx)
+		cancelTimer()
+		switch {
+		case lctx.Err() != nil:
+			r.releaseLaunchSlots(ctx)
+			return false, ""
+		case timedOut:
+			r.signalLedgerOf(ctx, id, "", SignalAcquire, acq)
+		case g.Ledger == id && (g.Chain == "" || g.Chain == chainTag(r.chain)):
+			r.status.Phase = PhaseLaunching
+			return g.Granted, g.Reason
+		}
+	}
+}
+
+// releaseLaunchSlots gives the request's launch slots back.
+func (r *requestRun) releaseLaunchSlots(ctx workflow.Context) {
+	ctx = disconnected(ctx)
+	id := names.ConcurrencyWorkflowID(r.in.TaskQueue, r.plan.Provider)
+	rel := LedgerRelease{Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, RequestID: r.in.RequestID}
+	if err := workflow.SignalExternalWorkflow(ctx, id, "", SignalRelease, rel).Get(ctx, nil); err != nil {
+		r.logger.Warn("releasing launch slots", "error", err)
+	}
+}
+
 func (r *requestRun) isReused(i int) bool { return i < len(r.reused) && r.reused[i] }
 
 // indexedNodeIDs returns the node ids that fit the search attribute budget.
@@ -540,11 +595,36 @@ func (r *requestRun) launch(ctx, lctx workflow.Context, nodeIDs []string) (Reque
 	r.upsert(ctx, SAProvider.ValueSet(r.plan.Provider), SAPool.ValueSet(r.plan.Pool),
 		SANodeID.ValueSet(indexedNodeIDs(nodeIDs)), SAState.ValueSet(PhaseLaunching))
 	ok := make([]bool, len(r.plan.Nodes))
-	wg := workflow.NewWaitGroup(ctx)
+	launches := 0
 	for i := range r.plan.Nodes {
 		if r.isReused(i) {
 			r.status.Nodes[i].State = NodeReady
 			ok[i] = true
+		} else {
+			launches++
+		}
+	}
+	// With max-concurrency, the request takes launch slots from its provider's ledger
+	// (all at once, so requests never deadlock holding part of what they need) and
+	// runs at most that many launches at a time.
+	slots := launches
+	if r.plan.MaxConcurrency > 0 && launches > 0 {
+		slots = min(launches, r.plan.MaxConcurrency)
+		if granted, reason := r.launchSlots(ctx, lctx, slots); !granted {
+			if reason == "" {
+				res, err := r.abandon(ctx, nodeIDs)
+				return res, true, err
+			}
+			r.deleteNodes(ctx, nodeIDs)
+			res, err := r.decline(ctx, []string{r.plan.PoolID}, reason)
+			return res, true, err
+		}
+		defer r.releaseLaunchSlots(ctx)
+	}
+	sem := workflow.NewSemaphore(ctx, int64(max(slots, 1)))
+	wg := workflow.NewWaitGroup(ctx)
+	for i := range r.plan.Nodes {
+		if r.isReused(i) {
 			continue
 		}
 		wg.Add(1)
@@ -557,6 +637,10 @@ func (r *requestRun) launch(ctx, lctx workflow.Context, nodeIDs []string) (Reque
 			if r.gone {
 				cancel()
 			}
+			if err := sem.Acquire(nctx, 1); err != nil {
+				return
+			}
+			defer sem.Release(1)
 			ok[i] = r.launchNode(gctx, nctx, i)
 		})
 	}

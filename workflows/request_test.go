@@ -524,3 +524,45 @@ func TestHandleRequestGivesReadyNodesBackOnFailure(t *testing.T) {
 	require.Equal(t, []string{"0000000001"}, returned, "the ready node goes back to the pool")
 	require.Equal(t, []string{"0000000002"}, removed, "the launched node is deleted")
 }
+
+func TestHandleRequestHonoursMaxConcurrency(t *testing.T) {
+	plan := launchPlan("small", "small", "small")
+	plan.MaxConcurrency = 1
+	h := newHarness(t, plan, []string{"0000000001", "0000000002", "0000000003"})
+	concurrency := names.ConcurrencyWorkflowID(testTQ, "sim")
+	var acquired LedgerAcquire
+	released := false
+	h.env.OnSignalExternalWorkflow(mock.Anything, concurrency, "", SignalAcquire, mock.Anything).Return(
+		func(_, _, _, _ string, arg interface{}) error {
+			acquired = arg.(LedgerAcquire)
+			h.env.RegisterDelayedCallback(func() {
+				h.env.SignalWorkflow(SignalCapacity, Grant{Granted: true, Ledger: concurrency})
+			}, time.Second)
+			return nil
+		})
+	h.env.OnSignalExternalWorkflow(mock.Anything, concurrency, "", SignalRelease, mock.Anything).Return(
+		func(string, string, string, string, interface{}) error { released = true; return nil })
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	h.createFn = func(ctx context.Context, in activities.CreateStepInput) (drivers.CreateState, error) {
+		mu.Lock()
+		if in.State.Step == "" {
+			inFlight++
+			most = max(most, inFlight)
+		} else {
+			inFlight--
+		}
+		mu.Unlock()
+		return h.cloud.create(ctx, in)
+	}
+	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res RequestResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, OutcomeFulfilled, res.Outcome)
+	require.EqualValues(t, 1, acquired.Need["launches"], "slots are taken up to max-concurrency")
+	require.Equal(t, 1, most, "at most max-concurrency launches run at once")
+	require.True(t, released, "the slots are given back")
+}
