@@ -35,7 +35,7 @@ const (
 // NonRetryable lists the error types that activity retry policies must not retry.
 var NonRetryable = []string{
 	ErrTypeQuota, ErrTypeCapacity, ErrTypePermanent, ErrTypeLockLost,
-	ErrTypeNodeGone, ErrTypeInvalidConfig,
+	ErrTypeNodeGone, ErrTypeInvalidConfig, ErrTypeNodescan,
 }
 
 // driverError translates a driver error into a Temporal application error, once.

@@ -110,6 +110,7 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 			Request:           info,
 			NoWait:            isMinReady(req),
 			MaxConcurrency:    max(c.prov.MaxConcurrency, 0),
+			HostKeyChecking:   a.hostKeyChecking(c.prov.Name, c.pool.Name),
 		}
 		ok := true
 		for _, label := range req.NodeTypes {

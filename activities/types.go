@@ -81,6 +81,9 @@ type Plan struct {
 	NoWait bool `json:"no_wait,omitempty"`
 	// MaxConcurrency caps the provider's launches in progress (0 = unlimited).
 	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// HostKeyChecking asks for every node's SSH host keys to be scanned before it is
+	// ready (upstream's host-key-checking).
+	HostKeyChecking bool `json:"host_key_checking,omitempty"`
 }
 
 // Need returns the total need of the plan's nodes.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -51,3 +52,5 @@ func toFloat(r drivers.Resources) map[string]float64 {
 	}
 	return out
 }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

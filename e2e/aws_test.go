@@ -41,6 +41,7 @@ func TestAWSDriverThroughThePipeline(t *testing.T) {
     pools:
       - name: main
         max-servers: 4
+        host-key-checking: false
         labels:
           - name: aws-small
             cloud-image: jammy

@@ -41,6 +41,8 @@ check config        "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "config 
 check drivers       "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "the driver contract is stdlib only"
 check drivers/sim   "${P}(activities|workflows|poller|worker|zookeeper|config)|${AWS}|${TEMPORAL}|${ZK}" "drivers know only the contract"
 check drivers/aws   "${P}(activities|workflows|poller|worker|zookeeper|config)|${TEMPORAL}|${ZK}" "drivers know only the contract"
+check nodescan      "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "nodescan is a leaf"
+check drivers/static "${P}(activities|workflows|poller|worker|zookeeper|config|lifecycle|names|internal|cmd)|${P}drivers/(sim|aws|driverstest)|${AWS}|${TEMPORAL}|${ZK}" "the static driver knows only the contract and nodescan"
 check drivers/driverstest "${P}drivers/(sim|aws)|${P}(activities|workflows|poller|worker|zookeeper|config)" "the conformance suite is driver-neutral"
 check zookeeper     "${P}|${AWS}|${TEMPORAL}"                           "the wire format is a leaf"
 check names         "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "names is a leaf"
@@ -53,9 +55,33 @@ check poller        "${P}(drivers/|config|worker)|${AWS}"               "the pol
 check internal/ec2sim "${P}|${TEMPORAL}|${ZK}"                          "the EC2 endpoint stands alone"
 check internal/zuul "${P}(config|drivers|activities|workflows|poller|worker|lifecycle|internal/launchconfig)|${AWS}|${TEMPORAL}" "acting as Zuul needs only the wire format"
 check internal/launchconfig "${P}(activities|workflows|poller|worker|lifecycle|names)|${TEMPORAL}" "loading the configuration needs no Temporal"
-# The admin CLI talks to ZooKeeper only: none of its commands starts, signals or
-# queries a workflow, so it must not link the Temporal SDK.
-check cmd/nodepool  "${P}(activities|workflows|poller|worker)|${TEMPORAL}" "the admin CLI speaks ZooKeeper only"
+# The web app serves ZooKeeper's records; /metrics is a handler it is given.
+check webapp        "${P}(config|drivers|activities|workflows|poller|worker|lifecycle|metrics)|${AWS}|${TEMPORAL}" "the web app reads ZooKeeper only"
+# Activities may record metrics, so metrics must reach nothing activities must not;
+# what it asks Temporal and the configuration is answered by metrics/facts.
+check metrics       "${P}(config|drivers|activities|workflows|poller|worker|lifecycle|webapp)|${AWS}" "metrics is below activities"
+check_direct metrics/facts "${P}(activities|drivers|poller|worker|lifecycle|webapp|zookeeper)|${AWS}|${ZK}" "facts use workflow names and status types only"
+check metrics/facts "${P}(drivers/|poller|worker|webapp)|${AWS}"       "facts use workflow names and status types only"
+check internal/logging "${P}|${AWS}|${TEMPORAL}|${ZK}"                 "the log format is a leaf"
+# The admin CLI speaks ZooKeeper; only explain reads workflows, through
+# internal/inspect, which takes the Temporal SDK's client and nothing else of it. No
+# other package the CLI links may bring the SDK in.
+check cmd/nodepool  "${P}(activities|workflows|poller|worker)" "the admin CLI never links the launcher"
+check_direct cmd/nodepool "${TEMPORAL}" "the admin CLI reaches Temporal only through internal/inspect"
+check internal/inspect "${P}(activities|workflows|poller|worker|lifecycle|zookeeper|drivers|internal/)|${AWS}|${ZK}" "inspect only reads workflows"
+hits=$(go list -f '{{join .Imports "\n"}}' ./internal/inspect | grep -E '^go\.temporal\.io/sdk/' | grep -v -x 'go.temporal.io/sdk/client' || true)
+if [ -n "$hits" ]; then
+	echo "check-imports: internal/inspect must use only the client of the Temporal SDK:"
+	echo "$hits" | sed 's/^/    /'
+	fail=1
+fi
+for pkg in $(go list -deps ./cmd/nodepool | grep "^$mod/"); do
+	case $pkg in "$mod/cmd/nodepool" | "$mod/internal/inspect") continue ;; esac
+	if go list -deps "$pkg" | grep -qE "$TEMPORAL"; then
+		echo "check-imports: ${pkg#"$mod"/} brings the Temporal SDK into the admin CLI; only internal/inspect may"
+		fail=1
+	fi
+done
 
 # Only drivers/aws (and what wires it or validates its configuration) may reach the
 # AWS SDK.

@@ -66,10 +66,17 @@ func Settings(cfg *config.Config) activities.Settings {
 			for k, v := range pool.Limits() {
 				limits[k] = v
 			}
+			if slots, ok := staticSlots(p, pool); ok {
+				if _, set := limits[drivers.ResourceInstances]; !set {
+					// A static pool holds as many nodes as its hosts have slots:
+					// requests beyond that wait in the ledger for a slot to free.
+					limits[drivers.ResourceInstances] = int64(slots)
+				}
+			}
 			ps.Pools = append(ps.Pools, activities.PoolSettings{
 				Name:           pool.Name,
 				ID:             names.PoolID(s.LauncherName, p.Name, pool.Name),
-				Labels:         pool.LabelNames(),
+				Labels:         PoolLabels(p, pool),
 				Priority:       pool.Priority(p),
 				MaxServers:     maxServers,
 				Limits:         limits,

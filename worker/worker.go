@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/log"
 	tworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"golang.org/x/sync/errgroup"
@@ -24,6 +26,7 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/logging"
 	"github.com/nodepool-temporal/nodepool-temporal/metrics"
 	"github.com/nodepool-temporal/nodepool-temporal/metrics/facts"
 	"github.com/nodepool-temporal/nodepool-temporal/poller"
@@ -64,6 +67,15 @@ func LoadConfig(path, securePath string) (*config.Config, error) {
 	return launchconfig.Load(path, securePath)
 }
 
+// NewLogger returns the launcher's logger writing to w, in upstream Nodepool's
+// format: logger names such as nodepool.PoolWorker.<provider>-<pool> and the
+// [e: …] [node_request: …] [node: …] prefixes in text, the same facts as fields in
+// JSON (see internal/logging). level is debug, info, warning or error; format is
+// text or json.
+func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	return logging.New(w, level, format)
+}
+
 // Run runs the launcher until ctx ends, then drains and stops.
 func Run(ctx context.Context, opts Options) error {
 	cfg := opts.Config
@@ -71,6 +83,9 @@ func Run(ctx context.Context, opts Options) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Every record names its logger as upstream does, whatever handler the caller
+	// brought (NewLogger's writes the name in front of the message).
+	logger = slog.New(logging.Adapt(logger.Handler()))
 	switch opts.Role {
 	case "", RoleAll, RolePoller, RoleWorker:
 	default:
@@ -113,7 +128,10 @@ func Run(ctx context.Context, opts Options) error {
 	g, gctx := errgroup.WithContext(ctx)
 	var started atomic.Bool
 	if opts.Webapp {
-		startWebapp(gctx, g, cfg, zk, sinks, started.Load, role, settings, logger)
+		// The web app also stops when Run returns early, before g.Wait.
+		wctx, stopWebapp := context.WithCancel(gctx)
+		defer stopWebapp()
+		startWebapp(wctx, g, cfg, zk, sinks, started.Load, role, settings, logger)
 	}
 	if role == RoleAll || role == RoleWorker {
 		drv, err := BuildDrivers(ctx, cfg, logger)
@@ -127,8 +145,19 @@ func Run(ctx context.Context, opts Options) error {
 				}
 			}
 		}()
+		if err := restoreStaticClaims(ctx, zk, drv, logger); err != nil {
+			return err
+		}
 		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"))
-		workers := newWorkers(tc, cfg, settings, acts, opts.StopTimeout, rec)
+		// The workers' client carries the metrics handler through which workflows
+		// record launch attempts (metrics.SDKHandler); it shares tc's connection.
+		wc, err := client.NewClientFromExisting(tc, client.Options{Namespace: cfg.Temporal.Namespace,
+			Logger: log.NewStructuredLogger(logger.With("component", "temporal")), MetricsHandler: metrics.SDKHandler(rec)})
+		if err != nil {
+			return fmt.Errorf("connecting to Temporal: %w", err)
+		}
+		defer wc.Close()
+		workers := newWorkers(wc, cfg, settings, acts, opts.StopTimeout, rec)
 		for _, w := range workers {
 			if err := w.Start(); err != nil {
 				for _, started := range workers {

@@ -75,6 +75,23 @@ func acceptOptions(ctx workflow.Context, nodes int) workflow.Context {
 	})
 }
 
+// scanOptions are the options of a node scan: it may take the whole boot-timeout, and
+// runs on the main task queue (not the provider's rate-limited one: it makes no cloud
+// call).
+func scanOptions(ctx workflow.Context, bootTimeout time.Duration) workflow.Context {
+	if bootTimeout <= 0 {
+		bootTimeout = 3 * time.Minute
+	}
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: bootTimeout + 30*time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			MaximumAttempts:        3,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
 // stepTimeout bounds one driver step.
 const stepTimeout = 30 * time.Second
 

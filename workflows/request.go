@@ -699,6 +699,9 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 		if lctx.Err() != nil {
 			return false
 		}
+		if err == nil && r.plan.HostKeyChecking {
+			err = r.scan(dctx, ns, st.Instance)
+		}
 		if err == nil {
 			err = workflow.ExecuteLocalActivity(zkLocal(dctx), a.NodeReady, activities.NodeReadyInput{
 				NodeID: ns.NodeID, Owner: r.owner, Instance: *st.Instance, Need: np.Need,
@@ -749,6 +752,22 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 	}
 	ns.State = NodeFailed
 	return false
+}
+
+// scan reads the node's SSH host keys into inst (or checks its port) within the
+// provider's boot-timeout. A node that does not answer fails the attempt.
+func (r *requestRun) scan(ctx workflow.Context, ns *NodeStatus, inst *drivers.Instance) error {
+	ns.Step = "scanning host keys"
+	var res activities.ScanNodeResult
+	err := workflow.ExecuteActivity(scanOptions(ctx, seconds(r.plan.BootTimeoutSec)), a.ScanNode, activities.ScanNodeInput{
+		NodeID: ns.NodeID, Host: inst.InterfaceIP, Port: inst.ConnectionPort, ConnectionType: inst.ConnectionType,
+		TimeoutSec: r.plan.BootTimeoutSec,
+	}).Get(ctx, &res)
+	if err != nil {
+		return err
+	}
+	inst.HostKeys = res.HostKeys
+	return nil
 }
 
 // capacityBackoff is the wait before retrying after the n-th capacity error (from 0):

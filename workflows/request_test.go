@@ -566,3 +566,25 @@ func TestHandleRequestHonoursMaxConcurrency(t *testing.T) {
 	require.Equal(t, 1, most, "at most max-concurrency launches run at once")
 	require.True(t, released, "the slots are given back")
 }
+
+func TestHandleRequestScansHostKeys(t *testing.T) {
+	plan := launchPlan("small")
+	plan.HostKeyChecking = true
+	plan.BootTimeoutSec = 60
+	h := newHarness(t, plan, []string{"0000000001"})
+	scans := 0
+	h.env.OnActivity(a.ScanNode, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.ScanNodeInput) (activities.ScanNodeResult, error) {
+			scans++
+			if scans == 1 {
+				return activities.ScanNodeResult{}, temporal.NewNonRetryableApplicationError("no answer", activities.ErrTypeNodescan, nil)
+			}
+			return activities.ScanNodeResult{HostKeys: []string{"ssh-ed25519 AAAA"}}, nil
+		})
+	h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+	h.run()
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	require.Equal(t, 2, scans, "a node that does not answer fails its attempt; the next attempt is scanned again")
+	require.Equal(t, []string{"i-0000000001-1"}, h.cloud.deleted, "the failed attempt's instance is deleted")
+}

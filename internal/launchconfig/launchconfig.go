@@ -13,6 +13,7 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/aws"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers/static"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -42,8 +43,9 @@ func Load(path, securePath string) (*config.Config, error) {
 // adding it here and to worker's factories.
 func DriverValidators() map[string]func(p *config.Provider) error {
 	return map[string]func(p *config.Provider) error{
-		"sim": ValidateSim,
-		"aws": ValidateAWS,
+		"sim":    ValidateSim,
+		"aws":    ValidateAWS,
+		"static": ValidateStatic,
 	}
 }
 
@@ -54,6 +56,26 @@ func ValidateSim(p *config.Provider) error {
 		return err
 	}
 	return p.DriverProblems(cfg.Validate())
+}
+
+// ValidateStatic checks a static provider's section; each problem carries the line
+// of its key.
+func ValidateStatic(p *config.Provider) error {
+	var cfg static.Config
+	if err := p.DecodeDriver(&cfg); err != nil {
+		return err
+	}
+	root := p.DriverNode()
+	var problems []config.Problem
+	for _, sp := range static.Problems(cfg.Validate()) {
+		problems = append(problems, config.Problem{
+			File: p.Pos.File, Line: static.Locate(root, sp.Path), Path: p.Pos.Path + "." + sp.Path, Msg: sp.Msg,
+		})
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &config.ValidationError{Problems: problems}
 }
 
 // ValidateAWS checks an aws provider's section.

@@ -23,7 +23,16 @@ func TestLoadValidatesDriverSections(t *testing.T) {
 		{name: "example of make run", file: "../../examples/nodepool.yaml"},
 		{name: "compose stack", file: "../../docker/nodepool.yaml"},
 		{name: "unknown driver", file: "testdata/unknown-driver.yaml", want: []string{
-			`unknown-driver.yaml:7: providers[0] (cloud)`, `unknown driver "openstack" (known drivers: aws, sim)`,
+			`unknown-driver.yaml:7: providers[0] (cloud)`, `unknown driver "openstack" (known drivers: aws, sim, static)`,
+		}},
+		{name: "static provider", file: "testdata/static.yaml"},
+		{name: "bad static keys", file: "testdata/bad-static.yaml", want: []string{
+			"bad-static.yaml:13: providers[0].pools[0].nodes[0]: field ssh-port not found",
+			"bad-static.yaml:17: providers[0].pools[0].nodes[1].max-parallel-jobs:",
+		}},
+		{name: "bad static values", file: "testdata/bad-static-values.yaml", want: []string{
+			`bad-static-values.yaml:14: providers[0].pools[0].nodes[1].name: duplicate node "trusty.example.com"`,
+			"bad-static-values.yaml:16: providers[0].pools[0].nodes[1].timeout: must be at least 1",
 		}},
 		{name: "bad sim and aws keys at once", file: "testdata/bad-drivers.yaml", want: []string{
 			"bad-drivers.yaml:", "unknown flavor", "region-name", "key-name",
