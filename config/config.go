@@ -179,6 +179,10 @@ type ZooKeeperTLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 	CA   string `yaml:"ca"`
+	// AllowCNOnly accepts a server certificate that names its host only in the
+	// subject's common name (as Nodepool's tools/zk-ca.sh makes them); Go verifies
+	// host names against subject alternative names only.
+	AllowCNOnly bool `yaml:"allow-cn-only"`
 }
 
 // Label is a top-level label: a kind of node Zuul can request.

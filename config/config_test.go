@@ -383,3 +383,13 @@ func TestPoolLabelLookup(t *testing.T) {
 	_, ok = c.Provider("missing")
 	assert.False(t, ok)
 }
+
+func TestZooKeeperTLSAllowCNOnly(t *testing.T) {
+	cfg, err := Parse("tls.yaml", []byte("zookeeper-tls:\n  cert: c.pem\n  key: k.pem\n  ca: ca.pem\n  allow-cn-only: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ZooKeeperTLS == nil || !cfg.ZooKeeperTLS.AllowCNOnly {
+		t.Fatalf("allow-cn-only not read: %+v", cfg.ZooKeeperTLS)
+	}
+}

@@ -112,7 +112,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		dial = tlsDialer(cfg, dial)
+		dial = tlsDialer(cfg, dial, serverNames(servers))
 	}
 
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))

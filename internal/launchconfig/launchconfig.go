@@ -118,7 +118,7 @@ func ZooKeeperOptions(cfg *config.Config, logger *slog.Logger) (zookeeper.Option
 		Logger:         logger.With("component", "zookeeper"),
 	}
 	if t := cfg.ZooKeeperTLS; t != nil {
-		opts.TLS = &zookeeper.TLSConfig{CertFile: t.Cert, KeyFile: t.Key, CAFile: t.CA}
+		opts.TLS = &zookeeper.TLSConfig{CertFile: t.Cert, KeyFile: t.Key, CAFile: t.CA, AllowCNOnly: t.AllowCNOnly}
 	}
 	return opts, nil
 }
