@@ -34,6 +34,9 @@ type Activities struct {
 	labelQuota map[string]drivers.Resources
 	// ready is the last listing of ready, unallocated nodes (see readyNodes).
 	ready *readyListing
+	// pools and poolsAt are the last listing of other launchers' pools (otherPools).
+	pools   []zookeeper.PoolComponent
+	poolsAt time.Time
 }
 
 // Option changes an Activities value built by New.

@@ -651,3 +651,57 @@ func TestMinReadyPass(t *testing.T) {
 	_, err = f.zk.GetRequest(ctx, req.ID)
 	require.ErrorIs(t, err, zookeeper.ErrNotFound)
 }
+
+func TestYieldToOtherLaunchersPools(t *testing.T) {
+	reqFor := func(provider string, declined ...string) *zookeeper.NodeRequest {
+		r := &zookeeper.NodeRequest{NodeTypes: []string{"small"}, DeclinedBy: declined}
+		if provider != "" {
+			r.Provider = &provider
+		}
+		return r
+	}
+	pool := func(id, provider string, priority int, paused bool, labels ...string) zookeeper.PoolComponent {
+		return zookeeper.PoolComponent{ID: id, ProviderName: provider, Priority: priority, Paused: paused, SupportedLabels: labels}
+	}
+	tests := []struct {
+		name   string
+		others []zookeeper.PoolComponent
+		req    *zookeeper.NodeRequest
+		yield  string
+	}{
+		{"higher priority", []zookeeper.PoolComponent{pool("up-a", "aws", 50, false, "small")}, reqFor(""), "up-a"},
+		{"same priority", []zookeeper.PoolComponent{pool("up-a", "aws", 100, false, "small")}, reqFor(""), ""},
+		{"lower priority", []zookeeper.PoolComponent{pool("up-a", "aws", 200, false, "small")}, reqFor(""), ""},
+		{"declined already", []zookeeper.PoolComponent{pool("up-a", "aws", 50, false, "small")}, reqFor("", "up-a"), ""},
+		{"paused at quota", []zookeeper.PoolComponent{pool("up-a", "aws", 50, true, "small")}, reqFor(""), ""},
+		{"label not offered", []zookeeper.PoolComponent{pool("up-a", "aws", 50, false, "large")}, reqFor(""), ""},
+		{"preferred provider", []zookeeper.PoolComponent{pool("up-b", "gcp", 300, false, "small")}, reqFor("gcp"), "up-b"},
+		{"ours is the preferred one", []zookeeper.PoolComponent{pool("up-c", "aws", 10, false, "small")}, reqFor("sim"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			preferred := ""
+			if tc.req.Provider != nil {
+				preferred = *tc.req.Provider
+			}
+			p, ok := yieldTo(tc.others, tc.req, preferred, "sim", 100)
+			require.Equal(t, tc.yield != "", ok)
+			require.Equal(t, tc.yield, p.ID)
+		})
+	}
+}
+
+func TestPlanDefersToAHigherPriorityPoolOfAnotherLauncher(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	reg, err := f.zk.RegisterPool(ctx, zookeeper.PoolComponent{Hostname: "up", ID: "upstream-PoolWorker.aws-main", Kind: "pool",
+		ProviderName: "aws", SupportedLabels: []string{"small"}, Priority: 10})
+	require.NoError(t, err)
+	id := f.submit(t, "small")
+	p := f.plan(t, id)
+	require.Equal(t, DecisionDefer, p.Decision, "a higher-priority online pool goes first")
+	require.Contains(t, p.Reason, "upstream-PoolWorker.aws-main")
+	require.NoError(t, reg.Unregister(ctx))
+	f.acts.pools = nil
+	require.Equal(t, DecisionLaunch, f.plan(t, id).Decision, "once it is gone, ours serves the request")
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -94,7 +95,18 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 		}
 		return ci.idx < cj.idx
 	})
+	others, err := a.otherPools(ctx)
+	if err != nil {
+		return Plan{}, err
+	}
 	for _, c := range candidates {
+		if p, ok := yieldTo(others, req, preferred, c.prov.Name, c.pool.Priority); ok {
+			// Another launcher's pool goes first (the request's preferred provider, or
+			// a higher priority): leave the request to it while it is online, as
+			// Nodepool's pools do, instead of declining.
+			return Plan{Decision: DecisionDefer, DeclinePools: []string{c.pool.ID},
+				Reason: fmt.Sprintf("pool %s of another launcher goes first", p.ID)}, nil
+		}
 		plan := Plan{
 			Decision:          DecisionLaunch,
 			Provider:          c.prov.Name,
@@ -124,7 +136,7 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 				// The provider cannot answer now (credentials, endpoint, throttling):
 				// the request waits and planning is retried, as Nodepool pauses.
 				a.logger.Warn("provider unavailable; planning will be retried", "request_id", in.RequestID,
-					"provider", c.prov.Name, "label", label, "error", err)
+					"event_id", info.EventID, "provider", c.prov.Name, "label", label, "error", err)
 				return Plan{}, driverError("reading label quota of "+label, err)
 			}
 			plan.Nodes = append(plan.Nodes, NodePlan{Label: label, Need: need})
@@ -466,7 +478,7 @@ func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 			}
 		}
 		activity.RecordHeartbeat(ctx, len(nodes))
-		a.logger.Info("created nodes", "request_id", in.RequestID, "nodes", len(nodes), "of", len(in.Plan.Nodes))
+		a.logger.Info("created nodes", "request_id", in.RequestID, "event_id", in.Plan.Request.EventID, "nodes", len(nodes), "of", len(in.Plan.Nodes))
 	}
 	res := AcceptResult{Accepted: true, NodeIDs: nodes}
 	for i, np := range in.Plan.Nodes {
@@ -527,7 +539,7 @@ func (a *Activities) FulfillRequest(ctx context.Context, in FulfillInput) (Fulfi
 		return FulfillResult{}, lockLost("request " + in.RequestID)
 	}
 	if req.State != zookeeper.StatePending {
-		a.logger.Warn("request is no longer pending; not fulfilling it", "request_id", in.RequestID, "state", req.State)
+		a.logger.Warn("request is no longer pending; not fulfilling it", "request_id", in.RequestID, "event_id", req.EventID, "state", req.State)
 		return FulfillResult{Gone: true}, nil
 	}
 	for _, id := range in.NodeIDs {
@@ -550,7 +562,7 @@ func (a *Activities) FulfillRequest(ctx context.Context, in FulfillInput) (Fulfi
 	})
 	if gone || lost {
 		if lost {
-			a.logger.Warn("request is no longer pending; not fulfilling it", "request_id", in.RequestID)
+			a.logger.Warn("request is no longer pending; not fulfilling it", "request_id", in.RequestID, "event_id", req.EventID)
 		}
 		return FulfillResult{Gone: true}, nil
 	}
@@ -558,7 +570,7 @@ func (a *Activities) FulfillRequest(ctx context.Context, in FulfillInput) (Fulfi
 		return FulfillResult{}, err
 	}
 	a.releaseQuietly(ctx, reqLock, in.Owner)
-	a.logger.Info("fulfilled node request", "request_id", in.RequestID, "nodes", strings.Join(in.NodeIDs, ","))
+	a.logger.Info("fulfilled node request", "request_id", in.RequestID, "event_id", req.EventID, "nodes", strings.Join(in.NodeIDs, ","))
 	return FulfillResult{}, nil
 }
 
@@ -618,7 +630,7 @@ func (a *Activities) pendingOfOurs(ctx context.Context, req *zookeeper.NodeReque
 	if err != nil {
 		return nil, false, err
 	}
-	a.logger.Info("recovered a request from an ended run", "request_id", req.ID, "previous_owner", holder, "nodes", len(req.Nodes))
+	a.logger.Info("recovered a request from an ended run", "request_id", req.ID, "event_id", req.EventID, "previous_owner", holder, "nodes", len(req.Nodes))
 	return out, false, nil
 }
 
@@ -658,4 +670,67 @@ func distinct(list []string) []string {
 	out := slices.Clone(list)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// poolsCacheTTL is how long a listing of the registered pools serves plans.
+const poolsCacheTTL = 2 * time.Second
+
+// otherPools returns the pools other launchers registered (ours excluded), from a
+// listing at most poolsCacheTTL old.
+func (a *Activities) otherPools(ctx context.Context) ([]zookeeper.PoolComponent, error) {
+	a.mu.Lock()
+	cached, at := a.pools, a.poolsAt
+	a.mu.Unlock()
+	if cached != nil && a.now().Sub(at) <= poolsCacheTTL {
+		return cached, nil
+	}
+	all, err := a.zk.ListPools(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing registered pools: %w", err)
+	}
+	ours := map[string]bool{}
+	for _, id := range a.settings.PoolIDs() {
+		ours[id] = true
+	}
+	others := []zookeeper.PoolComponent{}
+	for _, p := range all {
+		if !ours[p.ID] {
+			others = append(others, p)
+		}
+	}
+	a.mu.Lock()
+	a.pools, a.poolsAt = others, a.now()
+	a.mu.Unlock()
+	return others, nil
+}
+
+// yieldTo returns a pool of another launcher that should serve the request before our
+// pool (of provider and priority) does: one that is online and not paused, has not
+// declined the request, offers every requested label, and either belongs to the
+// request's preferred provider (when ours does not) or has a higher priority (a lower
+// number) within the same preference.
+func yieldTo(others []zookeeper.PoolComponent, req *zookeeper.NodeRequest, preferred, provider string, priority int) (zookeeper.PoolComponent, bool) {
+	for _, p := range others {
+		if p.Paused || slices.Contains(req.DeclinedBy, p.ID) {
+			continue
+		}
+		offers := true
+		for _, l := range req.NodeTypes {
+			if !slices.Contains(p.SupportedLabels, l) {
+				offers = false
+				break
+			}
+		}
+		if !offers {
+			continue
+		}
+		theirsPreferred, oursPreferred := preferred != "" && p.ProviderName == preferred, preferred != "" && provider == preferred
+		switch {
+		case theirsPreferred && !oursPreferred:
+			return p, true
+		case theirsPreferred == oursPreferred && p.Priority < priority:
+			return p, true
+		}
+	}
+	return zookeeper.PoolComponent{}, false
 }
