@@ -397,4 +397,3 @@ func (p *Poller) startDelete(ctx context.Context, id string, unlockedFor time.Du
 	})
 	return err
 }
-

@@ -97,6 +97,8 @@ type Poller struct {
 	// gone, until they are old enough to remove.
 	lockDirs map[string]time.Time
 	regs     map[string]*zookeeper.Registration
+	// launcherReg is this process's launcher component registration.
+	launcherReg *zookeeper.Registration
 }
 
 // New returns a Poller.
@@ -142,6 +144,11 @@ func (p *Poller) Run(ctx context.Context) error {
 }
 
 func (p *Poller) register(ctx context.Context) error {
+	reg, err := p.opts.ZK.RegisterLauncher(ctx, p.opts.Hostname, p.opts.Version)
+	if err != nil {
+		return fmt.Errorf("registering launcher: %w", err)
+	}
+	p.launcherReg = reg
 	for _, pool := range p.opts.Pools {
 		reg, err := p.opts.ZK.RegisterPool(ctx, zookeeper.PoolComponent{
 			Hostname:        p.opts.Hostname,
@@ -169,6 +176,11 @@ func (p *Poller) unregister() {
 	for id, reg := range p.regs {
 		if err := reg.Unregister(ctx); err != nil {
 			p.log.Warn("unregistering pool", "pool", id, "error", err)
+		}
+	}
+	if p.launcherReg != nil {
+		if err := p.launcherReg.Unregister(ctx); err != nil {
+			p.log.Warn("unregistering launcher", "error", err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -278,8 +279,21 @@ func TestPollerRegistersPools(t *testing.T) {
 		return err == nil && len(pools) == 1 && pools[0].ID == testPoolID &&
 			pools[0].SupportedLabels[0] == "small" && !pools[0].Paused
 	}, "pool not registered")
+	launchers := func() []string {
+		names, err := zk.Children(context.Background(), zookeeper.LauncherComponentsPath)
+		if errors.Is(err, zookeeper.ErrNotFound) {
+			return nil
+		}
+		require.NoError(t, err)
+		return names
+	}
+	require.Len(t, launchers(), 1, "the launcher process registers as upstream's do")
+	data, _, err := zk.Get(context.Background(), zookeeper.LauncherComponentsPath+"/"+launchers()[0])
+	require.NoError(t, err)
+	require.JSONEq(t, `{"hostname":"host","kind":"launcher","model_api":0,"state":"running","version":"test"}`, string(data))
 	stop()
 	pools, err := zk.ListPools(context.Background())
 	require.NoError(t, err)
 	require.Empty(t, pools, "registration removed on stop")
+	require.Empty(t, launchers())
 }

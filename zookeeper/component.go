@@ -9,6 +9,8 @@ import (
 const (
 	// ComponentKindPool is the kind of a pool worker registration.
 	ComponentKindPool = "pool"
+	// ComponentKindLauncher is the kind of a launcher process registration.
+	ComponentKindLauncher = "launcher"
 	// ComponentStateInitializing: starting up.
 	ComponentStateInitializing = "initializing"
 	// ComponentStateRunning: serving.
@@ -55,6 +57,13 @@ type PoolComponent struct {
 
 // Encode returns the registration JSON with sorted keys, as Nodepool writes it.
 func (p *PoolComponent) Encode() ([]byte, error) {
+	if p.Kind == ComponentKindLauncher {
+		// A launcher component has the common fields only.
+		return marshal(map[string]any{
+			"hostname": p.Hostname, "state": p.State, "kind": p.Kind,
+			"version": p.Version, "model_api": p.ModelAPI,
+		})
+	}
 	q := *p
 	q.SupportedLabels = stringsOrEmpty(q.SupportedLabels)
 	data, err := marshal(q)

@@ -16,6 +16,8 @@ const (
 	NodesPath = "/nodepool/nodes"
 	// PoolComponentsPath is the parent of pool worker registrations.
 	PoolComponentsPath = "/nodepool/components/pool"
+	// LauncherComponentsPath is the parent of launcher process registrations.
+	LauncherComponentsPath = "/nodepool/components/launcher"
 )
 
 // lockNodeName separates the contender's uuid from its sequence number in

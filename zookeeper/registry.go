@@ -60,13 +60,25 @@ func (c *Client) RegisterPool(ctx context.Context, p PoolComponent) (*Registrati
 	return r, nil
 }
 
+// RegisterLauncher publishes this launcher process as an ephemeral sequential znode
+// /nodepool/components/launcher/<hostname><seq> with hostname, state, kind, version
+// and model_api, as every Nodepool launcher process does. Like a pool registration it
+// is re-created after a session loss.
+func (c *Client) RegisterLauncher(ctx context.Context, hostname, version string) (*Registration, error) {
+	return c.RegisterPool(ctx, PoolComponent{Hostname: hostname, Kind: ComponentKindLauncher, Version: version})
+}
+
 // createLocked creates a fresh registration znode from r.comp.
 func (r *Registration) createLocked(ctx context.Context) error {
 	data, err := r.comp.Encode()
 	if err != nil {
 		return err
 	}
-	created, err := r.c.createMakePath(ctx, PoolComponentsPath+"/"+r.comp.Hostname, data, zk.FlagEphemeralSequential)
+	parent := PoolComponentsPath
+	if r.comp.Kind == ComponentKindLauncher {
+		parent = LauncherComponentsPath
+	}
+	created, err := r.c.createMakePath(ctx, parent+"/"+r.comp.Hostname, data, zk.FlagEphemeralSequential)
 	if err != nil {
 		return err
 	}

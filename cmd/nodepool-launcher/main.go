@@ -1,7 +1,12 @@
 // Command nodepool-launcher is the launcher daemon: it serves Zuul's node requests from
 // ZooKeeper through Temporal workflows. It takes upstream nodepool-launcher's flags.
 //
-//	nodepool-launcher -c /etc/nodepool/nodepool.yaml [--role all|poller|worker]
+//	nodepool-launcher -c /etc/nodepool/nodepool.yaml [--role all|poller|worker] [--no-webapp]
+//
+// Unless --no-webapp is given it serves upstream's web app on the configuration's
+// webapp address (port 8005 by default): /node-list, /request-list, /label-list,
+// /image-list, /ready, and Prometheus metrics on /metrics. With STATSD_HOST or
+// STATSD_PORT set it sends upstream's statsd metrics.
 //
 // It runs in the foreground (the -d and -f flags are accepted for compatibility) and
 // stops gracefully on SIGINT or SIGTERM, letting running activities finish.
@@ -42,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	version := fs.Bool("version", false, "print the version and exit")
 	fs.Bool("d", false, "run in the foreground with debug output (accepted for compatibility)")
 	fs.Bool("f", false, "run in the foreground (accepted for compatibility; always the case)")
-	fs.Bool("no-webapp", false, "accepted for compatibility")
+	noWebapp := fs.Bool("no-webapp", false, "do not start the web app (status endpoints, /ready, /metrics)")
 	fs.String("l", "", "accepted for compatibility; use --log-level and --log-format")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -78,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.Remove(*pidFile)
 	}
-	err = worker.Run(ctx, worker.Options{Config: cfg, Role: *role, Logger: logger})
+	err = worker.Run(ctx, worker.Options{Config: cfg, Role: *role, Logger: logger, Webapp: !*noWebapp})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("launcher stopped", "error", err)
 		return 1
