@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/metrics"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -32,6 +33,8 @@ type Activities struct {
 
 	mu         sync.Mutex
 	labelQuota map[string]drivers.Resources
+	// recorder receives the counts package metrics reports (leaked resources).
+	recorder metrics.Recorder
 	// ready is the last listing of ready, unallocated nodes (see readyNodes).
 	ready *readyListing
 	// pools and poolsAt are the last listing of other launchers' pools (otherPools).
@@ -41,6 +44,9 @@ type Activities struct {
 
 // Option changes an Activities value built by New.
 type Option func(*Activities)
+
+// WithRecorder sends counts (leaked resources deleted) to a metrics recorder.
+func WithRecorder(r metrics.Recorder) Option { return func(a *Activities) { a.recorder = r } }
 
 // WithClock replaces the clock, for tests.
 func WithClock(now func() time.Time) Option { return func(a *Activities) { a.now = now } }
@@ -54,7 +60,7 @@ func New(zk *zookeeper.Client, drv map[string]drivers.Driver, settings Settings,
 	}
 	a := &Activities{
 		zk: zk, drivers: drv, settings: settings, temporal: temporal, logger: logger,
-		now: time.Now, labelQuota: map[string]drivers.Resources{},
+		now: time.Now, labelQuota: map[string]drivers.Resources{}, recorder: metrics.Nop{},
 	}
 	for _, o := range opts {
 		o(a)

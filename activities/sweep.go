@@ -131,6 +131,7 @@ func (a *Activities) SweepLeaks(ctx context.Context, in SweepLeaksInput) (SweepL
 			continue
 		}
 		out.Deleted = append(out.Deleted, key)
+		a.recorder.Leaked(in.Provider, r.Type)
 	}
 	// Keys are appended in sorted order; the bound keeps the first ones.
 	if len(out.Suspects) > MaxSweepSuspects {

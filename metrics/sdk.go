@@ -4,6 +4,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"go.temporal.io/sdk/client"
 )
 
@@ -17,13 +18,13 @@ import (
 //	}).Timer("nodepool_launch").Record(workflow.Now(ctx).Sub(attemptStarted))
 const (
 	// LaunchTimer is the timer of one launch attempt; its value is the duration.
-	LaunchTimer = "nodepool_launch"
+	LaunchTimer = names.LaunchTimer
 	// Tags of LaunchTimer. TagErrorType is the Temporal application error type that
 	// ended the attempt, empty for a node that became ready (see LaunchResult).
-	TagProvider  = "provider"
-	TagAZ        = "az"
-	TagRequestor = "requestor"
-	TagErrorType = "error_type"
+	TagProvider  = names.TagProvider
+	TagAZ        = names.TagAZ
+	TagRequestor = names.TagRequestor
+	TagErrorType = names.TagErrorType
 )
 
 // SDKHandler returns a Temporal SDK metrics handler (client.Options.MetricsHandler)

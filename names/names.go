@@ -73,3 +73,14 @@ func ParseLockOwner(owner string) (workflowID, chainID string) {
 	}
 	return owner, ""
 }
+
+// The launch metric the request workflow records through the SDK's metrics handler
+// (no history events), and its tags; package metrics turns it into launch counters
+// and timers.
+const (
+	LaunchTimer  = "nodepool_launch"
+	TagProvider  = "provider"
+	TagAZ        = "az"
+	TagRequestor = "requestor"
+	TagErrorType = "error_type"
+)

@@ -148,7 +148,7 @@ func Run(ctx context.Context, opts Options) error {
 		if err := restoreStaticClaims(ctx, zk, drv, logger); err != nil {
 			return err
 		}
-		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"))
+		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"), activities.WithRecorder(rec))
 		// The workers' client carries the metrics handler through which workflows
 		// record launch attempts (metrics.SDKHandler); it shares tc's connection.
 		wc, err := client.NewClientFromExisting(tc, client.Options{Namespace: cfg.Temporal.Namespace,

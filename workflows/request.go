@@ -694,6 +694,7 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 			return false
 		}
 		ns.Attempt, ns.State, ns.Step, ns.Error = attempt, NodeBuilding, "", ""
+		attemptStarted := workflow.Now(ctx)
 		st, err := r.runCreate(ctx, lctx, i, attempt, from)
 		from = nil
 		if lctx.Err() != nil {
@@ -708,11 +709,13 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 			}).Get(dctx, nil)
 			if err == nil {
 				ns.State = NodeReady
+				r.recordLaunch(ctx, st.Instance.AZ, "", attemptStarted)
 				return true
 			}
 		}
 		ns.Error = err.Error()
 		kind := errorType(err)
+		r.recordLaunch(ctx, "", kind, attemptStarted)
 		r.logger.Warn("launch attempt failed", "node_id", ns.NodeID, "attempt", attempt, "error", err)
 		if kind == activities.ErrTypeLockLost || kind == activities.ErrTypeNodeGone {
 			ns.State = NodeFailed
@@ -768,6 +771,15 @@ func (r *requestRun) scan(ctx workflow.Context, ns *NodeStatus, inst *drivers.In
 	}
 	inst.HostKeys = res.HostKeys
 	return nil
+}
+
+// recordLaunch reports a launch attempt's result and duration to the worker's metrics
+// (statsd and Prometheus; see package metrics). errType is empty for a ready node.
+func (r *requestRun) recordLaunch(ctx workflow.Context, az, errType string, started time.Time) {
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{
+		names.TagProvider: r.plan.Provider, names.TagAZ: az, names.TagRequestor: r.plan.Request.Requestor,
+		names.TagErrorType: errType,
+	}).Timer(names.LaunchTimer).Record(workflow.Now(ctx).Sub(started))
 }
 
 // capacityBackoff is the wait before retrying after the n-th capacity error (from 0):
