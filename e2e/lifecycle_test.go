@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
@@ -41,4 +44,52 @@ func TestReadyNodeOfCancelledRequestIsReused(t *testing.T) {
 	c.giveBack(c.accept(second))
 	c.waitNoNodes(30 * time.Second)
 	waitCloudEmpty(t, cl, 30*time.Second)
+}
+
+// A change of the configuration file applies without a restart: a label added to a
+// pool is served, and a file that does not validate is refused while the running
+// configuration stays in force.
+func TestConfigurationReloadsWithoutRestart(t *testing.T) {
+	cl := simCloud(5, "small")
+	c := newCluster(t, clusterSpec{Clouds: []*cloudSpec{cl}})
+	launcher := c.startLauncher("all")
+
+	data, err := os.ReadFile(c.cfgPath)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, yaml.Unmarshal(data, &doc))
+
+	// A broken file first: refused, the launcher keeps serving.
+	require.NoError(t, os.WriteFile(c.cfgPath, append(append([]byte{}, data...), []byte("max-hold-age: forever\n")...), 0o644))
+	waitLog(t, launcher.LogPath(), "refusing the changed configuration", 30*time.Second)
+	c.waitRequest(c.submit("100", "small"), 60*time.Second, stateIs(zookeeper.StateFulfilled))
+
+	// Then a new label on the pool.
+	doc["labels"] = append(doc["labels"].([]any), map[string]any{"name": "large"})
+	pool := doc["providers"].([]any)[0].(map[string]any)["pools"].([]any)[0].(map[string]any)
+	pool["labels"] = append(pool["labels"].([]any), map[string]any{"name": "large", "flavor": "small", "cloud-image": "img"})
+	out, err := yaml.Marshal(doc)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(c.cfgPath, out, 0o644))
+	waitLog(t, launcher.LogPath(), "configuration reloaded", 30*time.Second)
+
+	req := c.waitRequest(c.submit("100", "large"), 90*time.Second, stateIs(zookeeper.StateFulfilled, zookeeper.StateFailed))
+	require.Equal(t, zookeeper.StateFulfilled, req.State, "the new label is served without a restart")
+	require.Equal(t, zookeeper.Labels{"large"}, c.node(req.Nodes[0]).Type)
+}
+
+// waitLog waits until the log file at path contains text.
+func waitLog(t *testing.T, path, text string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		data, _ := os.ReadFile(path)
+		if strings.Contains(string(data), text) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not logged within %s", text, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

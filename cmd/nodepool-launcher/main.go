@@ -83,7 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer os.Remove(*pidFile)
 	}
-	err = worker.Run(ctx, worker.Options{Config: cfg, Role: *role, Logger: logger, Webapp: !*noWebapp})
+	err = worker.RunReloading(ctx, worker.Options{Config: cfg, Role: *role, Logger: logger, Webapp: !*noWebapp},
+		*cfgPath, *securePath, worker.DefaultReloadInterval)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("launcher stopped", "error", err)
 		return 1
