@@ -161,6 +161,8 @@ type requestRun struct {
 	// cancels stop the launch coroutines when the request is deleted.
 	cancels []workflow.CancelFunc
 	logger  log.Logger
+	// eventTagged is true once the logger carries the request's event id.
+	eventTagged bool
 }
 
 func (r *requestRun) setup(ctx workflow.Context) error {
@@ -281,6 +283,10 @@ func (r *requestRun) planPhase(ctx workflow.Context) (RequestResult, bool, error
 	case activities.DecisionDecline:
 		res, err := r.decline(ctx, r.plan.DeclinePools, r.plan.Reason)
 		return res, true, err
+	}
+	if r.plan.Request.EventID != "" && !r.eventTagged {
+		r.logger = log.With(r.logger, "event_id", r.plan.Request.EventID)
+		r.eventTagged = true
 	}
 	r.status.Provider, r.status.Pool = r.plan.Provider, r.plan.Pool
 	r.status.Nodes = r.status.Nodes[:0]

@@ -23,7 +23,7 @@ func TestRun(t *testing.T) {
 	}{
 		{"version", []string{"--version"}, 0, []string{"nodepool-launcher"}},
 		{"unknown flag", []string{"--bogus"}, 2, []string{"flag provided but not defined"}},
-		{"bad log level", []string{"--log-level", "loud", "-c", bad}, 2, []string{"bad --log-level"}},
+		{"bad log level", []string{"--log-level", "loud", "-c", bad}, 2, []string{"bad log level"}},
 		{"missing file", []string{"-c", filepath.Join(dir, "none.yaml")}, 1, []string{"refusing to start", "none.yaml"}},
 		{"bad file lists every problem", []string{"-c", bad}, 1, []string{
 			"refusing to start", "bad.yaml:5", "duplicate", `unknown driver "nope"`,

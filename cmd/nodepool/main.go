@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/logging"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -35,7 +38,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := runIO(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -53,23 +56,51 @@ type command struct {
 var commands = []*command{
 	{name: "list", args: "[--detail]", summary: "list nodes", run: cmdList},
 	{name: "request-list", summary: "list node requests", run: cmdRequestList},
+	{name: "label-list", summary: "list the labels of every registered pool", run: cmdLabelList},
+	{name: "image-list", summary: "list image uploads", run: cmdImageList},
 	{name: "delete", args: "ID [--now]", summary: "place a node in the deleting state", run: cmdDelete},
-	{name: "hold", args: "ID [--reason TEXT]", summary: "place a node in the hold state", run: cmdHold},
+	{name: "hold", args: "ID [--reason TEXT] [--hold-expiration SECONDS]", summary: "place a node in the hold state", run: cmdHold},
 	{name: "info", args: "PROVIDER", summary: "show ZooKeeper data of a provider", run: cmdInfo},
+	{name: "erase", args: "PROVIDER [--force]", summary: "erase ZooKeeper data of a provider that is no longer configured", run: cmdErase},
 	{name: "config-validate", summary: "validate the configuration file", run: cmdConfigValidate},
-	{name: "request", args: "LABEL [LABEL...] [--priority N] [--tenant T] [--requestor NAME] [--timeout D] [--keep] [--json]",
+	{name: "explain", args: "REQUEST [--web-url URL]", summary: "explain why a node request waits or failed", run: cmdExplain},
+	{name: "request", args: "LABEL [LABEL...] [--priority N] [--tenant T] [--requestor NAME] [--timeout D] [--keep]",
 		summary: "request nodes as Zuul does, use and return them", run: cmdRequest},
 }
 
-// session is what a command works with: the output streams and, once open, the
-// configuration and a ZooKeeper client.
+// globals are the options every command accepts, before or after its name.
+type globals struct {
+	cfgPath    string
+	securePath string
+	debug      bool
+	json       bool
+	logConfig  string
+}
+
+// globalFlags names the global options, for the commands' help.
+var globalFlags = map[string]bool{"c": true, "s": true, "debug": true, "json": true, "l": true}
+
+// register adds the global options to fs, with their current values as defaults
+// (so that a value given before the command survives).
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.cfgPath, "c", g.cfgPath, "path to the configuration file")
+	fs.StringVar(&g.securePath, "s", g.securePath, "path to the secure configuration file")
+	fs.BoolVar(&g.debug, "debug", g.debug, "show debug logging")
+	fs.BoolVar(&g.json, "json", g.json, "print JSON instead of tables")
+	fs.StringVar(&g.logConfig, "l", g.logConfig, "accepted for compatibility (logging goes to standard error)")
+}
+
+// session is what a command works with: the options, the standard streams and,
+// once open, the configuration and a ZooKeeper client.
 type session struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader
+	g              *globals
 	logger         *slog.Logger
-	cfgPath        string
-	securePath     string
 	cfg            *config.Config
 	zk             *zookeeper.Client
+	// mu serializes progress lines written from several goroutines.
+	mu sync.Mutex
 }
 
 // usageError is a command line mistake; it is reported with the usage text and
@@ -87,15 +118,20 @@ func usagef(format string, args ...any) error {
 // standard error; run only sets the exit status.
 var errReported = errors.New("failure reported")
 
-// run is the whole program: it parses args, runs one command and returns the exit
-// status. ctx ends on Ctrl-C or SIGTERM.
+// run is the whole program with an empty standard input.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runIO(ctx, args, strings.NewReader(""), stdout, stderr)
+}
+
+// runIO is the whole program: it parses args, runs one command and returns the
+// exit status. ctx ends on Ctrl-C or SIGTERM. Global options may come before or
+// after the command's name.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{cfgPath: config.DefaultPath}
 	fs := flag.NewFlagSet("nodepool", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { printUsage(stderr) }
-	cfgPath := fs.String("c", config.DefaultPath, "path to the configuration file")
-	securePath := fs.String("s", "", "path to the secure configuration file")
-	debug := fs.Bool("debug", false, "show debug logging")
+	g.register(fs)
 	version := fs.Bool("version", false, "show the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,24 +155,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	// Problems that matter to a command are reported by the command itself; the
-	// library logs (connection events, the plain-connection notice) show with
-	// --debug.
-	level := slog.LevelError
-	if *debug {
-		level = slog.LevelDebug
-	}
 	s := &session{
-		stdout:     stdout,
-		stderr:     stderr,
-		logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-		cfgPath:    *cfgPath,
-		securePath: *securePath,
+		stdout: stdout,
+		stderr: stderr,
+		stdin:  stdin,
+		g:      g,
+		logger: slog.New(slog.DiscardHandler),
 	}
 
 	cfs := flag.NewFlagSet("nodepool "+cmd.name, flag.ContinueOnError)
 	cfs.SetOutput(stderr)
 	cfs.Usage = func() { printCommandUsage(stderr, cmd, cfs) }
+	g.register(cfs)
 	err := cmd.run(ctx, s, cfs, fs.Args()[1:])
 	s.close()
 	var uerr *usageError
@@ -163,13 +193,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// newLogger returns the logger of the libraries the CLI uses (connection events,
+// the plain-connection notice): errors only, everything with --debug, in the
+// launcher's text format.
+func (s *session) newLogger() *slog.Logger {
+	level := slog.LevelError
+	if s.g.debug {
+		level = slog.LevelDebug
+	}
+	h, err := logging.NewHandler(s.stderr, logging.Options{Level: level})
+	if err != nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return logging.Named(slog.New(h), "nodepool.cmd")
+}
+
 // open loads and validates the configuration and connects to ZooKeeper; commands
 // call it once their arguments are parsed. Configuration problems are printed one
 // per line.
 func (s *session) open(ctx context.Context) error {
-	cfg, err := launchconfig.Load(s.cfgPath, s.securePath)
+	s.logger = s.newLogger()
+	cfg, err := launchconfig.Load(s.g.cfgPath, s.g.securePath)
 	if err != nil {
-		fmt.Fprintf(s.stderr, "invalid configuration %s:\n", s.cfgPath)
+		fmt.Fprintf(s.stderr, "invalid configuration %s:\n", s.g.cfgPath)
 		printConfigError(s.stderr, err)
 		return errReported
 	}
@@ -185,6 +231,23 @@ func (s *session) open(ctx context.Context) error {
 		return err
 	}
 	s.zk = zk
+	return nil
+}
+
+// printJSON prints v as indented JSON.
+func (s *session) printJSON(v any) error {
+	enc := json.NewEncoder(s.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// output prints v as JSON with --json, else the table t.
+func (s *session) output(t *table, v any) error {
+	if s.g.json {
+		return s.printJSON(v)
+	}
+	t.write(s.stdout)
 	return nil
 }
 
@@ -220,13 +283,14 @@ func lookupCommand(name string) *command {
 
 // printUsage prints the program's help.
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: nodepool [-c CONFIG] [-s SECURE] [--debug] [--version] COMMAND [ARGS]
+	fmt.Fprint(w, `usage: nodepool [-c CONFIG] [-s SECURE] [--json] [--debug] [--version] COMMAND [ARGS]
 
 Administer the launcher through ZooKeeper.
 
-options:
+options (also accepted after the command):
   -c CONFIG   path to the configuration file (default `+config.DefaultPath+`)
   -s SECURE   path to the secure configuration file
+  --json      print JSON instead of tables
   --debug     show debug logging
   --version   show the version and exit
 
@@ -242,16 +306,25 @@ commands:
 	fmt.Fprint(w, "\nRun \"nodepool COMMAND -h\" for the arguments of a command.\n")
 }
 
-// printCommandUsage prints the help of one command.
+// printCommandUsage prints the help of one command: its own options (the global
+// ones are described by the program's help).
 func printCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "usage: nodepool %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
+	own := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	own.SetOutput(w)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !globalFlags[f.Name] {
+			own.Var(f.Value, f.Name, f.Usage)
+			own.Lookup(f.Name).DefValue = f.DefValue
+		}
+	})
 	flags := 0
-	fs.VisitAll(func(*flag.Flag) { flags++ })
-	if flags == 0 {
-		return
+	own.VisitAll(func(*flag.Flag) { flags++ })
+	if flags > 0 {
+		fmt.Fprintln(w, "\noptions:")
+		own.PrintDefaults()
 	}
-	fmt.Fprintln(w, "\noptions:")
-	fs.PrintDefaults()
+	fmt.Fprintln(w, "\nThe global options (-c, -s, --json, --debug) may also follow the command.")
 }
 
 // errFlagParse reports a flag the command does not know or a bad flag value; the
@@ -305,7 +378,30 @@ func cmdConfigValidate(_ context.Context, s *session, fs *flag.FlagSet, args []s
 	if _, err := exactArgs(fs, args); err != nil {
 		return err
 	}
-	if _, err := launchconfig.Load(s.cfgPath, s.securePath); err != nil {
+	_, err := launchconfig.Load(s.g.cfgPath, s.g.securePath)
+	if s.g.json {
+		out := struct {
+			Valid    bool     `json:"valid"`
+			Problems []string `json:"problems"`
+		}{Valid: err == nil, Problems: []string{}}
+		if err != nil {
+			if problems := config.Problems(err); len(problems) > 0 {
+				for _, p := range problems {
+					out.Problems = append(out.Problems, p.Error())
+				}
+			} else {
+				out.Problems = append(out.Problems, err.Error())
+			}
+		}
+		if perr := s.printJSON(out); perr != nil {
+			return perr
+		}
+		if err != nil {
+			return errReported
+		}
+		return nil
+	}
+	if err != nil {
 		printConfigError(s.stderr, err)
 		return errReported
 	}

@@ -52,7 +52,6 @@ func cmdRequest(ctx context.Context, s *session, fs *flag.FlagSet, args []string
 	fs.StringVar(&o.requestor, "requestor", defaultRequestor(), "requestor name")
 	fs.DurationVar(&o.timeout, "timeout", defaultRequestTimeout, "how long to wait for the request to be fulfilled (0: forever)")
 	fs.BoolVar(&o.keep, "keep", false, "hold the nodes until interrupted, then return them")
-	fs.BoolVar(&o.json, "json", false, "print the node records as JSON")
 	labels, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -72,12 +71,13 @@ func cmdRequest(ctx context.Context, s *session, fs *flag.FlagSet, args []string
 			return usagef("empty LABEL")
 		}
 	}
+	o.json = s.g.json
 	if err := s.open(ctx); err != nil {
 		return err
 	}
 	for _, l := range labels {
 		if _, ok := s.cfg.Label(l); !ok {
-			fmt.Fprintf(s.stderr, "warning: label %s is not in %s\n", l, s.cfgPath)
+			fmt.Fprintf(s.stderr, "warning: label %s is not in %s\n", l, s.g.cfgPath)
 		}
 	}
 	o.labels = labels
@@ -92,11 +92,6 @@ func defaultRequestor() string {
 		return "nodepool-cli"
 	}
 	return "nodepool-cli@" + host
-}
-
-// progress prints a progress line on standard error.
-func (s *session) progress(format string, args ...any) {
-	fmt.Fprintf(s.stderr, format+"\n", args...)
 }
 
 // errRequestTimeout is the cause of the wait's end when --timeout passes.
@@ -153,7 +148,9 @@ func (s *session) request(ctx context.Context, o requestOptions) error {
 		wctx, cancel = context.WithTimeoutCause(ctx, o.timeout, errRequestTimeout)
 		defer cancel()
 	}
+	stopWatch := s.watchRequest(wctx, id)
 	final, err := z.Wait(wctx, id)
+	stopWatch()
 	if err != nil {
 		if errors.Is(err, zookeeper.ErrNotFound) {
 			s.progress("request %s was deleted before a launcher fulfilled it", id)
@@ -198,6 +195,61 @@ func (s *session) request(ctx context.Context, o requestOptions) error {
 	err = s.useNodes(ctx, o, set)
 	s.returnNodes(ctx, set)
 	return err
+}
+
+// watchRequest reports, until the returned function is called, what happens to
+// request id between the state changes the Zuul client reports: the state of each
+// node the launcher records in the request as it changes, and every progressEvery
+// how long the request has waited. It returns once reporting stopped.
+func (s *session) watchRequest(ctx context.Context, id string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		lastReport := start
+		states := map[string]string{}
+		t := time.NewTicker(progressPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			r, err := s.zk.GetRequest(ctx, id)
+			if err != nil {
+				continue
+			}
+			for i, nid := range r.Nodes {
+				n, err := s.zk.GetNode(ctx, nid)
+				state := "gone"
+				if err == nil {
+					state = string(n.State)
+				} else if !errors.Is(err, zookeeper.ErrNotFound) {
+					continue
+				}
+				if states[nid] == state || ctx.Err() != nil {
+					continue
+				}
+				states[nid] = state
+				label := ""
+				if i < len(r.NodeTypes) {
+					label = " (" + r.NodeTypes[i] + ")"
+				}
+				s.progress("node %s%s is %s", nid, label, state)
+			}
+			if time.Since(lastReport) >= progressEvery && ctx.Err() == nil {
+				lastReport = time.Now()
+				s.progress("request %s is still %s after %s; \"nodepool explain %s\" tells why",
+					id, r.State, roundDuration(time.Since(start)), id)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // cancelRequest deletes request id, even after ctx ended.

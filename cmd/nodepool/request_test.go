@@ -240,3 +240,84 @@ func TestRequestUnknownLabelWarns(t *testing.T) {
 
 // syncBuffer collects output written by another goroutine.
 type syncBuffer = testenv.SyncBuffer
+
+// slowLaunch serves the first request that appears the way a launcher does, slowly:
+// pending with building nodes, then ready nodes, then fulfilled, with pause between
+// the steps.
+func slowLaunch(t *testing.T, e *env, pause time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		var id string
+		for ctx.Err() == nil && id == "" {
+			if ids, err := e.zk.ListRequests(ctx); err == nil && len(ids) > 0 {
+				id = ids[0]
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		r, err := e.zk.GetRequest(ctx, id)
+		if err != nil {
+			return
+		}
+		r.State = zookeeper.StatePending
+		var nodes []*zookeeper.Node
+		for _, label := range r.NodeTypes {
+			n := readyNode(label)
+			n.State = zookeeper.NodeBuilding
+			n.AllocatedTo = &id
+			nid, err := e.zk.CreateNode(ctx, n)
+			if err != nil {
+				return
+			}
+			n.ID = nid
+			nodes = append(nodes, n)
+			r.Nodes = append(r.Nodes, nid)
+		}
+		if e.zk.UpdateRequest(ctx, r) != nil {
+			return
+		}
+		time.Sleep(pause)
+		for _, n := range nodes {
+			cur, err := e.zk.GetNode(ctx, n.ID)
+			if err != nil {
+				return
+			}
+			cur.State = zookeeper.NodeReady
+			if e.zk.UpdateNode(ctx, cur) != nil {
+				return
+			}
+		}
+		time.Sleep(pause)
+		r.State = zookeeper.StateFulfilled
+		_ = e.zk.UpdateRequest(ctx, r)
+	}()
+}
+
+func TestRequestProgress(t *testing.T) {
+	oldPoll, oldEvery := progressPoll, progressEvery
+	progressPoll, progressEvery = 20*time.Millisecond, 150*time.Millisecond
+	t.Cleanup(func() { progressPoll, progressEvery = oldPoll, oldEvery })
+
+	t.Run("nodes of a pending request", func(t *testing.T) {
+		e := newEnv(t)
+		slowLaunch(t, e, 400*time.Millisecond)
+		r := e.cli("request", "small", "large")
+		require.Equal(t, 0, r.code, r.stderr)
+		assert.Regexp(t, `request \S+ is pending\n`, r.stderr)
+		assert.Regexp(t, `node \d{10} \(small\) is building\n`, r.stderr)
+		assert.Regexp(t, `node \d{10} \(large\) is building\n`, r.stderr)
+		assert.Regexp(t, `node \d{10} \(small\) is ready\n`, r.stderr)
+		// Building comes before ready, ready before fulfilled.
+		b := strings.Index(r.stderr, "(small) is building")
+		rd := strings.Index(r.stderr, "(small) is ready")
+		f := strings.Index(r.stderr, "fulfilled with nodes")
+		assert.True(t, b < rd && rd < f, r.stderr)
+	})
+
+	t.Run("a request nobody serves", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.cli("request", "small", "--timeout", "700ms")
+		assert.Equal(t, 1, r.code)
+		assert.Regexp(t, `request (\S+) is still requested after [\d.]+m?s; "nodepool explain \S+" tells why\n`, r.stderr)
+	})
+}

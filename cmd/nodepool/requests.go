@@ -49,6 +49,43 @@ func requestTable(entries []requestEntry) *table {
 	return t
 }
 
+// requestJSON is a request as --json prints it, with upstream's request-list
+// keys.
+type requestJSON struct {
+	ID               string   `json:"id"`
+	RelativePriority *int     `json:"relative_priority"`
+	State            string   `json:"state"`
+	Requestor        *string  `json:"requestor"`
+	NodeTypes        []string `json:"node_types"`
+	Nodes            []string `json:"nodes"`
+	DeclinedBy       []string `json:"declined_by"`
+	EventID          *string  `json:"event_id"`
+}
+
+// requestObjects renders entries for --json.
+func requestObjects(entries []requestEntry) []requestJSON {
+	out := make([]requestJSON, 0, len(entries))
+	for _, e := range entries {
+		r := e.req
+		if r == nil {
+			out = append(out, requestJSON{ID: e.id, State: stateMalformed, NodeTypes: []string{}, Nodes: []string{}, DeclinedBy: []string{}})
+			continue
+		}
+		prio := r.RelativePriority
+		out = append(out, requestJSON{
+			ID:               r.ID,
+			RelativePriority: &prio,
+			State:            string(r.State),
+			Requestor:        r.Requestor,
+			NodeTypes:        append([]string{}, r.NodeTypes...),
+			Nodes:            append([]string{}, r.Nodes...),
+			DeclinedBy:       append([]string{}, r.DeclinedBy...),
+			EventID:          r.EventID,
+		})
+	}
+	return out
+}
+
 // readRequests reads every request in id order (priority, then submission).
 // Requests deleted while they are read are left out; undecodable ones are
 // returned as malformed entries after a warning.
@@ -87,6 +124,5 @@ func cmdRequestList(ctx context.Context, s *session, fs *flag.FlagSet, args []st
 	if err != nil {
 		return err
 	}
-	requestTable(entries).write(s.stdout)
-	return nil
+	return s.output(requestTable(entries), requestObjects(entries))
 }
