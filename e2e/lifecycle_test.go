@@ -93,3 +93,45 @@ func waitLog(t *testing.T, path, text string, timeout time.Duration) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// min-ready keeps ready nodes of a label, in upstream's visible form, and a request
+// that allows reuse is served from them at once.
+func TestMinReadyKeepsReadyNodesForReuse(t *testing.T) {
+	cl := simCloud(5, "small")
+	c := newCluster(t, clusterSpec{Clouds: []*cloudSpec{cl}})
+	data, err := os.ReadFile(c.cfgPath)
+	require.NoError(t, err)
+	var doc map[string]any
+	require.NoError(t, yaml.Unmarshal(data, &doc))
+	doc["labels"].([]any)[0].(map[string]any)["min-ready"] = 2
+	out, err := yaml.Marshal(doc)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(c.cfgPath, out, 0o644))
+	// Two launcher processes: one coordinator between them, so no overshoot.
+	c.startLauncher("all")
+	c.startLauncher("all")
+
+	readyUnallocated := func() []string {
+		var ids []string
+		for _, id := range c.nodeIDs() {
+			n, err := c.zk.GetNode(c.ctx(5*time.Second), id)
+			if err == nil && n.State == zookeeper.NodeReady && n.AllocatedTo == nil {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(readyUnallocated()) < 2 {
+		require.True(t, time.Now().Before(deadline), "min-ready nodes not launched; nodes: %v", c.nodeIDs())
+		time.Sleep(300 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Second) // more coordinator passes: nothing more is launched
+	require.Len(t, c.nodeIDs(), 2, "exactly min-ready nodes, however many launchers run")
+	require.EqualValues(t, 2, cloudStats(t, cl)["instances.created"])
+
+	spare := readyUnallocated()
+	req := c.waitRequest(c.submit("100", "small"), 30*time.Second, stateIs(zookeeper.StateFulfilled))
+	require.Contains(t, spare, req.Nodes[0], "the request is served from a min-ready node")
+	c.giveBack(c.accept(req))
+}
