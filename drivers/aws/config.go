@@ -41,6 +41,12 @@ type Config struct {
 	CloudImages []CloudImage `yaml:"cloud-images,omitempty"`
 	// Pools are the provider's pools, in the order of the provider section.
 	Pools []Pool `yaml:"pools"`
+
+	// Upstream keys for image builds, which this launcher does not do: accepted by the
+	// decoder so that Validate can say so instead of reporting an unknown key.
+	ObjectStorage      any `yaml:"object-storage,omitempty"`
+	ImageImportTimeout any `yaml:"image-import-timeout,omitempty"`
+	DiskImages         any `yaml:"diskimages,omitempty"`
 }
 
 // CloudImage is an existing AMI, named directly or found by filters.
@@ -114,6 +120,11 @@ type Pool struct {
 
 // Label is the AWS-specific part of a pool label.
 type Label struct {
+	// DiskImage, DedicatedHost and Fleet are upstream keys this launcher does not
+	// support; Validate reports them as such.
+	DiskImage     any `yaml:"diskimage,omitempty"`
+	DedicatedHost any `yaml:"dedicated-host,omitempty"`
+	Fleet         any `yaml:"fleet,omitempty"`
 	// InstanceType is the EC2 instance type; exclusive with InstanceTypes.
 	InstanceType string `yaml:"instance-type,omitempty"`
 	// InstanceTypes lists instance types in order of preference: after a capacity error
@@ -177,6 +188,14 @@ func (c *Config) Validate(pools []PoolSpec) error {
 	}
 	if c.RegionName == "" {
 		add("region-name", "required")
+	}
+	for _, k := range []struct {
+		key string
+		v   any
+	}{{"object-storage", c.ObjectStorage}, {"image-import-timeout", c.ImageImportTimeout}, {"diskimages", c.DiskImages}} {
+		if k.v != nil {
+			add(k.key, "not supported by this launcher: it uploads no images (use cloud-images)")
+		}
 	}
 	if c.Endpoint != "" {
 		if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -254,7 +273,17 @@ func (c *Config) Validate(pools []PoolSpec) error {
 			add(path+".labels", "%d labels decoded but %d named", len(p.Labels), len(pools[i].Labels))
 		}
 		for j, l := range p.Labels {
-			validateLabel(fmt.Sprintf("%s.labels[%d]", path, j), l, images, add)
+			lpath := fmt.Sprintf("%s.labels[%d]", path, j)
+			if l.DiskImage != nil {
+				add(lpath+".diskimage", "not supported by this launcher: it uploads no images (use cloud-image)")
+			}
+			if l.DedicatedHost != nil {
+				add(lpath+".dedicated-host", "not supported by this launcher")
+			}
+			if l.Fleet != nil {
+				add(lpath+".fleet", "not supported by this launcher (use instance-types for fallback)")
+			}
+			validateLabel(lpath, l, images, add)
 		}
 	}
 	return errors.Join(errs...)

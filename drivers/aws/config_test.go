@@ -135,3 +135,18 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	_, err = New(context.Background(), "", Config{}, nil)
 	require.Equal(t, drivers.KindPermanent, drivers.KindOf(err))
 }
+
+func TestUnsupportedUpstreamKeysAreNamed(t *testing.T) {
+	c := Config{RegionName: "us-east-1", ObjectStorage: map[string]any{"bucket-name": "b"}, DiskImages: []any{"u"},
+		Pools: []Pool{{Labels: []Label{{DiskImage: "u", DedicatedHost: true, Fleet: map[string]any{}, InstanceType: "t3.small"}}}}}
+	err := c.Validate([]PoolSpec{{Name: "main", Labels: []string{"small"}}})
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	for _, want := range []string{"object-storage: not supported by this launcher", "diskimages: not supported by this launcher",
+		"labels[0].diskimage: not supported", "labels[0].dedicated-host: not supported", "labels[0].fleet: not supported"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems lack %q:\n%v", want, err)
+		}
+	}
+}
