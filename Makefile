@@ -4,9 +4,9 @@ SHELL := /bin/bash
 
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/nodepool-temporal/nodepool-temporal/worker.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/nodepool-temporal/nodepool-temporal/worker.Version=$(VERSION) -X github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig.Version=$(VERSION)
 BIN     := bin
-CMDS    := nodepool-launcher nodepool simcloud ec2sim
+CMDS    := nodepool-launcher nodepool simcloud ec2sim devstack
 # Packages whose tests run with the race detector (the rest run without: the end-to-end
 # tests drive separate processes, and race builds are slow on small machines).
 RACE_PKGS := ./zookeeper/... ./config/... ./drivers/... ./lifecycle/... ./activities/... ./workflows/... ./poller/...
@@ -26,8 +26,15 @@ $(BIN)/temporal-dev: $(shell find tools/devtemporal -type f 2>/dev/null)
 temporal-dev: ## build the dev Temporal server with its Web UI (bin/temporal-dev)
 	scripts/build-temporal-dev.sh $(BIN)/temporal-dev
 
+$(BIN)/temporal: $(shell find tools/temporalcli -type f 2>/dev/null)
+	scripts/build-temporal-cli.sh $@
+
+.PHONY: temporal-cli
+temporal-cli: ## build the Temporal CLI from source, at the version tools/temporalcli pins (bin/temporal)
+	scripts/build-temporal-cli.sh $(BIN)/temporal
+
 .PHONY: build
-build: temporal-dev ## build the launcher, the admin CLI, the sim clouds and the dev server into bin/
+build: temporal-dev temporal-cli ## build the launcher, the admin CLI, the sim clouds, the dev stack, the dev server and the Temporal CLI into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
@@ -50,11 +57,17 @@ test: deps build check-imports vet ## run every test (installs and starts what t
 
 .PHONY: run
 run: deps build ## run ZooKeeper, Temporal (Web UI on :8233) and the launcher on a simulated cloud
-	scripts/run.sh
+	$(BIN)/devstack -c examples/nodepool.yaml --dir .run --bin $(BIN)
 
 .PHONY: bench
 bench: deps build ## measure launch latency and throughput on the sim cloud (see docs/benchmarks.md)
 	scripts/bench.sh
+
+.PHONY: chaos
+chaos: deps build ## fault-injection suite, long version; writes docs/reliability.md
+	NODEPOOL_CHAOS=long NODEPOOL_CHAOS_REPORT=$(CURDIR)/docs/reliability.md \
+		TEMPORAL_DEV_BIN=$(CURDIR)/$(BIN)/temporal-dev NODEPOOL_BIN_DIR=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -timeout 180m -v ./chaos
 
 .PHONY: clean
 clean: ## remove built binaries and local run state

@@ -27,16 +27,15 @@ func main() {
 // options are the parsed command line.
 type options struct {
 	Settings
-	BinDir     string
-	ScriptsDir string
-	JSON       bool
-	JSONOut    string
-	Keep       bool
-	Timeout    time.Duration
-	Seed       int64
-	LogLevel   string
-	Verbose    bool
-	Timeline   bool
+	BinDir   string
+	JSON     bool
+	JSONOut  string
+	Keep     bool
+	Timeout  time.Duration
+	Seed     int64
+	LogLevel string
+	Verbose  bool
+	Timeline bool
 }
 
 // listFlag collects a repeatable flag's values.
@@ -79,7 +78,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.Rate, "rate", 0, "provider rate: driver steps per second across workers (0 = unlimited)")
 	fs.IntVar(&o.MaxServers, "max-servers", 0, "burst scenario: pool max-servers (0 = the burst size, at least 200)")
 	fs.StringVar(&o.BinDir, "bin", "bin", "directory with temporal-dev, simcloud, ec2sim and nodepool-launcher")
-	fs.StringVar(&o.ScriptsDir, "scripts", "scripts", "directory with zookeeper.sh")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.JSONOut, "json-out", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory (configuration, logs) after a successful run")
@@ -248,18 +246,14 @@ func writeJSONFile(path string, rep *Report) error {
 	return nil
 }
 
-// resolvePaths makes the binary and script directories absolute and checks that what
-// the benchmark runs is there.
+// resolvePaths makes the binary directory absolute and checks that what the benchmark
+// runs is there.
 func (o *options) resolvePaths() error {
 	var err error
 	if o.BinDir, err = filepath.Abs(o.BinDir); err != nil {
 		return fmt.Errorf("resolving --bin: %w", err)
 	}
-	if o.ScriptsDir, err = filepath.Abs(o.ScriptsDir); err != nil {
-		return fmt.Errorf("resolving --scripts: %w", err)
-	}
-	need := []string{filepath.Join(o.BinDir, "temporal-dev"), filepath.Join(o.BinDir, "nodepool-launcher"),
-		filepath.Join(o.ScriptsDir, "zookeeper.sh")}
+	need := []string{filepath.Join(o.BinDir, "temporal-dev"), filepath.Join(o.BinDir, "nodepool-launcher")}
 	switch o.Driver {
 	case driverSim:
 		need = append(need, filepath.Join(o.BinDir, "simcloud"))
@@ -273,7 +267,7 @@ func (o *options) resolvePaths() error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s (run `make build`, or point --bin and --scripts at them)", strings.Join(missing, ", "))
+		return fmt.Errorf("missing %s (run `make build`, or point --bin at them)", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -305,7 +299,7 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 	mctx, stopMon := context.WithCancel(ctx)
 	defer stopMon()
 	st, err := startStack(ctx, stackOptions{
-		BinDir: o.BinDir, ScriptsDir: o.ScriptsDir, Dir: dir, Driver: o.Driver, Shards: o.Shards,
+		BinDir: o.BinDir, Dir: dir, Driver: o.Driver, Shards: o.Shards,
 		Workers: o.Workers, BootSteps: sc.BootSteps, DeleteLatency: o.DeleteLatency, MaxServers: maxServers,
 		PollInterval: o.PollInterval, DeleteInterval: o.DeleteInterval, Rate: o.Rate, Seed: o.Seed,
 		LauncherLogLevel: o.LogLevel, TemporalConfig: o.TemporalConfig, Logger: logger, Monitor: mon,

@@ -15,4 +15,4 @@ cd "$root"
 
 go build -trimpath -o bin/npbench ./bench
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags.
-exec bin/npbench --bin bin --scripts scripts ${BENCH_FLAGS:-} "$@"
+exec bin/npbench --bin bin ${BENCH_FLAGS:-} "$@"

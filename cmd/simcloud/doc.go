@@ -13,6 +13,8 @@
 //
 // Once listening, simcloud prints "simcloud listening on ADDR" on standard output. Besides
 // the cloud API under /v1, it answers GET /stats (call, error and instance counters),
-// GET /instances (every instance with its metadata) and POST /inject (make the next call
-// of a kind fail). It stops on SIGTERM or interrupt.
+// GET /instances (every instance with its metadata), GET /creations (instances ever
+// created per node id), POST /inject (make the next call of a kind fail), and GET and
+// PUT /faults (read and change the error rates and API latency while it runs). It stops
+// on SIGTERM or interrupt.
 package main

@@ -163,6 +163,10 @@ type Cloud struct {
 	// createdByNode counts, per node id (metadata nodepool_node_id), every instance
 	// ever created for it.
 	createdByNode map[string]int64
+	// liveByNode counts each node's instances not yet asked to be deleted, and
+	// peakByNode the most there ever were at once: a node id with two at once is a
+	// duplicate launch (a retried attempt's instance is deleted before the next).
+	liveByNode, peakByNode map[string]int64
 }
 
 var _ API = (*Cloud)(nil)
@@ -222,6 +226,8 @@ func NewCloud(cfg Config, opts ...Option) (*Cloud, error) {
 		errors:        make(map[ErrorCode]int64),
 		injected:      make(map[string][]ErrorCode),
 		createdByNode: make(map[string]int64),
+		liveByNode:    make(map[string]int64),
+		peakByNode:    make(map[string]int64),
 	}, nil
 }
 
@@ -310,6 +316,8 @@ func (c *Cloud) create(now time.Time, in CreateInstanceInput, f faults) (Instanc
 	c.created++
 	if node := in.Metadata[drivers.MetaNodeID]; node != "" {
 		c.createdByNode[node]++
+		c.liveByNode[node]++
+		c.peakByNode[node] = max(c.peakByNode[node], c.liveByNode[node])
 	}
 	c.logger.Debug("instance created", "external_id", inst.info.ID, "name", in.Name, "az", az)
 	return inst.view(now), nil
@@ -365,6 +373,9 @@ func (c *Cloud) delete(now time.Time, in DeleteInstanceInput) (InstanceInfo, err
 	if inst.deleteAt.IsZero() {
 		inst.deleteAt = now.Add(c.deleteLatency)
 		c.deleting[in.ID] = inst
+		if node := inst.info.Metadata[drivers.MetaNodeID]; node != "" {
+			c.liveByNode[node]--
+		}
 		c.logger.Debug("instance deleting", "external_id", in.ID)
 		c.sweep(now)
 	}
@@ -482,6 +493,14 @@ func (c *Cloud) InjectError(call string, code ErrorCode) error {
 	defer c.mu.Unlock()
 	c.injected[call] = append(c.injected[call], code)
 	return nil
+}
+
+// PeakLiveByNode returns, per node id, the most instances it ever had at once that
+// were not being deleted.
+func (c *Cloud) PeakLiveByNode() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.peakByNode)
 }
 
 // CreationsByNode returns, per node id (metadata nodepool_node_id), how many instances

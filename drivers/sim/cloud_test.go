@@ -450,6 +450,10 @@ func TestCreationsByNode(t *testing.T) {
 	assert.EqualValues(t, 1, st["instances.nodes_created_twice"])
 	assert.EqualValues(t, 2, st["instances.max_created_per_node"])
 	assert.EqualValues(t, 0, st["instances.duplicate_nodes"], "never two live instances at once")
+	assert.Equal(t, map[string]int64{"a": 1, "b": 1}, c.PeakLiveByNode(), "node a had one instance at a time")
+	_, err = c.CreateInstance(ctx, createInput("b", "tok-b2")) // b's first instance still lives
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, c.PeakLiveByNode()["b"], "two instances of node b at once")
 }
 
 // Faults can be changed while the cloud runs, and turned off again.

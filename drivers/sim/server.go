@@ -26,6 +26,9 @@ const (
 	// PathCreations answers GET with the number of instances ever created per node id
 	// as a JSON object (see [Cloud.CreationsByNode]).
 	PathCreations = "/creations"
+	// PathPeakLive answers GET with the most instances each node id had at once that
+	// were not being deleted.
+	PathPeakLive = "/creations/peak-live"
 )
 
 // Injection is the body of a POST to [PathInject].
@@ -54,6 +57,9 @@ func NewHandler(cloud *Cloud, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET "+PathFaults, h.faults)
 	mux.HandleFunc("PUT "+PathFaults, h.setFaults)
 	mux.HandleFunc("GET "+PathCreations, h.creations)
+	mux.HandleFunc("GET "+PathPeakLive, func(w http.ResponseWriter, r *http.Request) {
+		h.reply(w, r, h.cloud.PeakLiveByNode(), nil)
+	})
 	return mux
 }
 

@@ -24,13 +24,18 @@
 // 203.0.113.0/24 and 198.51.100.0/24, and IPv6 addresses from 2001:db8::/32.
 //
 // Faults: errors can be injected at configured rates from a seeded random source
-// (throttling, capacity, vCPU quota, internal errors), one-shot by operation
+// (throttling, capacity, vCPU quota, internal errors; a RunInstances repeating a known
+// client token is spared the capacity and quota ones, as EC2 answers it with the first
+// call's instances), one-shot by operation
 // (InjectError), by offering (BlockOffering makes an instance type and market report
 // InsufficientInstanceCapacity), and by vCPU limits per quota code, which make
 // RunInstances fail with VcpuLimitExceeded as the real service does. ListingLag hides new
 // instances from filtered listings for a while, as EC2's eventual consistency does.
 //
 // Besides the API, the server answers GET /_stats with a JSON count of calls by
-// operation and of instances by state; POST /_stats/reset clears the call counts, and
-// POST /_inject (form fields action, code, count) injects one-shot errors.
+// operation, of instances by state, and of instances launched (in total and per node:
+// the value of the nodepool_node_id tag); POST /_stats/reset clears the call counts;
+// POST /_inject (form fields action, code, count) injects one-shot errors; GET and PUT
+// /_faults read and replace the error rates and per-operation response delays while the
+// server runs; GET /_creations lists the instances launched per node.
 package ec2sim

@@ -149,6 +149,12 @@ func (s *Server) runInstances(p params, now time.Time) (any, *apiError) {
 		s.instances[id] = in
 		s.order = append(s.order, id)
 		r.instances = append(r.instances, id)
+		s.created++
+		if node := in.tags[s.opts.NodeTag]; node != "" {
+			s.createdByNode[node]++
+			s.liveByNode[node]++
+			s.peakByNode[node] = max(s.peakByNode[node], s.liveByNode[node])
+		}
 	}
 	if token != "" {
 		s.tokens[token] = r
@@ -672,6 +678,9 @@ func (s *Server) terminateInstances(p params, now time.Time) (any, *apiError) {
 		prev := s.stateOf(in, now)
 		if in.terminateAt.IsZero() {
 			in.terminateAt = now
+			if node := in.tags[s.opts.NodeTag]; node != "" {
+				s.liveByNode[node]--
+			}
 		}
 		cur := s.stateOf(in, now)
 		out.Instances = append(out.Instances, xmlStateChange{

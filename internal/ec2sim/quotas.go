@@ -53,7 +53,7 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, target string
 	case !ok || op != "ListServiceQuotas":
 		aerr = newError("UnknownOperationException", "unknown operation %s", target)
 	default:
-		if aerr = s.injected(op); aerr == nil {
+		if aerr = s.injected(op, ""); aerr == nil {
 			out, aerr = s.listServiceQuotas(body)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -20,6 +21,8 @@ const (
 	DefaultRegion              = "us-east-1"
 	DefaultOwnerID             = "123456789012"
 	DefaultTerminatedRetention = time.Hour
+	// DefaultNodeTag is the tag Nodepool-style launchers put the node id in.
+	DefaultNodeTag = "nodepool_node_id"
 	// MaxRequestBytes bounds a request body.
 	MaxRequestBytes = 1 << 20
 )
@@ -64,6 +67,10 @@ type Options struct {
 	// vCPUs of live instances under the code would exceed it, and ListServiceQuotas
 	// reports them. Absent codes are unlimited.
 	VCPULimits map[string]int
+	// NodeTag is the instance tag whose value names the node an instance was launched
+	// for; creations are counted per value (see CreationsByNode). Default
+	// DefaultNodeTag.
+	NodeTag string
 	// InstanceTypes and Images replace the default catalogues when not empty.
 	InstanceTypes []InstanceType
 	Images        []Image
@@ -97,6 +104,13 @@ type Server struct {
 	blocked    map[offering]bool
 	delays     map[string]time.Duration
 	limits     map[string]int
+	rates      ErrorRates
+	created    int64
+	// createdByNode counts the instances ever launched per value of the node tag.
+	createdByNode map[string]int64
+	// liveByNode and peakByNode count, per node, the instances not yet terminated and
+	// the most there ever were at once.
+	liveByNode, peakByNode map[string]int64
 }
 
 type offering struct{ instanceType, market string }
@@ -111,6 +125,9 @@ func New(opts Options) *Server {
 	}
 	if opts.OwnerID == "" {
 		opts.OwnerID = DefaultOwnerID
+	}
+	if opts.NodeTag == "" {
+		opts.NodeTag = DefaultNodeTag
 	}
 	if opts.TerminatedRetention == 0 {
 		opts.TerminatedRetention = DefaultTerminatedRetention
@@ -144,6 +161,11 @@ func New(opts Options) *Server {
 		blocked:    map[offering]bool{},
 		delays:     map[string]time.Duration{},
 		limits:     map[string]int{},
+		rates:      opts.Errors,
+
+		createdByNode: map[string]int64{},
+		liveByNode:    map[string]int64{},
+		peakByNode:    map[string]int64{},
 	}
 	for _, t := range opts.InstanceTypes {
 		s.types[t.Name] = t
@@ -167,6 +189,14 @@ type Stats struct {
 	Instances map[string]int `json:"instances"`
 	// Volumes counts volumes by status.
 	Volumes map[string]int `json:"volumes"`
+	// Created counts the instances ever launched.
+	Created int64 `json:"created"`
+	// NodesCreated counts the node tag values any instance was launched with,
+	// NodesCreatedTwice those with more than one instance, and MaxCreatedPerNode is
+	// the most instances launched for one node.
+	NodesCreated      int   `json:"nodes_created"`
+	NodesCreatedTwice int   `json:"nodes_created_twice"`
+	MaxCreatedPerNode int64 `json:"max_created_per_node"`
 }
 
 // Stats returns the call counts and the number of instances by state.
@@ -188,7 +218,73 @@ func (s *Server) Stats() Stats {
 	for _, v := range s.volumes {
 		st.Volumes[v.status]++
 	}
+	st.Created = s.created
+	st.NodesCreated = len(s.createdByNode)
+	for _, n := range s.createdByNode {
+		if n > 1 {
+			st.NodesCreatedTwice++
+		}
+		st.MaxCreatedPerNode = max(st.MaxCreatedPerNode, n)
+	}
 	return st
+}
+
+// CreationsByNode returns, per value of the node tag, how many instances were ever
+// launched with it, terminated ones included.
+func (s *Server) CreationsByNode() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.createdByNode))
+	for k, v := range s.createdByNode {
+		out[k] = v
+	}
+	return out
+}
+
+// Faults are the fault settings that can change while the server runs.
+type Faults struct {
+	// Errors are the injected error rates.
+	Errors ErrorRates `json:"errors"`
+	// Delays are response delays in seconds by operation (see SetDelay).
+	Delays map[string]float64 `json:"delays,omitempty"`
+}
+
+// Faults returns the current error rates and delays.
+func (s *Server) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := Faults{Errors: s.rates}
+	for action, d := range s.delays {
+		if d > 0 {
+			if f.Delays == nil {
+				f.Delays = map[string]float64{}
+			}
+			f.Delays[action] = d.Seconds()
+		}
+	}
+	return f
+}
+
+// SetFaults replaces the error rates and the delays of every operation. The zero value
+// turns every fault off (one-shot injected errors stay queued).
+func (s *Server) SetFaults(f Faults) error {
+	for _, r := range []float64{f.Errors.Throttle, f.Errors.Internal, f.Errors.Capacity, f.Errors.Quota} {
+		if !(r >= 0 && r <= 1) {
+			return fmt.Errorf("error rate %v is not a fraction between 0 and 1", r)
+		}
+	}
+	delays := map[string]time.Duration{}
+	for action, d := range f.Delays {
+		if !(d >= 0 && d <= 3600) {
+			return fmt.Errorf("delay of %s: %v is not between 0 and 3600 seconds", action, d)
+		}
+		delays[action] = time.Duration(d * float64(time.Second))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rates = f.Errors
+	s.delays = delays
+	return nil
 }
 
 // Calls returns how many calls of one operation the server answered.
@@ -263,6 +359,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/_inject" && r.Method == http.MethodPost:
 		s.serveInject(w, r)
 		return
+	case r.URL.Path == "/_faults" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.Faults())
+		return
+	case r.URL.Path == "/_faults" && r.Method == http.MethodPut:
+		s.serveFaults(w, r)
+		return
+	case r.URL.Path == "/_creations" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.CreationsByNode())
+		return
+	case r.URL.Path == "/_creations/peak-live" && r.Method == http.MethodGet:
+		s.mu.Lock()
+		peak := maps.Clone(s.peakByNode)
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, peak)
+		return
 	case strings.HasPrefix(r.URL.Path, "/_"):
 		http.NotFound(w, r)
 		return
@@ -296,6 +407,26 @@ func (s *Server) serveInject(w http.ResponseWriter, r *http.Request) {
 	}
 	s.InjectError(action, code, count)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) serveFaults(w http.ResponseWriter, r *http.Request) {
+	body, err := readAll(w, r)
+	if err != nil {
+		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var f Faults
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		http.Error(w, "decoding faults: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := s.SetFaults(f); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Faults())
 }
 
 // handler answers one Query API action; the returned value is marshalled as XML.
@@ -340,7 +471,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		aerr = newError("InvalidAction", "The action %s is not valid for this web service.", action)
 	default:
-		if aerr = s.injected(action); aerr == nil {
+		if aerr = s.injected(action, r.Form.Get("ClientToken")); aerr == nil {
 			s.settle(now)
 			out, aerr = h(s, newParams(r.Form), now)
 		}
@@ -395,20 +526,22 @@ func (s *Server) writeXMLError(w http.ResponseWriter, reqID string, e *apiError)
 }
 
 // injected returns the error to answer action with, if any: a one-shot injected code
-// first, then the configured random rates. Callers hold s.mu.
-func (s *Server) injected(action string) *apiError {
+// first, then the configured random rates. Capacity and quota errors are launch
+// failures: a RunInstances that repeats a client token the server already launched
+// with gets the first call's instances instead, as EC2 answers it. Callers hold s.mu.
+func (s *Server) injected(action, clientToken string) *apiError {
 	if codes := s.inject[action]; len(codes) > 0 {
 		s.inject[action] = codes[1:]
 		return &apiError{Code: codes[0], Message: defaultMessage(codes[0])}
 	}
-	rates := s.opts.Errors
+	rates := s.rates
 	if rates.Throttle > 0 && s.rng.Float64() < rates.Throttle {
 		return &apiError{Code: "RequestLimitExceeded", Message: defaultMessage("RequestLimitExceeded")}
 	}
 	if rates.Internal > 0 && s.rng.Float64() < rates.Internal {
 		return &apiError{Code: "InternalError", Message: defaultMessage("InternalError")}
 	}
-	if action == "RunInstances" {
+	if _, repeat := s.tokens[clientToken]; action == "RunInstances" && !(clientToken != "" && repeat) {
 		if rates.Capacity > 0 && s.rng.Float64() < rates.Capacity {
 			return &apiError{Code: "InsufficientInstanceCapacity", Message: defaultMessage("InsufficientInstanceCapacity")}
 		}

@@ -21,6 +21,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-temporal/nodepool-temporal/internal/testenv"
@@ -608,4 +609,92 @@ func (sdkHTTPClient) Do(req *http.Request) (*http.Response, error) {
 		req.Body = readOnlyBody{req.Body}
 	}
 	return http.DefaultClient.Do(req)
+}
+
+// Instances are counted per node tag over the server's life; idempotent repeats are
+// not new instances.
+func TestCreationsByNode(t *testing.T) {
+	f := newFixture(t, Options{})
+	ctx := context.Background()
+	tagged := func(token, node string) *ec2.RunInstancesInput {
+		in := runInput(token)
+		in.TagSpecifications[0].Tags = append(in.TagSpecifications[0].Tags,
+			ec2types.Tag{Key: awssdk.String(DefaultNodeTag), Value: awssdk.String(node)})
+		return in
+	}
+	for _, run := range []struct{ token, node string }{
+		{"np-1-1", "0000000001"}, {"np-1-1", "0000000001"}, {"np-2-1", "0000000002"}, {"np-1-2", "0000000001"},
+	} {
+		_, err := f.ec2.RunInstances(ctx, tagged(run.token, run.node))
+		require.NoError(t, err)
+	}
+	_, err := f.ec2.RunInstances(ctx, runInput("untagged"))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"0000000001": 2, "0000000002": 1}, f.srv.CreationsByNode())
+	st := f.srv.Stats()
+	assert.EqualValues(t, 4, st.Created)
+	assert.Equal(t, 2, st.NodesCreated)
+	assert.Equal(t, 1, st.NodesCreatedTwice)
+	assert.EqualValues(t, 2, st.MaxCreatedPerNode)
+
+	resp, err := http.Get(f.url + "/_creations")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var got map[string]int64
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+	assert.Equal(t, f.srv.CreationsByNode(), got)
+}
+
+// Error rates and delays change while the server runs.
+func TestSetFaults(t *testing.T) {
+	f := newFixture(t, Options{Seed: 5})
+	ctx := context.Background()
+	put := func(body string) int {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, f.url+"/_faults", strings.NewReader(body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusBadRequest, put(`{"errors": {"throttle": 2}}`))
+	require.Equal(t, http.StatusBadRequest, put(`{"delays": {"RunInstances": -1}}`))
+	require.Equal(t, http.StatusOK, put(`{"errors": {"capacity": 1}}`))
+	_, err := f.ec2.RunInstances(ctx, runInput("cap"))
+	code, _ := apiCode(t, err)
+	assert.Equal(t, "InsufficientInstanceCapacity", code)
+
+	require.Equal(t, http.StatusOK, put(`{"delays": {"DescribeInstances": 0.1}}`))
+	assert.Equal(t, Faults{Delays: map[string]float64{"DescribeInstances": 0.1}}, f.srv.Faults())
+	_, err = f.ec2.RunInstances(ctx, runInput("cap"))
+	require.NoError(t, err, "rates were replaced")
+	start := time.Now()
+	_, err = f.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond)
+
+	require.NoError(t, f.srv.SetFaults(Faults{}))
+	assert.Equal(t, Faults{}, f.srv.Faults())
+}
+
+// A RunInstances that repeats a client token gets the first call's instance, never a
+// random capacity error; throttling still applies.
+func TestCapacityFaultsSpareIdempotentRepeats(t *testing.T) {
+	f := newFixture(t, Options{Seed: 9})
+	ctx := context.Background()
+	first, err := f.ec2.RunInstances(ctx, runInput("np-0000000007-1"))
+	require.NoError(t, err)
+	require.NoError(t, f.srv.SetFaults(Faults{Errors: ErrorRates{Capacity: 1, Quota: 1}}))
+	for range 5 {
+		again, err := f.ec2.RunInstances(ctx, runInput("np-0000000007-1"))
+		require.NoError(t, err)
+		assert.Equal(t, *first.Instances[0].InstanceId, *again.Instances[0].InstanceId)
+	}
+	_, err = f.ec2.RunInstances(ctx, runInput("np-0000000008-1"))
+	code, _ := apiCode(t, err)
+	assert.Equal(t, "InsufficientInstanceCapacity", code, "a new launch meets the capacity fault")
+	require.NoError(t, f.srv.SetFaults(Faults{Errors: ErrorRates{Throttle: 1}}))
+	_, err = f.ec2.RunInstances(ctx, runInput("np-0000000007-1"))
+	code, _ = apiCode(t, err)
+	assert.Equal(t, "RequestLimitExceeded", code)
 }

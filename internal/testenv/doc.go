@@ -1,5 +1,7 @@
-// Package testenv provides real backing services for tests and harnesses: a
-// Temporal dev server (temporal.go) and a ZooKeeper server (zookeeper.go).
+// Package testenv provides real backing services for tests: a Temporal dev server
+// (temporal.go) and a ZooKeeper server (zookeeper.go), started as processes by
+// internal/devstack, plus test helpers (chroots, session taps, TLS certificates, a
+// manual clock, a goroutine-safe buffer).
 //
 // Test helpers such as Temporal and ZooKeeper start their server once per test
 // process, on free loopback ports, and reuse it for every test of the
@@ -17,8 +19,10 @@
 // Missing prerequisites fail the test with the command that provides them
 // (scripts/build-temporal-dev.sh, scripts/install-deps.sh); tests never skip.
 //
-// Non-test code (the end-to-end harness, benchmarks) uses the Start* functions,
-// which return a handle with a Stop method instead of registering cleanup.
+// StartTemporalDev and StartZooKeeper start a private server and return a handle
+// with a Stop method instead of registering cleanup. Harnesses that run whole
+// deployments (make run, the benchmark, the end-to-end and chaos suites) use
+// internal/devstack directly.
 package testenv
 
 import (

@@ -22,6 +22,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -262,8 +264,7 @@ func TestSDKDevServerDrivesTemporalDev(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	var stderr tailBuffer
-	stderr.max = tailLines
+	var stderr SyncBuffer
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
 		ExistingPath:     bin,
 		ClientOptions:    &client.Options{Logger: quietLogger},
@@ -381,72 +382,6 @@ while :; do sleep 0.05; done
 	}
 }
 
-func TestTemporalOptionsArgs(t *testing.T) {
-	tests := []struct {
-		name string
-		opts TemporalOptions
-		want string
-	}{
-		{
-			name: "zero value",
-			want: "--ip 127.0.0.1 --port 0 --log-level warn --headless",
-		},
-		{
-			name: "everything",
-			opts: TemporalOptions{
-				IP: "0.0.0.0", Port: 7233, UI: true, UIPort: 9000, DBFile: "/tmp/t.db",
-				Namespaces:       []string{"a", "b"},
-				SearchAttributes: map[string]string{"Zed": "Int", "Alpha": "Keyword"},
-				LogLevel:         "error", ExtraArgs: []string{"--shards", "4"},
-			},
-			want: "--ip 0.0.0.0 --port 7233 --log-level error --ui-port 9000 --db /tmp/t.db --namespace a --namespace b " +
-				"--search-attribute Alpha=Keyword --search-attribute Zed=Int --shards 4",
-		},
-		{
-			name: "ui on default port",
-			opts: TemporalOptions{UI: true},
-			want: "--ip 127.0.0.1 --port 0 --log-level warn",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := strings.Join(tt.opts.Args(), " "); got != tt.want {
-				t.Errorf("Args() = %q\nwant     %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseReadyLine(t *testing.T) {
-	tests := []struct {
-		line    string
-		want    readyLine
-		wantErr string
-	}{
-		{line: "temporal-dev ready grpc=127.0.0.1:7233 ui=http://127.0.0.1:8233", want: readyLine{grpc: "127.0.0.1:7233", ui: "127.0.0.1:8233"}},
-		{line: "temporal-dev ready grpc=127.0.0.1:40001 ui=none", want: readyLine{grpc: "127.0.0.1:40001"}},
-		{line: "temporal-dev ready grpc=[::1]:7233 ui=http://[::1]:8233/ extra=1", want: readyLine{grpc: "[::1]:7233", ui: "[::1]:8233"}},
-		{line: "temporal-dev ready ui=none", wantErr: "no grpc address"},
-		{line: "temporal-dev ready grpc=localhost ui=none", wantErr: "grpc address"},
-		{line: "temporal-dev ready grpc=127.0.0.1:1 ui=http://nope", wantErr: "ui address"},
-		{line: "something else", wantErr: "not a ready line"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.line, func(t *testing.T) {
-			got, err := parseReadyLine(tt.line)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseReadyLine error = %v, want containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("parseReadyLine = %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
-	}
-}
-
 func TestTemporalDevBinary(t *testing.T) {
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "tools", "devtemporal"), 0o755); err != nil {
@@ -464,7 +399,7 @@ func TestTemporalDevBinary(t *testing.T) {
 	t.Setenv(TemporalDevBinEnv, "")
 	t.Chdir(deep)
 	_, err := TemporalDevBinary()
-	if err == nil || !strings.Contains(err.Error(), "build it with: "+filepath.Join(root, buildScript)) {
+	if err == nil || !strings.Contains(err.Error(), "build it with: "+filepath.Join(root, devstack.BuildTemporalDevScript)) {
 		t.Fatalf("missing binary error = %v, want the build command", err)
 	}
 
@@ -501,32 +436,6 @@ func TestTemporalDevBinary(t *testing.T) {
 	t.Setenv(TemporalDevBinEnv, "")
 	if _, err := TemporalDevBinary(); err == nil || !strings.Contains(err.Error(), "no repository root") {
 		t.Fatalf("outside the repository: error = %v", err)
-	}
-}
-
-func TestTailBuffer(t *testing.T) {
-	tests := []struct {
-		name   string
-		writes []string
-		max    int
-		want   string
-	}{
-		{name: "keeps last lines", writes: []string{"a\nb\n", "c\nd\n"}, max: 2, want: "c\nd"},
-		{name: "joins split lines", writes: []string{"hel", "lo\nwor", "ld"}, max: 5, want: "hello\nworld"},
-		{name: "empty", max: 3, want: ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tb := &tailBuffer{max: tt.max}
-			for _, w := range tt.writes {
-				if _, err := tb.Write([]byte(w)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got := tb.String(); got != tt.want {
-				t.Errorf("String() = %q, want %q", got, tt.want)
-			}
-		})
 	}
 }
 

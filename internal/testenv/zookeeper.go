@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,44 +16,18 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack"
 )
 
-// ZooKeeper server settings for tests.
-const (
-	// zkMainClass runs a standalone server from a zoo.cfg.
-	zkMainClass = "org.apache.zookeeper.server.ZooKeeperServerMain"
-	// zkJar is the server jar of the Debian zookeeper package; its manifest
-	// Class-Path names the dependencies in /usr/share/java.
-	zkJar = "/usr/share/java/zookeeper.jar"
-	// zkStartTimeout bounds a server start (JVM start on a busy machine).
-	zkStartTimeout = 90 * time.Second
-	// zkStopTimeout is how long Stop waits after SIGTERM before SIGKILL.
-	zkStopTimeout = 10 * time.Second
-	// zkInstallHint names what provides the server.
-	zkInstallHint = "install java and the zookeeper package with scripts/install-deps.sh, or set ZK_TEST_ADDRESS"
-)
-
-// zkOptionalJars are added to the class path when present: log4j, so that
-// the server logs (as scripts/zookeeper.sh runs it), and the Netty modules
-// the TLS connection factory needs beyond those zookeeper.jar's manifest
-// names.
-var zkOptionalJars = []string{
-	"/usr/share/java/slf4j-log4j12.jar",
-	"/usr/share/java/log4j-1.2.jar",
-	"/usr/share/java/netty-codec.jar",
-	"/usr/share/java/netty-resolver.jar",
-	"/usr/share/java/netty-transport-native-unix-common.jar",
-}
+// zkInstallHint names what provides the server.
+const zkInstallHint = "install java and the zookeeper package with scripts/install-deps.sh, or set ZK_TEST_ADDRESS"
 
 // ZKServer is a standalone ZooKeeper server process from the Debian package.
 type ZKServer struct {
@@ -68,20 +41,11 @@ type ZKServer struct {
 	// LogPath is the server's log file.
 	LogPath string
 
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	stopOnce sync.Once
+	proc *devstack.ZooKeeper
 }
 
 // ZKServerTLS configures a TLS client port with mutual authentication.
-type ZKServerTLS struct {
-	// CertFile and KeyFile are the server's certificate and private key
-	// (PEM, the key unencrypted PKCS#8).
-	CertFile, KeyFile string
-	// CAFile holds the CA certificates that client certificates must chain
-	// to (PEM).
-	CAFile string
-}
+type ZKServerTLS = devstack.ZooKeeperTLS
 
 // ZKServerOptions tunes StartZooKeeperWithOptions.
 type ZKServerOptions struct {
@@ -91,271 +55,26 @@ type ZKServerOptions struct {
 }
 
 // StartZooKeeper starts a standalone ZooKeeper with its configuration and
-// data in dir, listening on a free loopback port, and waits until it answers
-// "ruok" with "imok"; ctx bounds the wait. The caller stops it with Stop.
+// data in dir, listening on a free loopback port, and waits until it accepts
+// sessions; ctx bounds the wait. The caller stops it with Stop.
 func StartZooKeeper(ctx context.Context, dir string) (*ZKServer, error) {
 	return StartZooKeeperWithOptions(ctx, dir, ZKServerOptions{})
 }
 
 // StartZooKeeperWithOptions is StartZooKeeper with options.
 func StartZooKeeperWithOptions(ctx context.Context, dir string, opts ZKServerOptions) (*ZKServer, error) {
-	java, err := zkJava()
+	z, err := devstack.StartZooKeeper(ctx, devstack.ZooKeeperOptions{Dir: dir, TLS: opts.TLS})
 	if err != nil {
 		return nil, err
 	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("starting zookeeper: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
-		return nil, fmt.Errorf("starting zookeeper: %w", err)
-	}
-	var lastErr error
-	// A free port can be taken between probing and binding; try again then.
-	for range 3 {
-		s, err := startZK(ctx, java, dir, opts)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if !errors.Is(err, errZKPortTaken) {
-			break
-		}
-	}
-	return nil, lastErr
-}
-
-// errZKPortTaken reports a server that could not bind its port.
-var errZKPortTaken = errors.New("zookeeper port already in use")
-
-func zkJava() (string, error) {
-	java := os.Getenv("JAVA")
-	if java == "" {
-		var err error
-		java, err = exec.LookPath("java")
-		if err != nil {
-			return "", fmt.Errorf("finding java: %w", err)
-		}
-	}
-	if _, err := os.Stat(zkJar); err != nil {
-		return "", fmt.Errorf("finding zookeeper server jar: %w", err)
-	}
-	return java, nil
-}
-
-func startZK(ctx context.Context, java, dir string, opts ZKServerOptions) (*ZKServer, error) {
-	port, err := zkFreePort()
-	if err != nil {
-		return nil, err
-	}
-	cfg := []string{
-		"tickTime=1000",
-		"minSessionTimeout=2000",
-		"maxSessionTimeout=60000",
-		"initLimit=10",
-		"syncLimit=5",
-		"dataDir=" + filepath.Join(dir, "data"),
-		"clientPort=" + strconv.Itoa(port),
-		"clientPortAddress=127.0.0.1",
-		"maxClientCnxns=0",
-		"admin.enableServer=false",
-		"4lw.commands.whitelist=*",
-		"forceSync=no",
-	}
-	s := &ZKServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
-	if opts.TLS != nil {
-		securePort, err := zkFreePort()
-		if err != nil {
-			return nil, err
-		}
-		keystore := filepath.Join(dir, "keystore.pem")
-		if err := concatFiles(keystore, opts.TLS.KeyFile, opts.TLS.CertFile); err != nil {
-			return nil, fmt.Errorf("writing zookeeper keystore: %w", err)
-		}
-		cfg = append(cfg,
-			"secureClientPort="+strconv.Itoa(securePort),
-			"secureClientPortAddress=127.0.0.1",
-			"serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
-			"ssl.keyStore.location="+keystore,
-			"ssl.keyStore.type=PEM",
-			"ssl.trustStore.location="+opts.TLS.CAFile,
-			"ssl.trustStore.type=PEM",
-			"ssl.clientAuth=need",
-		)
-		s.SecureAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(securePort))
-	}
-	cfgPath := filepath.Join(dir, "zoo.cfg")
-	if err := os.WriteFile(cfgPath, []byte(strings.Join(cfg, "\n")+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("writing zoo.cfg: %w", err)
-	}
-	log4j := filepath.Join(dir, "log4j.properties")
-	if err := os.WriteFile(log4j, []byte(strings.Join([]string{
-		"log4j.rootLogger=INFO, CONSOLE",
-		"log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender",
-		"log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout",
-		"log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n",
-	}, "\n")+"\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("writing log4j.properties: %w", err)
-	}
-	classpath := []string{dir, zkJar}
-	for _, jar := range zkOptionalJars {
-		if _, err := os.Stat(jar); err == nil {
-			classpath = append(classpath, jar)
-		}
-	}
-
-	s.LogPath = filepath.Join(dir, "zookeeper.log")
-	logFile, err := os.Create(s.LogPath)
-	if err != nil {
-		return nil, fmt.Errorf("creating zookeeper log: %w", err)
-	}
-	defer logFile.Close()
-	args := []string{
-		"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-		"-Dzookeeper.admin.enableServer=false",
-		"-Dlog4j.configuration=file:" + log4j,
-		"-cp", strings.Join(classpath, ":"),
-		zkMainClass, cfgPath,
-	}
-	s.cmd = exec.Command(java, args...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout = logFile
-	s.cmd.Stderr = logFile
-	// The server dies with the test process even when Stop never runs.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting zookeeper: %w", err)
-	}
-	s.exited = make(chan struct{})
-	go func() {
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
-
-	ctx, cancel := context.WithTimeout(ctx, zkStartTimeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if ZKRuok(s.Addr) && zkServing(s.Addr) {
-			if s.SecureAddr == "" || zkPortOpen(s.SecureAddr) {
-				return s, nil
-			}
-		}
-		select {
-		case <-s.exited:
-			tail := tailFile(s.LogPath, 20)
-			if strings.Contains(tail, "Address already in use") {
-				return nil, fmt.Errorf("%w: %s", errZKPortTaken, s.Addr)
-			}
-			return nil, fmt.Errorf("zookeeper exited during start; log %s:\n%s", s.LogPath, tail)
-		case <-ctx.Done():
-			s.Stop()
-			return nil, fmt.Errorf("waiting for zookeeper on %s: %w; log %s:\n%s", s.Addr, ctx.Err(), s.LogPath, tailFile(s.LogPath, 20))
-		case <-tick.C:
-		}
-	}
+	return &ZKServer{Addr: z.Addr, SecureAddr: z.SecureAddr, Dir: z.Dir, LogPath: z.LogPath(), proc: z}, nil
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL) and waits for it.
-func (s *ZKServer) Stop() {
-	s.stopOnce.Do(func() {
-		if s.cmd == nil || s.cmd.Process == nil {
-			return
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(zkStopTimeout):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-}
+func (s *ZKServer) Stop() { _ = s.proc.Stop() }
 
 // ZKRuok reports whether the ZooKeeper at addr answers "ruok" with "imok".
-func ZKRuok(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conn.Write([]byte("ruok")); err != nil {
-		return false
-	}
-	buf := make([]byte, 4)
-	n, _ := conn.Read(buf)
-	return string(buf[:n]) == "imok"
-}
-
-// zkServing reports whether the server at addr accepts sessions; "ruok"
-// answers "imok" slightly before that.
-func zkServing(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conn.Write([]byte("srvr")); err != nil {
-		return false
-	}
-	out, _ := io.ReadAll(conn)
-	return strings.Contains(string(out), "Mode:")
-}
-
-func zkPortOpen(addr string) bool {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
-}
-
-func zkFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func concatFiles(dst string, srcs ...string) error {
-	var out []byte
-	for _, src := range srcs {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return err
-		}
-		out = append(out, b...)
-		if len(b) > 0 && b[len(b)-1] != '\n' {
-			out = append(out, '\n')
-		}
-	}
-	return os.WriteFile(dst, out, 0o600)
-}
-
-// tailFile returns the last n lines of path, for error messages.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
+func ZKRuok(addr string) bool { return devstack.ZooKeeperRuok(addr) }
 
 // The shared test servers. A server stopped by stopAll (Main, or a test of
 // stopAll itself) is replaced by a fresh one on the next call.
@@ -369,14 +88,7 @@ var (
 )
 
 // running reports whether the server process is still alive.
-func (s *ZKServer) running() bool {
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (s *ZKServer) running() bool { return s.proc.Running() }
 
 // ZooKeeper returns "host:port" of a real ZooKeeper for tests: ZK_TEST_ADDRESS
 // when set, otherwise a server from the Debian package started once per test

@@ -1,0 +1,301 @@
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ZooKeeper server settings.
+const (
+	// zkMainClass runs a standalone server from a zoo.cfg.
+	zkMainClass = "org.apache.zookeeper.server.ZooKeeperServerMain"
+	// ZooKeeperJar is the server jar of the Debian zookeeper package; its manifest
+	// Class-Path names the dependencies in /usr/share/java.
+	ZooKeeperJar = "/usr/share/java/zookeeper.jar"
+	// zkStartTimeout bounds a server start (a JVM start on a busy machine).
+	zkStartTimeout = 90 * time.Second
+	// zkStopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	zkStopTimeout = 10 * time.Second
+	// ZooKeeperInstallHint names what provides the server.
+	ZooKeeperInstallHint = "install java and the zookeeper package with scripts/install-deps.sh"
+)
+
+// zkOptionalJars are added to the class path when present: log4j, so that the server
+// logs, and the Netty modules the TLS connection factory needs beyond those
+// zookeeper.jar's manifest names.
+var zkOptionalJars = []string{
+	"/usr/share/java/slf4j-log4j12.jar",
+	"/usr/share/java/log4j-1.2.jar",
+	"/usr/share/java/netty-codec.jar",
+	"/usr/share/java/netty-resolver.jar",
+	"/usr/share/java/netty-transport-native-unix-common.jar",
+}
+
+// ZooKeeperTLS configures a TLS client port with mutual authentication.
+type ZooKeeperTLS struct {
+	// CertFile and KeyFile are the server's certificate and private key (PEM, the key
+	// unencrypted PKCS#8).
+	CertFile, KeyFile string
+	// CAFile holds the CA certificates that client certificates must chain to (PEM).
+	CAFile string
+}
+
+// ZooKeeperOptions configure StartZooKeeper.
+type ZooKeeperOptions struct {
+	// Dir holds zoo.cfg and the data directory (Dir/data); required. Data in it
+	// survives restarts.
+	Dir string
+	// Port is the client port on 127.0.0.1; 0 picks a free port.
+	Port int
+	// LogFile receives the server's log; empty means Dir/zookeeper.log.
+	LogFile string
+	// TLS, when set, adds a TLS client port (Netty connection factory) next to the
+	// plain one.
+	TLS *ZooKeeperTLS
+	// Java is the java executable; empty means $JAVA, or java on PATH.
+	Java string
+	// StartTimeout bounds the start; zero means 90 s.
+	StartTimeout time.Duration
+	// Output, when set, also receives the log.
+	Output io.Writer
+}
+
+// ZooKeeper is a standalone ZooKeeper server process from the Debian package.
+// Restart brings it back on the same ports with the same data.
+type ZooKeeper struct {
+	*Proc
+	// Addr is the plain client address, "127.0.0.1:<port>".
+	Addr string
+	// SecureAddr is the TLS client address, "" without TLS.
+	SecureAddr string
+	// Dir holds zoo.cfg and the data directory.
+	Dir string
+}
+
+// StartZooKeeper starts a standalone ZooKeeper and waits until it accepts sessions (it
+// answers "ruok" with "imok" and "srvr" with its mode). The server runs until it is
+// stopped or the calling process exits.
+func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeper, error) {
+	java := opts.Java
+	if java == "" {
+		java = os.Getenv("JAVA")
+	}
+	if java == "" {
+		var err error
+		if java, err = exec.LookPath("java"); err != nil {
+			return nil, fmt.Errorf("finding java: %w (%s)", err, ZooKeeperInstallHint)
+		}
+	}
+	if _, err := os.Stat(ZooKeeperJar); err != nil {
+		return nil, fmt.Errorf("finding the zookeeper server jar: %w (%s)", err, ZooKeeperInstallHint)
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("starting zookeeper: no directory")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("starting zookeeper: %w", err)
+	}
+	opts.Dir = dir
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, fmt.Errorf("starting zookeeper: %w", err)
+	}
+	var lastErr error
+	// A free port can be taken between probing and binding; try again then.
+	for range 3 {
+		z, err := startZooKeeper(ctx, java, opts)
+		if err == nil {
+			return z, nil
+		}
+		lastErr = err
+		if !errors.Is(err, errPortTaken) || opts.Port != 0 {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// errPortTaken reports a server that could not bind its port.
+var errPortTaken = errors.New("port already in use")
+
+func startZooKeeper(ctx context.Context, java string, opts ZooKeeperOptions) (*ZooKeeper, error) {
+	dir := opts.Dir
+	port := opts.Port
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	} else if PortOpen(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))) {
+		return nil, fmt.Errorf("starting zookeeper: 127.0.0.1:%d is already in use", port)
+	}
+	cfg := []string{
+		"tickTime=1000",
+		"minSessionTimeout=2000",
+		"maxSessionTimeout=60000",
+		"initLimit=10",
+		"syncLimit=5",
+		"dataDir=" + filepath.Join(dir, "data"),
+		"clientPort=" + strconv.Itoa(port),
+		"clientPortAddress=127.0.0.1",
+		"maxClientCnxns=0",
+		"admin.enableServer=false",
+		"4lw.commands.whitelist=*",
+		"forceSync=no",
+		"autopurge.snapRetainCount=3",
+		"autopurge.purgeInterval=1",
+	}
+	z := &ZooKeeper{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
+	if opts.TLS != nil {
+		securePort, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		keystore := filepath.Join(dir, "keystore.pem")
+		if err := concatFiles(keystore, opts.TLS.KeyFile, opts.TLS.CertFile); err != nil {
+			return nil, fmt.Errorf("writing zookeeper keystore: %w", err)
+		}
+		cfg = append(cfg,
+			"secureClientPort="+strconv.Itoa(securePort),
+			"secureClientPortAddress=127.0.0.1",
+			"serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+			"ssl.keyStore.location="+keystore,
+			"ssl.keyStore.type=PEM",
+			"ssl.trustStore.location="+opts.TLS.CAFile,
+			"ssl.trustStore.type=PEM",
+			"ssl.clientAuth=need",
+		)
+		z.SecureAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(securePort))
+	}
+	cfgPath := filepath.Join(dir, "zoo.cfg")
+	if err := os.WriteFile(cfgPath, []byte(strings.Join(cfg, "\n")+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing zoo.cfg: %w", err)
+	}
+	log4j := filepath.Join(dir, "log4j.properties")
+	if err := os.WriteFile(log4j, []byte(strings.Join([]string{
+		"log4j.rootLogger=INFO, CONSOLE",
+		"log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender",
+		"log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout",
+		"log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} - %-5p [%t:%C{1}@%L] - %m%n",
+	}, "\n")+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing log4j.properties: %w", err)
+	}
+	classpath := []string{dir, ZooKeeperJar}
+	for _, jar := range zkOptionalJars {
+		if _, err := os.Stat(jar); err == nil {
+			classpath = append(classpath, jar)
+		}
+	}
+	logFile := opts.LogFile
+	if logFile == "" {
+		logFile = filepath.Join(dir, "zookeeper.log")
+	}
+	timeout := opts.StartTimeout
+	if timeout <= 0 {
+		timeout = zkStartTimeout
+	}
+	z.Proc = NewProc(ProcSpec{
+		Name: "zookeeper",
+		Path: java,
+		Args: []string{
+			"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+			"-Dzookeeper.admin.enableServer=false",
+			"-Dlog4j.configuration=file:" + log4j,
+			"-cp", strings.Join(classpath, ":"),
+			zkMainClass, cfgPath,
+		},
+		Dir:     dir,
+		LogFile: logFile,
+		Output:  opts.Output,
+		ReadyCheck: func(context.Context) error {
+			if !ZooKeeperServing(z.Addr) {
+				return fmt.Errorf("no session service on %s yet", z.Addr)
+			}
+			if z.SecureAddr != "" && !PortOpen(z.SecureAddr) {
+				return fmt.Errorf("secure port %s not open yet", z.SecureAddr)
+			}
+			return nil
+		},
+		StartTimeout: timeout,
+		StopTimeout:  zkStopTimeout,
+		DeathSignal:  syscall.SIGKILL,
+	})
+	if err := z.Start(ctx); err != nil {
+		if strings.Contains(z.Tail(tailLines), "Address already in use") {
+			return nil, fmt.Errorf("%w: zookeeper on %s", errPortTaken, z.Addr)
+		}
+		return nil, err
+	}
+	return z, nil
+}
+
+// ZooKeeperRuok reports whether the ZooKeeper at addr answers "ruok" with "imok".
+func ZooKeeperRuok(addr string) bool {
+	return string(fourLetterWord(addr, "ruok")) == "imok"
+}
+
+// ZooKeeperServing reports whether the ZooKeeper at addr accepts sessions: it answers
+// "ruok" with "imok" and "srvr" with its mode ("ruok" answers slightly earlier).
+func ZooKeeperServing(addr string) bool {
+	return ZooKeeperRuok(addr) && strings.Contains(string(fourLetterWord(addr, "srvr")), "Mode:")
+}
+
+// fourLetterWord sends a ZooKeeper four-letter command and returns the answer.
+func fourLetterWord(addr, cmd string) []byte {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Write([]byte(cmd)); err != nil {
+		return nil
+	}
+	out, _ := io.ReadAll(conn)
+	return out
+}
+
+// PortOpen reports whether something accepts TCP connections on addr.
+func PortOpen(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func concatFiles(dst string, srcs ...string) error {
+	var out []byte
+	for _, src := range srcs {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		out = append(out, b...)
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			out = append(out, '\n')
+		}
+	}
+	return os.WriteFile(dst, out, 0o600)
+}
