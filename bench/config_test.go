@@ -11,7 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
-	"github.com/nodepool-temporal/nodepool-temporal/worker"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 )
 
 func writeTemp(t *testing.T, name string, data []byte) string {
@@ -39,7 +39,7 @@ func TestLauncherConfig(t *testing.T) {
 			require.NoError(t, err)
 			path := writeTemp(t, "nodepool.yaml", data)
 			// The launcher's own loader validates the driver sections too.
-			cfg, err := worker.LoadConfig(path, "")
+			cfg, err := launchconfig.Load(path, "")
 			require.NoError(t, err, "generated config:\n%s", data)
 			require.Len(t, cfg.Providers, 1)
 			p := cfg.Providers[0]

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/nodepool-temporal/nodepool-temporal/config"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 )
 
@@ -51,7 +52,7 @@ func (f *fakeSweepStarter) SignalWithStartWorkflow(_ context.Context, workflowID
 }
 
 func TestStartSweepsOncePerProviderWithTheCleanupInterval(t *testing.T) {
-	cfg, err := LoadConfig("../examples/nodepool.yaml", "")
+	cfg, err := launchconfig.Load("../examples/nodepool.yaml", "")
 	require.NoError(t, err)
 	require.Len(t, cfg.Providers, 2)
 	cfg.Launcher.CleanupInterval = config.Seconds(90)
@@ -81,7 +82,7 @@ func TestStartSweepsOncePerProviderWithTheCleanupInterval(t *testing.T) {
 }
 
 func TestStartSweepsStopsWithItsContext(t *testing.T) {
-	cfg, err := LoadConfig("../examples/nodepool.yaml", "")
+	cfg, err := launchconfig.Load("../examples/nodepool.yaml", "")
 	require.NoError(t, err)
 	fake := &fakeSweepStarter{failFirst: 1 << 30}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

@@ -61,12 +61,6 @@ type Options struct {
 	Webapp bool
 }
 
-// LoadConfig loads and validates a configuration file, with its drivers' sections.
-// Every problem is reported at once. It is launchconfig.Load.
-func LoadConfig(path, securePath string) (*config.Config, error) {
-	return launchconfig.Load(path, securePath)
-}
-
 // NewLogger returns the launcher's logger writing to w, in upstream Nodepool's
 // format: logger names such as nodepool.PoolWorker.<provider>-<pool> and the
 // [e: …] [node_request: …] [node: …] prefixes in text, the same facts as fields in
@@ -279,12 +273,6 @@ func startWebapp(ctx context.Context, g *errgroup.Group, cfg *config.Config, zk 
 		}
 		return nil
 	})
-}
-
-// ConnectZooKeeper connects to the configured ZooKeeper ensemble. It is
-// launchconfig.ConnectZooKeeper.
-func ConnectZooKeeper(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*zookeeper.Client, error) {
-	return launchconfig.ConnectZooKeeper(ctx, cfg, logger)
 }
 
 // sweepStarter is the part of the Temporal client that starts leak sweeps.

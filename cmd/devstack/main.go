@@ -36,6 +36,7 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack/zkready"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 	"github.com/nodepool-temporal/nodepool-temporal/worker"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
@@ -152,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "devstack:", err)
 		return 1
 	}
-	cfg, err := worker.LoadConfig(o.config, "")
+	cfg, err := launchconfig.Load(o.config, "")
 	if err != nil {
 		return fail(fmt.Errorf("loading %s: %w", o.config, err))
 	}

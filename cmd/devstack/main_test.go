@@ -6,15 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/nodepool-temporal/nodepool-temporal/worker"
 )
 
 // The example configuration places every component on a loopback port.
 func TestPlanForExampleConfig(t *testing.T) {
-	cfg, err := worker.LoadConfig(filepath.Join("..", "..", "examples", "nodepool.yaml"), "")
+	cfg, err := launchconfig.Load(filepath.Join("..", "..", "examples", "nodepool.yaml"), "")
 	require.NoError(t, err)
 	p, err := planFor(cfg)
 	require.NoError(t, err)

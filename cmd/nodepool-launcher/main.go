@@ -25,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/nodepool-temporal/nodepool-temporal/config"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 	"github.com/nodepool-temporal/nodepool-temporal/worker"
 )
 
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if debug := fs.Lookup("d"); debug != nil && debug.Value.String() == "true" {
 		logger, _ = newLogger(stderr, "debug", *logFormat)
 	}
-	cfg, err := worker.LoadConfig(*cfgPath, *securePath)
+	cfg, err := launchconfig.Load(*cfgPath, *securePath)
 	if err != nil {
 		fmt.Fprintf(stderr, "refusing to start: invalid configuration %s\n", *cfgPath)
 		if problems := config.Problems(err); len(problems) > 0 {

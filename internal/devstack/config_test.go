@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack"
-	"github.com/nodepool-temporal/nodepool-temporal/worker"
+	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
 )
 
 // The generated configuration passes the launcher's own validation, drivers included.
@@ -50,7 +50,7 @@ func TestLauncherConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
-	loaded, err := worker.LoadConfig(path, "")
+	loaded, err := launchconfig.Load(path, "")
 	if err != nil {
 		t.Fatalf("loading the generated configuration: %v\n%s", err, data)
 	}
