@@ -705,3 +705,16 @@ func TestPlanDefersToAHigherPriorityPoolOfAnotherLauncher(t *testing.T) {
 	f.acts.pools = nil
 	require.Equal(t, DecisionLaunch, f.plan(t, id).Decision, "once it is gone, ours serves the request")
 }
+
+// A retried step stores the same instance again; an id the driver gives as a JSON
+// object (AWS) reads back from the record as its instance id, and is still the same.
+func TestStoreExternalIDOfAnObjectIsStable(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	id := f.submit(t, "small")
+	nid := f.accept(t, id, owner, f.plan(t, id)).NodeIDs[0]
+	aws := `{"instance": "i-0abc", "region": "us-east-1"}`
+	require.NoError(t, f.acts.storeExternalID(ctx, nid, aws))
+	require.NoError(t, f.acts.storeExternalID(ctx, nid, aws))
+	require.Equal(t, 1, f.nodeCount(t), "the same instance is not recorded as superseded")
+}

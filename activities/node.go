@@ -29,9 +29,12 @@ func (a *Activities) updateNode(ctx context.Context, id string, change func(*zoo
 // attempt's instance is deleted before the next attempt starts).
 func (a *Activities) storeExternalID(ctx context.Context, nodeID, externalID string) error {
 	var superseded *zookeeper.Node
+	// Compare as the node record reads them: an id stored as a JSON object (AWS's
+	// {"instance": …, "region": …}) reads back as its instance id.
+	want := (&zookeeper.Node{ExternalID: externalIDJSON(externalID)}).ExternalIDString()
 	err := a.updateNode(ctx, nodeID, func(n *zookeeper.Node) bool {
 		superseded = nil
-		if old := n.ExternalIDString(); old != "" && old != externalID {
+		if old := n.ExternalIDString(); old != "" && old != want {
 			prev := *n
 			superseded = &prev
 		}
