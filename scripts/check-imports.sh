@@ -63,6 +63,7 @@ check metrics       "${P}(config|drivers|activities|workflows|poller|worker|life
 check_direct metrics/facts "${P}(activities|drivers|poller|worker|lifecycle|webapp|zookeeper)|${AWS}|${ZK}" "facts use workflow names and status types only"
 check metrics/facts "${P}(drivers/|poller|worker|webapp)|${AWS}"       "facts use workflow names and status types only"
 check internal/logging "${P}|${AWS}|${TEMPORAL}|${ZK}"                 "the log format is a leaf"
+check internal/prettytable "${P}|${AWS}|${TEMPORAL}|${ZK}"             "text tables are a leaf"
 # The admin CLI speaks ZooKeeper; only explain reads workflows, through
 # internal/inspect, which takes the Temporal SDK's client and nothing else of it. No
 # other package the CLI links may bring the SDK in.

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/prettytable"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -398,6 +399,6 @@ func (l *listing) renderText(fields []string) []byte {
 		}
 	}
 	var b strings.Builder
-	writeTable(&b, headers, rows)
+	_ = prettytable.Write(&b, headers, rows)
 	return []byte(strings.TrimSuffix(b.String(), "\n"))
 }

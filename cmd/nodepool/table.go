@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/prettytable"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -50,74 +50,7 @@ func (t *table) String() string {
 
 // write renders the table to w.
 func (t *table) write(w io.Writer) {
-	widths := make([]int, len(t.headers))
-	for i, h := range t.headers {
-		widths[i] = maxLineWidth(h)
-	}
-	for _, row := range t.rows {
-		for i, cell := range row {
-			widths[i] = max(widths[i], maxLineWidth(cell))
-		}
-	}
-
-	var rule strings.Builder
-	rule.WriteString("+")
-	for _, wd := range widths {
-		rule.WriteString(strings.Repeat("-", wd+2))
-		rule.WriteString("+")
-	}
-	rule.WriteString("\n")
-
-	var b bytes.Buffer
-	b.WriteString(rule.String())
-	writeRow(&b, t.headers, widths)
-	b.WriteString(rule.String())
-	for _, row := range t.rows {
-		writeRow(&b, row, widths)
-	}
-	b.WriteString(rule.String())
-	_, _ = w.Write(b.Bytes())
-}
-
-// writeRow writes one (possibly multi-line) row with every cell left aligned.
-func writeRow(b *bytes.Buffer, cells []string, widths []int) {
-	lines := make([][]string, len(cells))
-	height := 1
-	for i, cell := range cells {
-		lines[i] = cellLines(cell)
-		height = max(height, len(lines[i]))
-	}
-	for l := range height {
-		b.WriteString("|")
-		for i, wd := range widths {
-			text := ""
-			if l < len(lines[i]) {
-				text = lines[i][l]
-			}
-			b.WriteString(" ")
-			b.WriteString(text)
-			b.WriteString(strings.Repeat(" ", wd-utf8.RuneCountInString(text)))
-			b.WriteString(" |")
-		}
-		b.WriteString("\n")
-	}
-}
-
-// cellLines splits a cell into its lines, dropping carriage returns and
-// turning tabs into spaces so that columns stay aligned.
-func cellLines(cell string) []string {
-	cell = strings.ReplaceAll(cell, "\r", "")
-	cell = strings.ReplaceAll(cell, "\t", " ")
-	return strings.Split(cell, "\n")
-}
-
-// maxLineWidth returns the width in characters of the longest line of s.
-func maxLineWidth(s string) int {
-	w := 0
-	for _, line := range cellLines(s) {
-		w = max(w, utf8.RuneCountInString(line))
-	}
-	return w
+	_ = prettytable.Write(w, t.headers, t.rows)
 }
 
 // formatAge renders an elapsed time as upstream does, DD:HH:MM:SS with whole
