@@ -1,6 +1,12 @@
 package config
 
-import "strconv"
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strconv"
+)
 
 // Environment variables that override the temporal section. All but
 // EnvTemporalTaskQueue are the Temporal SDK's standard names.
@@ -50,4 +56,29 @@ func (t Temporal) WithEnv(getenv func(string) string) Temporal {
 func (t Temporal) UseTLS() bool {
 	return t.TLS.Enabled || t.TLS.Cert != "" || t.TLS.Key != "" || t.TLS.CA != "" ||
 		t.TLS.ServerName != "" || t.APIKey != ""
+}
+
+// ClientTLS returns the TLS settings of a connection to the Temporal frontend: the
+// client certificate and CA files, read now, and the server name to verify.
+func (t Temporal) ClientTLS() (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: t.TLS.ServerName, MinVersion: tls.VersionTLS12}
+	if t.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(t.TLS.Cert, t.TLS.Key)
+		if err != nil {
+			return nil, fmt.Errorf("loading Temporal client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if t.TLS.CA != "" {
+		pem, err := os.ReadFile(t.TLS.CA)
+		if err != nil {
+			return nil, fmt.Errorf("reading Temporal CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate found in Temporal CA file %s", t.TLS.CA)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }

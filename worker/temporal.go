@@ -2,11 +2,8 @@ package worker
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -26,24 +23,9 @@ func DialTemporal(ctx context.Context, t config.Temporal, logger *slog.Logger) (
 		Logger:    log.NewStructuredLogger(logger.With("component", "temporal")),
 	}
 	if t.UseTLS() {
-		tlsCfg := &tls.Config{ServerName: t.TLS.ServerName, MinVersion: tls.VersionTLS12}
-		if t.TLS.Cert != "" {
-			cert, err := tls.LoadX509KeyPair(t.TLS.Cert, t.TLS.Key)
-			if err != nil {
-				return nil, fmt.Errorf("loading Temporal client certificate: %w", err)
-			}
-			tlsCfg.Certificates = []tls.Certificate{cert}
-		}
-		if t.TLS.CA != "" {
-			pem, err := os.ReadFile(t.TLS.CA)
-			if err != nil {
-				return nil, fmt.Errorf("reading Temporal CA: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("no certificate found in Temporal CA file %s", t.TLS.CA)
-			}
-			tlsCfg.RootCAs = pool
+		tlsCfg, err := t.ClientTLS()
+		if err != nil {
+			return nil, err
 		}
 		opts.ConnectionOptions.TLS = tlsCfg
 	}

@@ -8,12 +8,9 @@ package inspect
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -60,7 +57,7 @@ func Dial(ctx context.Context, t config.Temporal) (*Client, error) {
 		Logger:    quietLogger{},
 	}
 	if t.UseTLS() {
-		tlsCfg, err := tlsConfig(t)
+		tlsCfg, err := t.ClientTLS()
 		if err != nil {
 			return nil, err
 		}
@@ -86,30 +83,6 @@ func (c *Client) Namespace() string { return c.ns }
 
 // Close closes the connection.
 func (c *Client) Close() { c.c.Close() }
-
-// tlsConfig builds the TLS settings of the connection.
-func tlsConfig(t config.Temporal) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: t.TLS.ServerName, MinVersion: tls.VersionTLS12}
-	if t.TLS.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(t.TLS.Cert, t.TLS.Key)
-		if err != nil {
-			return nil, fmt.Errorf("loading Temporal client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	if t.TLS.CA != "" {
-		pem, err := os.ReadFile(t.TLS.CA)
-		if err != nil {
-			return nil, fmt.Errorf("reading Temporal CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("no certificate found in Temporal CA file %s", t.TLS.CA)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
-}
 
 // Execution is what the server says about a workflow's latest run.
 type Execution struct {
