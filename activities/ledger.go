@@ -53,7 +53,7 @@ func (a *Activities) PoolUsage(ctx context.Context, in PoolUsageInput) (PoolUsag
 	return out, nil
 }
 
-// chainRunning reports whether the workflow runs in the run chain whose id starts with
+// chainRunning reports whether the workflow runs in the run chain whose id ends with
 // chain (any chain when chain is "").
 func (a *Activities) chainRunning(ctx context.Context, workflowID, chain string) (bool, error) {
 	if a.temporal == nil {
@@ -71,7 +71,7 @@ func (a *Activities) chainRunning(ctx context.Context, workflowID, chain string)
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return false, nil
 	}
-	return strings.HasPrefix(info.GetFirstRunId(), chain), nil
+	return strings.HasSuffix(info.GetFirstRunId(), chain), nil
 }
 
 // forEachNode calls fn for every readable node. Nodes that vanish while listed and

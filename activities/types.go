@@ -259,7 +259,7 @@ type PoolUsageInput struct {
 type HolderRef struct {
 	RequestID  string `json:"request_id"`
 	WorkflowID string `json:"workflow_id"`
-	// Chain is a prefix of the holder's run chain id ("" = any chain).
+	// Chain is the end of the holder's run chain id ("" = any chain).
 	Chain string `json:"chain,omitempty"`
 }
 

@@ -24,8 +24,10 @@ const (
 	// ledgerHistoryLimit triggers continue-as-new well below Temporal's limits.
 	ledgerHistoryLimit = 5000
 	// chainTagLen is how much of a run chain id a hold keeps: enough to tell two chains
-	// of one workflow id apart, short enough that 10,000 waiting requests stay small.
-	chainTagLen = 8
+	// of one workflow id apart, short enough that 10,000 waiting requests stay small. Run
+	// ids are UUIDs whose first characters are a timestamp (version 7): the tail is
+	// random, so the tag is taken from the end.
+	chainTagLen = 12
 )
 
 // LedgerInput starts (or continues) a pool ledger.
@@ -294,7 +296,7 @@ func (l *ledger) requestOf(requestID, holder string) string {
 
 func chainTag(chain string) string {
 	if len(chain) > chainTagLen {
-		return chain[:chainTagLen]
+		return chain[len(chain)-chainTagLen:]
 	}
 	return chain
 }

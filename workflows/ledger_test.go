@@ -241,9 +241,11 @@ func TestLedgerVoidsGrantsOfEndedWorkflows(t *testing.T) {
 func TestLedgerNewRunChainReplacesTheOldGrant(t *testing.T) {
 	h := newLedgerHarness(t)
 	old := acquire("w-a", "100", 0, "0000000001", 2)
-	old.Chain = "chain-old-0001"
+	// Run ids are version 7 UUIDs: two chains started within a minute share their first
+	// characters.
+	old.Chain = "01a24245-0f24-7ae2-861d-57a1820e822c"
 	renewed := old
-	renewed.Chain = "chain-new-0002"
+	renewed.Chain = "01a24245-a125-7ac6-9022-946097393cb0"
 	h.at(time.Second, func() { h.env.SignalWorkflow(SignalAcquire, old) })
 	var st LedgerStatus
 	h.at(2*time.Second, func() { h.env.SignalWorkflow(SignalAcquire, renewed) })
@@ -326,4 +328,26 @@ func TestLedgerRefusesNoWaitAcquiresAtQuota(t *testing.T) {
 	require.Equal(t, []string{"w-full"}, h.granted())
 	require.Equal(t, []string{"w-minready"}, h.denied, "a min-ready request is declined at quota")
 	require.Equal(t, []string{requestIDs["w-wait"]}, st.Waiting, "an ordinary request waits")
+}
+
+// A new run chain of a workflow whose old chain had bound nodes waits for those nodes to
+// go, then is granted: the old chain's nodes are not its capacity.
+func TestLedgerNewRunChainAfterTheOldOneBoundNodes(t *testing.T) {
+	h := newLedgerHarness(t)
+	old := acquire("w-a", "100", 0, "0000000001", 2)
+	old.Chain = "01a24245-0f24-7ae2-861d-57a1820e822c"
+	renewed := old
+	renewed.Chain = "01a24245-a125-7ac6-9022-946097393cb0"
+	h.at(time.Second, func() { h.env.SignalWorkflow(SignalAcquire, old) })
+	h.at(2*time.Second, func() {
+		h.env.SignalWorkflow(SignalBind, LedgerBind{RequestID: old.RequestID, Nodes: map[string]drivers.Resources{
+			"0000000010": {"instances": 1, "cores": 2}, "0000000011": {"instances": 1, "cores": 2}}})
+	})
+	h.at(3*time.Second, func() { h.env.SignalWorkflow(SignalAcquire, renewed) })
+	h.at(4*time.Second, func() {
+		require.Equal(t, []string{"w-a"}, h.granted(), "the old chain's nodes still fill the pool")
+		h.env.SignalWorkflow(SignalRelease, LedgerRelease{NodeIDs: []string{"0000000010", "0000000011"}})
+	})
+	h.run(t)
+	require.Equal(t, []string{"w-a", "w-a"}, h.granted(), "the new chain is granted once the old nodes are gone")
 }
