@@ -204,6 +204,10 @@ func runScenario(t *testing.T, m mode, sc scenario) *scenarioReport {
 			}
 		}
 	}
+	if rep.Failed > 0 && !sc.declines {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d of %d requests were declined although the fault is one a "+
+			"launch should ride out (see the failed launch attempts below)", rep.Failed, rep.Requests))
+	}
 	if len(notEnded) > 0 {
 		violate("%d of %d requests did not end within %s (left pending or requested): %s",
 			len(notEnded), len(results), m.burstTimeout, sample(notEnded))

@@ -689,6 +689,7 @@ func (c *cluster) attemptFailures() map[string]int {
 
 // attemptReason shortens a failed attempt's error to its reason.
 func attemptReason(s string) string {
+	s = strings.ReplaceAll(s, `\"`, `"`)
 	code := ""
 	if m := apiCode.FindStringSubmatch(s); m != nil {
 		code = " (" + m[1] + ")"

@@ -16,6 +16,8 @@ type scenarioReport struct {
 	Passed     bool
 	// Violations are the failed checks.
 	Violations []string
+	// Notes are findings that break no check (see scenario.declines).
+	Notes []string
 	// ZuulProblems are problems on Zuul's side of the exchange that do not break a
 	// guarantee by themselves (for example a node lock lost with Zuul's own session).
 	ZuulProblems []string
@@ -32,7 +34,7 @@ type scenarioReport struct {
 	// Requests of the burst: all, multi-node ones, fulfilled, failed; Nodes fulfilled.
 	Requests, Multi, Fulfilled, Failed, Nodes int
 	// Created counts every instance the cloud created in the scenario (follow-up
-	// included); MostPerNode is the most created for one node id.
+	// included); MostPerNode is the most instances one node id had at once.
 	Created, MostPerNode int64
 	FollowUpSize         int
 	FollowUpFulfilled    int
@@ -140,6 +142,9 @@ func (r *runReport) markdown() string {
 				w("- %s\n", oneLine(v))
 			}
 			w("\n")
+		}
+		for _, n := range s.Notes {
+			w("Note: %s.\n\n", n)
 		}
 		if len(s.AttemptFailures) > 0 {
 			w("Failed launch attempts, by reason (from the workers' logs):\n\n")

@@ -25,7 +25,11 @@ type scenario struct {
 	// only restricts the scenario to one mode ("short" or "long"); empty runs it in
 	// both.
 	only string
-	spec clusterSpec
+	// declines is set where the fault may make a launch fail for good (capacity
+	// errors, terminated workflows); elsewhere a declined request is noted in the
+	// report as unexpected.
+	declines bool
+	spec     clusterSpec
 	// sets replaces the burst's requests.
 	sets func(c *cluster) [][]string
 	// before runs before the burst is submitted, during while it is served (it waits
@@ -69,7 +73,8 @@ var scenarios = []scenario{
 		only: "long", during: killAndRestart("temporal-dev", time.Second),
 	},
 	{
-		name: "sim-cloud-errors",
+		name:     "sim-cloud-errors",
+		declines: true,
 		what: "sim cloud for the whole burst: 20 % of calls throttled, 10 % of creates without capacity, " +
 			"10 % internal errors on every call kind, 5 % of creates and deletes answered with a lost reply, " +
 			"every call 0.3 s slow",
@@ -86,7 +91,8 @@ var scenarios = []scenario{
 	},
 	{
 		name: "sim-capacity", what: "sim cloud for the whole burst: 20 % of creates answered without capacity", only: "long",
-		before: simFaults(sim.Faults{CapacityErrorRate: 0.2}), after: simFaults(sim.Faults{}),
+		declines: true,
+		before:   simFaults(sim.Faults{CapacityErrorRate: 0.2}), after: simFaults(sim.Faults{}),
 	},
 	{
 		name: "sim-internal-errors",
@@ -103,7 +109,8 @@ var scenarios = []scenario{
 		before: simFaults(sim.Faults{APILatency: 2}), after: simFaults(sim.Faults{}),
 	},
 	{
-		name: "ec2-cloud-errors",
+		name:     "ec2-cloud-errors",
+		declines: true,
 		what: "EC2 endpoint for the whole burst: 10 % of calls throttled, 5 % internal errors, 5 % of " +
 			"RunInstances without capacity, RunInstances answered 0.5 s late and DescribeInstances 0.25 s late",
 		only: "short", spec: clusterSpec{aws: true},
@@ -120,7 +127,8 @@ var scenarios = []scenario{
 	},
 	{
 		name: "ec2-capacity", what: "EC2 endpoint for the whole burst: 20 % of RunInstances without capacity",
-		only: "long", spec: clusterSpec{aws: true},
+		declines: true,
+		only:     "long", spec: clusterSpec{aws: true},
 		before: ec2Faults(ec2sim.Faults{Errors: ec2sim.ErrorRates{Capacity: 0.2}}), after: ec2Faults(ec2sim.Faults{}),
 	},
 	{
@@ -139,7 +147,8 @@ var scenarios = []scenario{
 		after: ec2Faults(ec2sim.Faults{}),
 	},
 	{
-		name: "workflow-terminate-reset",
+		name:     "workflow-terminate-reset",
+		declines: true,
 		what: "mid-burst, request workflows of requests being launched are terminated, and others reset " +
 			"to their first workflow task, through the Temporal client",
 		during: terminateAndReset,
