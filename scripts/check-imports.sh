@@ -53,6 +53,7 @@ check workflows     "${P}(config|poller|worker|drivers/)|${AWS}"        "workflo
 check_direct poller "${P}(drivers|activities|config|worker)|${AWS}"     "the poller only starts workflows"
 check poller        "${P}(drivers/|config|worker)|${AWS}"               "the poller only starts workflows"
 check internal/ec2sim "${P}|${TEMPORAL}|${ZK}"                          "the EC2 endpoint stands alone"
+check internal/ossim "${P}|${TEMPORAL}|${ZK}"                           "the OpenStack endpoint stands alone"
 check internal/zuul "${P}(config|drivers|activities|workflows|poller|worker|lifecycle|internal/launchconfig)|${AWS}|${TEMPORAL}" "acting as Zuul needs only the wire format"
 check internal/launchconfig "${P}(activities|workflows|poller|worker|lifecycle|names)|${TEMPORAL}" "loading the configuration needs no Temporal"
 # The web app serves ZooKeeper's records; /metrics is a handler it is given.
