@@ -6,7 +6,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/nodepool-temporal/nodepool-temporal/worker.Version=$(VERSION) -X github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig.Version=$(VERSION)
 BIN     := bin
-CMDS    := nodepool-launcher nodepool simcloud ec2sim devstack
+CMDS    := nodepool-launcher nodepool simcloud ec2sim devstack ossim
 # Packages whose tests run with the race detector (the rest run without: the end-to-end
 # tests drive separate processes, and race builds are slow on small machines).
 RACE_PKGS := ./zookeeper/... ./config/... ./drivers/... ./lifecycle/... ./activities/... ./workflows/... ./poller/...
@@ -16,8 +16,9 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: deps
-deps: ## install system packages (ZooKeeper, kazoo) when missing
+deps: ## install system packages (ZooKeeper, kazoo, upstream Nodepool's Python libraries) when missing
 	scripts/install-deps.sh
+	scripts/install-interop-deps.sh
 
 $(BIN)/temporal-dev: $(shell find tools/devtemporal -type f 2>/dev/null)
 	scripts/build-temporal-dev.sh $@
@@ -68,6 +69,11 @@ chaos: deps build ## fault-injection suite, long version; writes docs/reliabilit
 	NODEPOOL_CHAOS=long NODEPOOL_CHAOS_REPORT=$(CURDIR)/docs/reliability.md \
 		TEMPORAL_DEV_BIN=$(CURDIR)/$(BIN)/temporal-dev NODEPOOL_BIN_DIR=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -timeout 180m -v ./chaos
+
+.PHONY: interop
+interop: deps build ## only the test beside upstream Nodepool's own launcher and CLI (interop/)
+	TEMPORAL_DEV_BIN=$(CURDIR)/$(BIN)/temporal-dev NODEPOOL_BIN_DIR=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -timeout 10m -v ./interop
 
 .PHONY: clean
 clean: ## remove built binaries and local run state
