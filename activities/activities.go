@@ -15,11 +15,14 @@ import (
 )
 
 // Signaller is the part of the Temporal client the activities use: starting and
-// signalling ledgers, and checking that the workflows holding capacity still run.
+// signalling ledgers (planning acquires, acceptance binds, deletion releases, each
+// from the activity that makes the fact true), and checking that the workflows
+// holding capacity still run.
 type Signaller interface {
 	SignalWithStartWorkflow(ctx context.Context, workflowID string, signalName string, signalArg any,
 		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
 }
 
 // Activities holds the activities' dependencies. Construct it with New.
@@ -40,6 +43,8 @@ type Activities struct {
 	// pools and poolsAt are the last listing of other launchers' pools (otherPools).
 	pools   []zookeeper.PoolComponent
 	poolsAt time.Time
+	// releases batches the ledger releases of deletions that finish together.
+	releases releaseBatcher
 }
 
 // Option changes an Activities value built by New.

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -78,6 +80,10 @@ type runningChains map[string]string
 
 func (runningChains) SignalWithStartWorkflow(context.Context, string, string, any, client.StartWorkflowOptions, any, ...any) (client.WorkflowRun, error) {
 	return nil, errors.New("no ledgers in activity tests")
+}
+
+func (runningChains) SignalWorkflow(context.Context, string, string, string, any) error {
+	return errors.New("no ledgers in activity tests")
 }
 
 func (r runningChains) DescribeWorkflowExecution(_ context.Context, id, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
@@ -717,4 +723,278 @@ func TestStoreExternalIDOfAnObjectIsStable(t *testing.T) {
 	require.NoError(t, f.acts.storeExternalID(ctx, nid, aws))
 	require.NoError(t, f.acts.storeExternalID(ctx, nid, aws))
 	require.Equal(t, 1, f.nodeCount(t), "the same instance is not recorded as superseded")
+}
+
+func TestAwaitLockTakesTheLockWhenItsHolderLetsGo(t *testing.T) {
+	cases := []struct {
+		name string
+		// holder locks the node first (with this identifier) unless empty; releaseAfter
+		// lets it go after that long (0: never).
+		holder       string
+		releaseAfter time.Duration
+		wait         time.Duration
+		want         bool
+		// within bounds how long the call may take.
+		within time.Duration
+	}{
+		{name: "free", wait: time.Second, want: true, within: time.Second},
+		{name: "held by us", holder: "tq/delete/me", wait: time.Second, want: true, within: time.Second},
+		{name: "released while waiting", holder: "zuul", releaseAfter: 300 * time.Millisecond, wait: 5 * time.Second, want: true, within: 2 * time.Second},
+		{name: "held throughout", holder: "zuul", wait: 500 * time.Millisecond, want: false, within: 2 * time.Second},
+		{name: "no waiting", holder: "zuul", releaseAfter: 100 * time.Millisecond, wait: 0, want: false, within: time.Second},
+	}
+	f := newFixture(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			id, err := f.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeUsed, Provider: "sim", Pool: "main"})
+			require.NoError(t, err)
+			path := zookeeper.NodeLockPath(id)
+			if tc.holder != "" {
+				lock := f.zk.NewLock(path, tc.holder)
+				ok, err := lock.TryAcquire(ctx)
+				require.NoError(t, err)
+				require.True(t, ok)
+				if tc.releaseAfter > 0 {
+					timer := time.AfterFunc(tc.releaseAfter, func() { _ = lock.Release(context.Background()) })
+					defer timer.Stop()
+				} else {
+					defer func() { _ = lock.Release(context.Background()) }()
+				}
+			}
+			started := time.Now()
+			held, err := f.acts.awaitLock(ctx, path, "tq/delete/me", tc.wait)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, held)
+			require.Less(t, time.Since(started), tc.within)
+			_, holder, err := f.zk.LockHolder(ctx, path)
+			require.NoError(t, err)
+			if tc.want {
+				require.Equal(t, "tq/delete/me", holder)
+			} else {
+				require.NotEqual(t, "tq/delete/me", holder, "a lock someone else holds is left alone")
+			}
+		})
+	}
+}
+
+// ledgerSignals records the ledger signals activities send; fail makes every send fail.
+type ledgerSignals struct {
+	runningChains
+	mu      sync.Mutex
+	fail    error
+	started []string // signal-with-start: "<workflow id> <signal>"
+	sent    []string // signal: "<workflow id> <signal>"
+	args    []any
+}
+
+func (l *ledgerSignals) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, _ client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return nil, l.fail
+	}
+	l.started = append(l.started, id+" "+signal)
+	l.args = append(l.args, arg)
+	return nil, nil
+}
+
+func (l *ledgerSignals) SignalWorkflow(_ context.Context, id, _, signal string, arg any) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return l.fail
+	}
+	l.sent = append(l.sent, id+" "+signal)
+	l.args = append(l.args, arg)
+	return nil
+}
+
+// withSignaller returns a fixture whose activities send ledger signals to l.
+func (f *fixture) withSignaller(l Signaller) *fixture {
+	acts := New(f.zk, f.acts.drivers, f.acts.settings, l, nil)
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger{})
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	return &fixture{zk: f.zk, acts: acts, env: env}
+}
+
+func TestPlanAndAcceptSignalTheLedger(t *testing.T) {
+	const ledger = "tq/ledger/sim/main"
+	target := &AcquireTarget{TaskQueue: "tq", WorkflowType: "PoolLedger", Signal: "acquire", Holder: "tq/request/x", Chain: "chain-1"}
+	cases := []struct {
+		name    string
+		labels  []string
+		acquire *AcquireTarget
+		bind    bool
+		fail    error
+		// wantStarted are the signals sent with start; wantErr a failed activity.
+		wantStarted []string
+		wantErr     bool
+	}{
+		{name: "plan acquires", labels: []string{"small", "large"}, acquire: target,
+			wantStarted: []string{ledger + " acquire"}},
+		{name: "plan without target sends nothing", labels: []string{"small"}},
+		{name: "plan of an unknown label sends nothing", labels: []string{"nope"}, acquire: target},
+		{name: "failed acquire fails the plan", labels: []string{"small"}, acquire: target, fail: errors.New("unavailable"), wantErr: true},
+		{name: "accept binds", labels: []string{"small", "large"}, bind: true,
+			wantStarted: []string{ledger + " bind"}},
+		{name: "failed bind fails the acceptance", labels: []string{"small"}, bind: true, fail: errors.New("unavailable"), wantErr: true},
+	}
+	base := newFixture(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sig := &ledgerSignals{fail: tc.fail}
+			f := base.withSignaller(sig)
+			id := f.submit(t, tc.labels...)
+			if !tc.bind {
+				v, err := f.env.ExecuteActivity(f.acts.PlanRequest, PlanInput{RequestID: id, Owner: owner, Acquire: tc.acquire})
+				if tc.wantErr {
+					require.Error(t, err)
+					return
+				}
+				require.NoError(t, err)
+				var plan Plan
+				require.NoError(t, v.Get(&plan))
+				require.Equal(t, len(tc.wantStarted) > 0, plan.Acquired)
+				require.Equal(t, tc.wantStarted, sig.started)
+				if len(tc.wantStarted) > 0 {
+					acq := sig.args[0].(LedgerAcquire)
+					require.Equal(t, plan.Acquire(target.Holder, target.Chain, id), acq)
+				}
+				return
+			}
+			plan := f.plan(t, id)
+			v, err := f.env.ExecuteActivity(f.acts.AcceptRequest, AcceptInput{RequestID: id, Owner: owner, Plan: plan,
+				Bind: &BindTarget{Holder: "tq/request/x", Ledger: SignalLedgerInput{WorkflowID: ledger, WorkflowType: "PoolLedger", Signal: "bind"}}})
+			if tc.wantErr {
+				require.Error(t, err)
+				// The retry adopts the nodes the failed try created.
+				sig.mu.Lock()
+				sig.fail = nil
+				sig.mu.Unlock()
+				v, err = f.env.ExecuteActivity(f.acts.AcceptRequest, AcceptInput{RequestID: id, Owner: owner, Plan: plan,
+					Bind: &BindTarget{Holder: "tq/request/x", Ledger: SignalLedgerInput{WorkflowID: ledger, WorkflowType: "PoolLedger", Signal: "bind"}}})
+			}
+			require.NoError(t, err)
+			var acc AcceptResult
+			require.NoError(t, v.Get(&acc))
+			require.True(t, acc.Accepted)
+			require.Equal(t, []string{ledger + " bind"}, sig.started)
+			bind := sig.args[0].(LedgerBind)
+			require.Equal(t, "tq/request/x", bind.Holder)
+			require.Len(t, bind.Nodes, len(acc.NodeIDs))
+			for i, nid := range acc.NodeIDs {
+				require.Equal(t, plan.Nodes[i].Need, bind.Nodes[nid])
+			}
+		})
+	}
+}
+
+func TestFinishDeleteRemovesTheNodeAndReleasesItsCapacity(t *testing.T) {
+	cases := []struct {
+		name     string
+		fail     error
+		lockedBy string // someone else holds the node
+		wantErr  string // error type
+		wantSent []string
+	}{
+		{name: "released", wantSent: []string{"tq/ledger/sim/main release"}},
+		{name: "a failed release is left to reconciliation", fail: errors.New("unavailable")},
+		{name: "no ledger", fail: serviceerror.NewNotFound("no such workflow")},
+		{name: "lock lost", lockedBy: "zuul", wantErr: ErrTypeLockLost},
+	}
+	base := newFixture(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			sig := &ledgerSignals{fail: tc.fail}
+			f := base.withSignaller(sig)
+			id, err := f.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeDeleting, Provider: "sim", Pool: "main"})
+			require.NoError(t, err)
+			me := "tq/delete/" + id
+			if tc.lockedBy != "" {
+				ok, err := f.zk.NewLock(zookeeper.NodeLockPath(id), tc.lockedBy).TryAcquire(ctx)
+				require.NoError(t, err)
+				require.True(t, ok)
+			} else {
+				held, err := f.zk.EnsureLock(ctx, zookeeper.NodeLockPath(id), me)
+				require.NoError(t, err)
+				require.True(t, held)
+			}
+			_, err = f.env.ExecuteActivity(f.acts.FinishDelete, FinishDeleteInput{NodeID: id, Owner: me, Ledger: "tq/ledger/sim/main", Signal: "release"})
+			_, gerr := f.zk.GetNode(ctx, id)
+			if tc.wantErr != "" {
+				require.Equal(t, tc.wantErr, errorTypeOf(err))
+				require.NoError(t, gerr, "a node someone else holds is not removed")
+				require.Empty(t, sig.sent)
+				return
+			}
+			require.NoError(t, err)
+			require.ErrorIs(t, gerr, zookeeper.ErrNotFound)
+			require.Equal(t, tc.wantSent, sig.sent)
+			if len(tc.wantSent) > 0 {
+				require.Equal(t, LedgerRelease{NodeIDs: []string{id}}, sig.args[0])
+			}
+		})
+	}
+}
+
+func TestCreateStepMarksTheNodeReady(t *testing.T) {
+	cases := []struct {
+		name      string
+		markReady bool
+		// lockedBy makes someone else hold the node lock before the step.
+		lockedBy  string
+		wantState zookeeper.NodeState
+		wantErr   string
+	}{
+		{name: "ready in the completing step", markReady: true, wantState: zookeeper.NodeReady},
+		{name: "left building for the workflow", wantState: zookeeper.NodeBuilding},
+		{name: "lock lost", markReady: true, lockedBy: "zuul", wantState: zookeeper.NodeBuilding, wantErr: ErrTypeLockLost},
+	}
+	f := newFixture(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			id := f.submit(t, "small")
+			plan := f.plan(t, id)
+			acc := f.accept(t, id, owner, plan)
+			require.True(t, acc.Accepted)
+			nid := acc.NodeIDs[0]
+			if tc.lockedBy != "" {
+				require.NoError(t, f.zk.ReleaseOwned(ctx, zookeeper.NodeLockPath(nid), owner))
+				ok, err := f.zk.NewLock(zookeeper.NodeLockPath(nid), tc.lockedBy).TryAcquire(ctx)
+				require.NoError(t, err)
+				require.True(t, ok)
+			}
+			st := drivers.CreateState{Request: drivers.CreateRequest{NodeID: nid, Attempt: 1, Hostname: "np" + nid, Pool: "main",
+				Label: "small", Metadata: map[string]string{drivers.MetaNodeID: nid, drivers.MetaProviderName: "sim", drivers.MetaPoolName: "main"}}}
+			var err error
+			for steps := 0; !st.Complete && err == nil; steps++ {
+				require.Less(t, steps, 20)
+				var v converter.EncodedValue
+				v, err = f.env.ExecuteActivity(f.acts.CreateStep, CreateStepInput{NodeID: nid, Owner: owner, Provider: "sim", State: st,
+					MarkReady: tc.markReady, Need: plan.Nodes[0].Need})
+				if err == nil {
+					require.NoError(t, v.Get(&st))
+					time.Sleep(st.Wait)
+				}
+			}
+			if tc.wantErr != "" {
+				require.Equal(t, tc.wantErr, errorTypeOf(err))
+			} else {
+				require.NoError(t, err)
+			}
+			n, gerr := f.zk.GetNode(ctx, nid)
+			require.NoError(t, gerr)
+			require.Equal(t, tc.wantState, n.State)
+			if tc.wantState == zookeeper.NodeReady {
+				require.Equal(t, st.ExternalID, n.ExternalIDString())
+				require.Equal(t, st.Instance.InterfaceIP, n.InterfaceIP)
+				require.Equal(t, "z", n.Attributes["executor-zone"])
+			}
+		})
+	}
 }

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/lifecycle"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
+	"go.temporal.io/sdk/activity"
 )
 
 // Policy returns the deletion policy of these settings.
@@ -27,13 +30,26 @@ func (s *Settings) Policy(orphanGrace time.Duration) lifecycle.Policy {
 	return p
 }
 
+// lockWaitInActivity is how long StartDelete waits for a lock that someone else holds
+// before it gives the workflow a retryable Locked error. Zuul unlocks a node right
+// after writing "used", and the poller starts the deletion as soon as it sees "used":
+// waiting on a ZooKeeper watch takes the lock the moment Zuul lets go, where retries
+// with backoff would add up to seconds per node.
+const lockWaitInActivity = 5 * time.Second
+
 // StartDelete locks a node, re-checks under the lock that it must be deleted, and marks
-// it "deleting". A node that someone else holds locked yields a retryable Locked error
-// (Zuul unlocks right after writing "used"); a node that must be kept yields
-// Proceed=false.
+// it "deleting". A node that someone else holds locked is waited for briefly on the
+// first attempt (lockWaitInActivity), then yields a retryable Locked error; a node that
+// must be kept yields Proceed=false.
 func (a *Activities) StartDelete(ctx context.Context, in StartDeleteInput) (StartDeleteResult, error) {
 	lock := zookeeper.NodeLockPath(in.NodeID)
-	held, err := a.zk.EnsureLock(ctx, lock, in.Owner)
+	// Only the first attempt waits: later ones are the workflow's retries, whose
+	// backoff bounds how long a node that stays locked is tried, as before.
+	wait := time.Duration(0)
+	if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt <= 1 {
+		wait = lockWaitInActivity
+	}
+	held, err := a.awaitLock(ctx, lock, in.Owner, wait)
 	if isNotFound(err) {
 		return StartDeleteResult{Reason: "node no longer exists"}, nil
 	}
@@ -90,15 +106,55 @@ func (a *Activities) StartDelete(ctx context.Context, in StartDeleteInput) (Star
 			}
 			a.logger.Info("deleting node", "node_id", in.NodeID, "reason", reason, "external_id", n.ExternalIDString())
 		}
-		return StartDeleteResult{
+		res := StartDeleteResult{
 			Proceed:    true,
 			ExternalID: n.ExternalIDString(),
 			Provider:   n.Provider,
 			Pool:       n.Pool,
 			TaskQueue:  prov.TaskQueue,
 			State:      string(n.State),
-		}, nil
+		}
+		if in.Finish != nil && prov.InlineSteps {
+			return a.finishInline(ctx, in, res)
+		}
+		return res, nil
 	}
+}
+
+// finishInline deletes a node's instance within StartDelete: the delete state machine
+// is advanced here (short waits included, as in DeleteStep) for at most stepBudget;
+// once the cloud confirms, the znode is removed and the capacity released. A step
+// that fails or a deletion that needs longer is handed back to the workflow in
+// res.Delete, to go on with DeleteStep activities; nothing here fails the activity
+// after the node is marked deleting, so a retry never repeats the lock wait for a
+// cloud error. Every step is idempotent: a retried activity finds the node deleting
+// under its own lock and the instance already going or gone.
+func (a *Activities) finishInline(ctx context.Context, in StartDeleteInput, res StartDeleteResult) (StartDeleteResult, error) {
+	st := drivers.DeleteState{ExternalID: res.ExternalID, NodeID: in.NodeID, Complete: res.ExternalID == ""}
+	if !st.Complete {
+		next, err := a.advanceDelete(ctx, res.Provider, st)
+		if err != nil {
+			a.logger.Info("inline deletion handed to the workflow", "node_id", in.NodeID, "error", err)
+			res.Delete = &st
+			return res, nil
+		}
+		st = next
+	}
+	if !st.Complete {
+		res.Delete = &st
+		return res, nil
+	}
+	err := a.FinishDelete(ctx, FinishDeleteInput{
+		NodeID: in.NodeID, Owner: in.Owner, Signal: in.Finish.Signal,
+		Ledger: names.LedgerWorkflowID(in.Finish.TaskQueue, res.Provider, res.Pool),
+	})
+	if err != nil {
+		// The instance is gone; the workflow removes the znode.
+		res.Delete = &st
+		return res, nil
+	}
+	res.Deleted = true
+	return res, nil
 }
 
 func (a *Activities) requestExists(ctx context.Context, id string) (bool, error) {
@@ -114,4 +170,43 @@ func (a *Activities) requestExists(ctx context.Context, id string) (bool, error)
 		return false, fmt.Errorf("reading request %s: %w", id, err)
 	}
 	return true, nil
+}
+
+// awaitLock takes owner's lock at path, waiting up to wait for a holder that is not
+// owner to let go. It watches the lock's contenders and only tries to take the lock
+// when nobody else holds it, so it never queues behind (or disturbs) the holder. It
+// reports whether owner holds the lock; a lock still held by someone else when the
+// wait ends is not an error.
+func (a *Activities) awaitLock(ctx context.Context, path, owner string, wait time.Duration) (bool, error) {
+	held, err := a.zk.EnsureLock(ctx, path, owner)
+	if err != nil || held || wait <= 0 {
+		return held, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	// The first list arrives at once; later ones after each change of the contenders.
+	events := a.zk.WatchChildren(wctx, path)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return false, ctx.Err()
+			}
+			if len(ev.Children) > 0 {
+				locked, holder, err := a.zk.LockHolder(ctx, path)
+				if err != nil {
+					return false, err
+				}
+				if locked && holder != owner {
+					continue
+				}
+			}
+			held, err := a.zk.EnsureLock(ctx, path, owner)
+			if err != nil || held {
+				return held, err
+			}
+		case <-wctx.Done():
+			return false, ctx.Err()
+		}
+	}
 }

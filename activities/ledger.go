@@ -101,6 +101,10 @@ func (a *Activities) forEachNode(ctx context.Context, fn func(*zookeeper.Node)) 
 // SignalLedger delivers a signal to a pool ledger workflow, starting it if it is not
 // running.
 func (a *Activities) SignalLedger(ctx context.Context, in SignalLedgerInput) error {
+	return a.signalLedger(ctx, in)
+}
+
+func (a *Activities) signalLedger(ctx context.Context, in SignalLedgerInput) error {
 	if a.temporal == nil {
 		return invalidConfig("no Temporal client configured for signalling ledgers")
 	}

@@ -3,7 +3,10 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
@@ -191,6 +194,31 @@ func (a *Activities) NodeInstance(ctx context.Context, in NodeRefInput) (NodeIns
 func (a *Activities) ReleaseNode(ctx context.Context, in NodeRefInput) error {
 	if err := a.zk.ReleaseOwned(ctx, zookeeper.NodeLockPath(in.NodeID), in.Owner); err != nil && !isNotFound(err) {
 		return fmt.Errorf("unlocking node %s: %w", in.NodeID, err)
+	}
+	return nil
+}
+
+// FinishDelete removes a deleted node's znode (under the deletion's lock) and then
+// tells the pool's ledger that the node's capacity is free. The release is best
+// effort: a ledger that is not running or does not answer gets nothing, and its
+// reconciliation frees nodes whose znode is gone. Running both here, in one local
+// activity, costs the deletion workflow one history event instead of a marker, a
+// signal's two events and a workflow task. Releases of many deletions at once share
+// signals (see releaseBatcher).
+func (a *Activities) FinishDelete(ctx context.Context, in FinishDeleteInput) error {
+	if err := a.RemoveNode(ctx, NodeRefInput{NodeID: in.NodeID, Owner: in.Owner}); err != nil {
+		return err
+	}
+	if a.temporal == nil || in.Ledger == "" || in.Signal == "" {
+		return nil
+	}
+	err := a.releases.release(ctx, a.temporal, in.Ledger, in.Signal, in.NodeID)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		a.logger.Info("no ledger to release capacity to", "ledger", in.Ledger, "node_id", in.NodeID)
+	case err != nil:
+		a.logger.Warn("releasing capacity", "ledger", in.Ledger, "node_id", in.NodeID, "error", err)
 	}
 	return nil
 }

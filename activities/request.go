@@ -12,11 +12,36 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
 // PlanRequest reads a request and decides whether and where this launcher serves it.
+// With in.Acquire, a plan to launch nodes also asks the pool's ledger for them; a
+// failed signal fails the activity, whose retry plans and asks again (a repeated
+// acquire is answered as the first).
 func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error) {
+	plan, err := a.planRequest(ctx, in)
+	if err != nil || in.Acquire == nil || plan.Decision != DecisionLaunch || plan.Launches() == 0 {
+		return plan, err
+	}
+	t := in.Acquire
+	acq := plan.Acquire(t.Holder, t.Chain, in.RequestID)
+	err = a.signalLedger(ctx, SignalLedgerInput{
+		WorkflowID:   names.LedgerWorkflowID(t.TaskQueue, plan.Provider, plan.Pool),
+		WorkflowType: t.WorkflowType,
+		StartInput:   LedgerStart{Provider: plan.Provider, Pool: plan.Pool, TaskQueue: t.TaskQueue},
+		Signal:       t.Signal,
+		Payload:      LedgerSignal{Acquire: &acq},
+	})
+	if err != nil {
+		return Plan{}, err
+	}
+	plan.Acquired = true
+	return plan, nil
+}
+
+func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error) {
 	req, err := a.zk.GetRequest(ctx, in.RequestID)
 	if isNotFound(err) {
 		return Plan{Decision: DecisionSkip, Reason: "request no longer exists"}, nil
@@ -123,6 +148,7 @@ func (a *Activities) PlanRequest(ctx context.Context, in PlanInput) (Plan, error
 			NoWait:            isMinReady(req),
 			MaxConcurrency:    max(c.prov.MaxConcurrency, 0),
 			HostKeyChecking:   a.hostKeyChecking(c.prov.Name, c.pool.Name),
+			InlineSteps:       c.prov.InlineSteps,
 		}
 		ok := true
 		for _, label := range req.NodeTypes {
@@ -317,6 +343,29 @@ const acceptBatch = 50
 // nodes as they are created (Zuul reads nodes only once the request is fulfilled), so
 // a retried or resumed acceptance adopts the nodes that exist instead of creating more.
 func (a *Activities) AcceptRequest(ctx context.Context, in AcceptInput) (AcceptResult, error) {
+	res, err := a.acceptRequest(ctx, in)
+	if err != nil || in.Bind == nil || !res.Accepted {
+		return res, err
+	}
+	// The grant learns its nodes before the launch starts, as when the workflow sends
+	// the bind. A failed signal fails the activity: its retry adopts the same nodes and
+	// binds them again (binding is idempotent).
+	bind := LedgerBind{Holder: in.Bind.Holder, RequestID: in.RequestID, Nodes: map[string]drivers.Resources{}}
+	for i, id := range res.NodeIDs {
+		if (i < len(res.Reused) && res.Reused[i]) || i >= len(in.Plan.Nodes) {
+			continue
+		}
+		bind.Nodes[id] = in.Plan.Nodes[i].Need
+	}
+	sig := in.Bind.Ledger
+	sig.Payload = LedgerSignal{Bind: &bind}
+	if err := a.signalLedger(ctx, sig); err != nil {
+		return AcceptResult{}, err
+	}
+	return res, nil
+}
+
+func (a *Activities) acceptRequest(ctx context.Context, in AcceptInput) (AcceptResult, error) {
 	reqLock := zookeeper.RequestLockPath(in.RequestID)
 	held, err := a.ensureLock(ctx, reqLock, in.Owner)
 	if err != nil {

@@ -48,7 +48,12 @@ type ProviderSettings struct {
 	// MaxConcurrency caps the provider's launches in progress across all workers
 	// (0 or less: unlimited; an idle provider is marked Idle instead).
 	MaxConcurrency int
-	Pools          []PoolSettings
+	// InlineSteps is true when the provider's driver steps may also run in the worker
+	// that runs the workflow (local activities): the provider has no rate for the
+	// Temporal matching service to enforce, and its driver keeps no claims that live in
+	// one process only (unlike the static driver's).
+	InlineSteps bool
+	Pools       []PoolSettings
 }
 
 // PoolSettings are one pool's settings.

@@ -8,7 +8,8 @@ import (
 )
 
 // CreateStep re-asserts the node lock, advances the node's create state machine by one
-// step, and stores the instance's external id on the node as soon as it is known.
+// step, and stores the instance's external id on the node as soon as it is known. With
+// in.MarkReady, the step that completes the state machine also writes the node ready.
 func (a *Activities) CreateStep(ctx context.Context, in CreateStepInput) (drivers.CreateState, error) {
 	if err := a.lockNode(ctx, in.NodeID, in.Owner); err != nil {
 		return in.State, err
@@ -45,9 +46,15 @@ func (a *Activities) CreateStep(ctx context.Context, in CreateStepInput) (driver
 		}
 		st = next
 		if !a.waitInStep(ctx, start, st.Complete, st.Wait) {
-			return st, nil
+			break
 		}
 	}
+	if in.MarkReady && st.Complete && st.Instance != nil {
+		if err := a.NodeReady(ctx, NodeReadyInput{NodeID: in.NodeID, Owner: in.Owner, Instance: *st.Instance, Need: in.Need}); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }
 
 // Short waits between state-machine steps run inside the step activity: a workflow
@@ -82,11 +89,17 @@ func (a *Activities) waitInStep(ctx context.Context, start time.Time, complete b
 
 // DeleteStep advances a delete state machine by one step.
 func (a *Activities) DeleteStep(ctx context.Context, in DeleteStepInput) (drivers.DeleteState, error) {
-	d, err := a.driver(in.Provider)
+	return a.advanceDelete(ctx, in.Provider, in.State)
+}
+
+// advanceDelete advances a delete state machine, taking short waits in place (see
+// waitInStep); an instance the cloud no longer knows is deleted.
+func (a *Activities) advanceDelete(ctx context.Context, provider string, from drivers.DeleteState) (drivers.DeleteState, error) {
+	d, err := a.driver(provider)
 	if err != nil {
-		return in.State, err
+		return from, err
 	}
-	st := in.State
+	st := from
 	start := a.now()
 	for {
 		next, err := d.AdvanceDelete(ctx, st)
@@ -95,7 +108,7 @@ func (a *Activities) DeleteStep(ctx context.Context, in DeleteStepInput) (driver
 				st.Complete = true
 				return st, nil
 			}
-			return next, driverError("advancing delete of "+in.State.ExternalID, err)
+			return next, driverError("advancing delete of "+from.ExternalID, err)
 		}
 		st = next
 		if !a.waitInStep(ctx, start, st.Complete, st.Wait) {

@@ -46,6 +46,20 @@ type PlanInput struct {
 	// earlier run chain of the same workflow is recovered, one locked by this chain is
 	// resumed.
 	Owner string `json:"owner,omitempty"`
+	// Acquire, when set, makes planning ask the chosen pool's ledger for the plan's
+	// capacity itself (signal "acquire", starting the ledger if it is not running)
+	// when the plan is to launch nodes; the plan then says Acquired.
+	Acquire *AcquireTarget `json:"acquire,omitempty"`
+}
+
+// AcquireTarget is what planning needs to send a request's acquire: the ledger's
+// workflow type and signal name, the task queue its id derives from, and the holder.
+type AcquireTarget struct {
+	TaskQueue    string `json:"task_queue"`
+	WorkflowType string `json:"workflow_type"`
+	Signal       string `json:"signal"`
+	Holder       string `json:"holder"`
+	Chain        string `json:"chain"`
 }
 
 // NodePlan is the plan for one requested node.
@@ -84,9 +98,21 @@ type Plan struct {
 	// HostKeyChecking asks for every node's SSH host keys to be scanned before it is
 	// ready (upstream's host-key-checking).
 	HostKeyChecking bool `json:"host_key_checking,omitempty"`
+	// InlineSteps is true when the provider's create steps may run as local activities
+	// (ProviderSettings.InlineSteps).
+	InlineSteps bool `json:"inline_steps,omitempty"`
+	// Acquired is true when planning already sent the acquire (PlanInput.Acquire).
+	Acquired bool `json:"acquired,omitempty"`
 }
 
-// Need returns the total need of the plan's nodes.
+// Acquire is the plan's acquire for holder in run chain chain.
+func (p Plan) Acquire(holder, chain, requestID string) LedgerAcquire {
+	return LedgerAcquire{
+		Holder: holder, Chain: chain, RequestID: requestID,
+		Order: p.Order, Need: p.Need(), Limits: p.Limits, NoWait: p.NoWait,
+	}
+}
+
 // Need returns the total need of the plan's nodes that are to be launched (reused
 // nodes exist already).
 func (p Plan) Need() drivers.Resources {
@@ -130,6 +156,28 @@ type AcceptInput struct {
 	RequestID string `json:"request_id"`
 	Owner     string `json:"owner"`
 	Plan      Plan   `json:"plan"`
+	// Bind, when set, makes the acceptance bind the created nodes to the request's
+	// grant in the pool's ledger itself (signal "bind", starting the ledger if it is
+	// not running) before it returns, instead of leaving that to the workflow.
+	Bind *BindTarget `json:"bind,omitempty"`
+}
+
+// BindTarget names the ledger that holds a request's grant and the holder to bind
+// the request's nodes for.
+type BindTarget struct {
+	// Ledger is the signal to send, without its payload.
+	Ledger SignalLedgerInput `json:"ledger"`
+	Holder string            `json:"holder"`
+}
+
+// FinishDeleteInput removes a deleted node's znode and returns its capacity.
+type FinishDeleteInput struct {
+	NodeID string `json:"node_id"`
+	Owner  string `json:"owner"`
+	// Ledger is the workflow id of the pool ledger to release the node's capacity to,
+	// with Signal, the name of the ledger's release signal.
+	Ledger string `json:"ledger"`
+	Signal string `json:"signal"`
 }
 
 // AcceptResult tells whether the request was accepted and which nodes were created, in
@@ -153,6 +201,12 @@ type CreateStepInput struct {
 	Owner    string              `json:"owner"`
 	Provider string              `json:"provider"`
 	State    drivers.CreateState `json:"state"`
+	// MarkReady makes the step that completes the state machine with an instance also
+	// write the node ready (as NodeReady does, with Need), for nodes that need no scan
+	// after their launch. A failed write fails the step, which is retried from its input
+	// (driver steps are idempotent per node and attempt).
+	MarkReady bool              `json:"mark_ready,omitempty"`
+	Need      drivers.Resources `json:"need,omitempty"`
 }
 
 // DeleteStepInput advances a delete state machine by one step.
@@ -234,6 +288,18 @@ type StartDeleteInput struct {
 	// how long a node that should be locked must be unlocked to count as orphaned.
 	UnlockedForSec float64 `json:"unlocked_for_sec,omitempty"`
 	OrphanGraceSec float64 `json:"orphan_grace_sec,omitempty"`
+	// Finish, when set, lets the activity go on to delete the instance itself when the
+	// provider allows inline steps (ProviderSettings.InlineSteps): it advances the
+	// delete state machine for at most a few seconds and, once the cloud confirms,
+	// removes the znode and releases the capacity (as FinishDelete), reporting Deleted.
+	Finish *FinishTarget `json:"finish,omitempty"`
+}
+
+// FinishTarget names the ledgers a finished deletion releases capacity to: the pool
+// ledger of the node's provider and pool (its id derives from TaskQueue), by Signal.
+type FinishTarget struct {
+	TaskQueue string `json:"task_queue"`
+	Signal    string `json:"signal"`
 }
 
 // StartDeleteResult tells whether to proceed and what to delete.
@@ -245,6 +311,13 @@ type StartDeleteResult struct {
 	Pool       string `json:"pool,omitempty"`
 	TaskQueue  string `json:"task_queue,omitempty"`
 	State      string `json:"state,omitempty"`
+	// Deleted is true when the activity deleted the instance, removed the znode and
+	// released the capacity itself (StartDeleteInput.Finish): nothing is left to do.
+	Deleted bool `json:"deleted,omitempty"`
+	// Delete is the delete state machine's state where an inline deletion stopped
+	// short of completion (the cloud needs longer, or a step failed): the workflow goes
+	// on from there.
+	Delete *drivers.DeleteState `json:"delete,omitempty"`
 }
 
 // PoolUsageInput asks for the nodes of a pool, and whether the workflows holding

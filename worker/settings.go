@@ -55,6 +55,7 @@ func Settings(cfg *config.Config) activities.Settings {
 			LaunchRetries:  p.LaunchRetries,
 			Idle:           p.MaxConcurrency == 0,
 			MaxConcurrency: p.MaxConcurrency,
+			InlineSteps:    p.RateOr(0) <= 0 && p.Driver != "static",
 		}
 		for j := range p.Pools {
 			pool := &p.Pools[j]

@@ -7,6 +7,17 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/activities"
 )
 
+// changeLeanDelete versions the deletion workflow. In version 1 the first local
+// activity (StartDelete) also deletes the instance when the provider allows inline
+// steps and the cloud confirms within a few seconds, and removes the znode and
+// releases the capacity itself, so a quick deletion is one workflow task and one
+// marker; otherwise DeleteStep activities go on from where it stopped, and one local
+// activity (FinishDelete) removes the znode and releases the capacity. The default
+// version runs every step as an activity and signals the ledger from the workflow.
+// (The version marker costs a run two events, the marker and the SDK's upsert of the
+// TemporalChangeVersion search attribute, far less than the lean shape saves.)
+const changeLeanDelete = "lean-delete"
+
 // DeleteInput starts the deletion of one node.
 type DeleteInput struct {
 	NodeID    string `json:"node_id"`
@@ -45,10 +56,15 @@ func DeleteNode(ctx workflow.Context, in DeleteInput) (DeleteResult, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (DeleteStatus, error) { return status, nil }); err != nil {
 		return DeleteResult{}, err
 	}
+	lean := workflow.GetVersion(ctx, changeLeanDelete, workflow.DefaultVersion, 1) == 1
 	var start activities.StartDeleteResult
-	err := workflow.ExecuteLocalActivity(lockWaitLocal(ctx), a.StartDelete, activities.StartDeleteInput{
+	sin := activities.StartDeleteInput{
 		NodeID: in.NodeID, Owner: id, UnlockedForSec: in.UnlockedForSec, OrphanGraceSec: in.OrphanGraceSec,
-	}).Get(ctx, &start)
+	}
+	if lean {
+		sin.Finish = &activities.FinishTarget{TaskQueue: in.TaskQueue, Signal: SignalRelease}
+	}
+	err := workflow.ExecuteLocalActivity(lockWaitLocal(ctx), a.StartDelete, sin).Get(ctx, &start)
 	if err != nil {
 		if errorType(err) == activities.ErrTypeLocked {
 			return DeleteResult{Outcome: "locked", Reason: "node stayed locked by someone else"}, nil
@@ -58,12 +74,23 @@ func DeleteNode(ctx workflow.Context, in DeleteInput) (DeleteResult, error) {
 	if !start.Proceed {
 		return DeleteResult{Outcome: "kept", Reason: start.Reason}, nil
 	}
+	if start.Deleted {
+		status.Phase, status.ExternalID = "deleted", start.ExternalID
+		if in.SearchAttributes {
+			_ = workflow.UpsertTypedSearchAttributes(ctx, SAProvider.ValueSet(start.Provider), SAPool.ValueSet(start.Pool),
+				SANodeID.ValueSet([]string{in.NodeID}), SAState.ValueSet("deleted"))
+		}
+		return DeleteResult{Outcome: "deleted"}, nil
+	}
 	if in.SearchAttributes {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SAProvider.ValueSet(start.Provider), SAPool.ValueSet(start.Pool),
 			SANodeID.ValueSet([]string{in.NodeID}), SAState.ValueSet("deleting"))
 	}
 	status.Phase, status.ExternalID = "deleting-instance", start.ExternalID
-	err = runDelete(ctx, start.Provider, start.TaskQueue, start.ExternalID, in.NodeID, seconds(in.PollIntervalSec),
+	if start.Delete != nil {
+		status.Step = start.Delete.Step
+	}
+	err = runDeleteFrom(ctx, start.Provider, start.TaskQueue, start.ExternalID, in.NodeID, start.Delete, seconds(in.PollIntervalSec),
 		func(step string) { status.Step = step })
 	if err != nil {
 		// Leave the node "deleting" and unlocked: the poller starts a new deletion later.
@@ -71,12 +98,21 @@ func DeleteNode(ctx workflow.Context, in DeleteInput) (DeleteResult, error) {
 		return DeleteResult{}, err
 	}
 	status.Phase = "removing-node"
-	if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.RemoveNode, activities.NodeRefInput{NodeID: in.NodeID, Owner: id}).Get(ctx, nil); err != nil {
-		return DeleteResult{}, err
-	}
 	ledger := names.LedgerWorkflowID(in.TaskQueue, start.Provider, start.Pool)
-	if err := workflow.SignalExternalWorkflow(ctx, ledger, "", SignalRelease, LedgerRelease{NodeIDs: []string{in.NodeID}}).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Info("no ledger to release capacity to", "ledger", ledger)
+	if lean {
+		// One local activity removes the znode and releases the capacity.
+		if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.FinishDelete, activities.FinishDeleteInput{
+			NodeID: in.NodeID, Owner: id, Ledger: ledger, Signal: SignalRelease,
+		}).Get(ctx, nil); err != nil {
+			return DeleteResult{}, err
+		}
+	} else {
+		if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.RemoveNode, activities.NodeRefInput{NodeID: in.NodeID, Owner: id}).Get(ctx, nil); err != nil {
+			return DeleteResult{}, err
+		}
+		if err := workflow.SignalExternalWorkflow(ctx, ledger, "", SignalRelease, LedgerRelease{NodeIDs: []string{in.NodeID}}).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Info("no ledger to release capacity to", "ledger", ledger)
+		}
 	}
 	status.Phase = "deleted"
 	if in.SearchAttributes {

@@ -75,6 +75,16 @@ func acceptOptions(ctx workflow.Context, nodes int) workflow.Context {
 	})
 }
 
+// acceptLocal are the options of an acceptance run as a local activity (at most
+// acceptLocalMax nodes): it needs no heartbeat, and is retried like other ZooKeeper
+// bookkeeping.
+func acceptLocal(ctx workflow.Context, nodes int) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30*time.Second + time.Duration(nodes)*100*time.Millisecond,
+		RetryPolicy:         zkRetry(),
+	})
+}
+
 // scanOptions are the options of a node scan: it may take the whole boot-timeout, and
 // runs on the main task queue (not the provider's rate-limited one: it makes no cloud
 // call).
@@ -105,6 +115,24 @@ func stepOptions(ctx workflow.Context, taskQueue string, deadline time.Duration)
 		TaskQueue: taskQueue,
 		// Steps are short by contract; a step whose worker died is retried elsewhere
 		// after this long.
+		StartToCloseTimeout:    stepTimeout,
+		ScheduleToCloseTimeout: deadline,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	})
+}
+
+// stepLocal are the options of driver steps run as local activities (providers without
+// a rate): retried as stepOptions retries them, until the deadline.
+func stepLocal(ctx workflow.Context, deadline time.Duration) workflow.Context {
+	if deadline <= 0 {
+		deadline = time.Hour
+	}
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout:    stepTimeout,
 		ScheduleToCloseTimeout: deadline,
 		RetryPolicy: &temporal.RetryPolicy{

@@ -46,6 +46,23 @@ const (
 	saBudget = 1024
 )
 
+// changeLeanRequest versions the request workflow's bookkeeping. In version 1 planning
+// sends the acquire to the ledger itself (PlanInput.Acquire), a request of at most
+// acceptLocalMax nodes is accepted in a local activity (one batch of node creations,
+// so no heartbeats are needed), the acceptance binds the nodes to the grant itself
+// (AcceptInput.Bind), the create steps of a provider without a rate run as local
+// activities (Plan.InlineSteps), and the step that completes a launch writes the node
+// ready when no scan follows (CreateStepInput.MarkReady): each saves the workflow a
+// signal, an activity's or a marker's events, or a workflow task. The default version
+// signals acquire and bind from the workflow, runs AcceptRequest and every create step
+// as ordinary activities, and writes the node ready in a local activity of its own.
+const changeLeanRequest = "lean-request"
+
+// acceptLocalMax is the largest request accepted in a local activity: node ids are
+// recorded in the request after every batch of this many creations, so a smaller
+// request is accepted in one batch.
+const acceptLocalMax = 50
+
 // Phases of a request workflow, as the status query and the NodepoolState search
 // attribute show them.
 const (
@@ -163,6 +180,8 @@ type requestRun struct {
 	logger  log.Logger
 	// eventTagged is true once the logger carries the request's event id.
 	eventTagged bool
+	// lean is true for runs of version 1 of changeLeanRequest.
+	lean bool
 }
 
 func (r *requestRun) setup(ctx workflow.Context) error {
@@ -197,6 +216,7 @@ func (r *requestRun) run(ctx workflow.Context) (RequestResult, error) {
 	// lctx is cancelled when Zuul deletes the request or an operator cancels us.
 	var lctx workflow.Context
 	var nodeIDs []string
+	r.lean = workflow.GetVersion(ctx, changeLeanRequest, workflow.DefaultVersion, 1) == 1
 	for {
 		if res, done, err := r.planPhase(ctx); done {
 			return res, err
@@ -250,8 +270,14 @@ func (r *requestRun) setPhase(ctx workflow.Context, phase string) {
 // planPhase plans the request, waiting while its tenant is at its limit.
 func (r *requestRun) planPhase(ctx workflow.Context) (RequestResult, bool, error) {
 	for deferrals := 0; ; deferrals++ {
-		err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.PlanRequest,
-			activities.PlanInput{RequestID: r.in.RequestID, Owner: r.owner}).Get(ctx, &r.plan)
+		in := activities.PlanInput{RequestID: r.in.RequestID, Owner: r.owner}
+		if r.lean {
+			in.Acquire = &activities.AcquireTarget{
+				TaskQueue: r.in.TaskQueue, WorkflowType: LedgerWorkflowType, Signal: SignalAcquire,
+				Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, Chain: r.chain,
+			}
+		}
+		err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.PlanRequest, in).Get(ctx, &r.plan)
 		if err != nil {
 			return RequestResult{}, true, err
 		}
@@ -356,11 +382,10 @@ func (r *requestRun) waitForCapacity(ctx, lctx workflow.Context) (RequestResult,
 // when the request went away, was taken elsewhere, or the workflow was cancelled; a
 // continue-as-new error when the run has waited long enough.
 func (r *requestRun) acquire(ctx, lctx workflow.Context) (bool, string, error) {
-	acq := LedgerAcquire{
-		Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, Chain: r.chain, RequestID: r.in.RequestID,
-		Order: r.plan.Order, Need: r.plan.Need(), Limits: r.plan.Limits, NoWait: r.plan.NoWait,
+	acq := r.plan.Acquire(workflow.GetInfo(ctx).WorkflowExecution.ID, r.chain, r.in.RequestID)
+	if !r.plan.Acquired {
+		r.signalLedger(ctx, SignalAcquire, acq)
 	}
-	r.signalLedger(ctx, SignalAcquire, acq)
 	capCh := workflow.GetSignalChannel(ctx, SignalCapacity)
 	updCh := workflow.GetSignalChannel(ctx, SignalRequestUpdated)
 	var grant Grant
@@ -454,12 +479,7 @@ func (r *requestRun) signalLedgerOf(ctx workflow.Context, id, pool, name string,
 	if err := workflow.SignalExternalWorkflow(ctx, id, "", name, payload).Get(ctx, nil); err == nil {
 		return
 	}
-	in := activities.SignalLedgerInput{
-		WorkflowID:   id,
-		WorkflowType: LedgerWorkflowType,
-		StartInput:   activities.LedgerStart{Provider: r.plan.Provider, Pool: pool, TaskQueue: r.in.TaskQueue},
-		Signal:       name,
-	}
+	in := r.ledgerSignal(id, pool, name)
 	switch p := payload.(type) {
 	case LedgerAcquire:
 		in.Payload.Acquire = &p
@@ -471,6 +491,18 @@ func (r *requestRun) signalLedgerOf(ctx workflow.Context, id, pool, name string,
 	err := workflow.ExecuteActivity(zkOptions(ctx), a.SignalLedger, in).Get(ctx, nil)
 	if err != nil {
 		r.logger.Warn("signalling ledger", "signal", name, "error", err)
+	}
+}
+
+// ledgerSignal is the signal name to ledger id (of pool, or of the provider's
+// launches when pool is ""), without its payload, for an activity that starts the
+// ledger when it is not running.
+func (r *requestRun) ledgerSignal(id, pool, name string) activities.SignalLedgerInput {
+	return activities.SignalLedgerInput{
+		WorkflowID:   id,
+		WorkflowType: LedgerWorkflowType,
+		StartInput:   activities.LedgerStart{Provider: r.plan.Provider, Pool: pool, TaskQueue: r.in.TaskQueue},
+		Signal:       name,
 	}
 }
 
@@ -496,9 +528,19 @@ func (r *requestRun) releaseCapacity(ctx workflow.Context, nodeIDs []string) {
 // replan is true when the ready nodes the plan counted on went to another request.
 func (r *requestRun) accept(ctx workflow.Context) (nodeIDs []string, res RequestResult, done, replan bool, err error) {
 	r.setPhase(ctx, PhaseAccepting)
+	holder := workflow.GetInfo(ctx).WorkflowExecution.ID
+	in := activities.AcceptInput{RequestID: r.in.RequestID, Owner: r.owner, Plan: r.plan}
+	if r.lean && r.acquired {
+		ledger := names.LedgerWorkflowID(r.in.TaskQueue, r.plan.Provider, r.plan.Pool)
+		in.Bind = &activities.BindTarget{Holder: holder, Ledger: r.ledgerSignal(ledger, r.plan.Pool, SignalBind)}
+	}
 	var acc activities.AcceptResult
-	err = workflow.ExecuteActivity(acceptOptions(disconnected(ctx), len(r.plan.Nodes)), a.AcceptRequest,
-		activities.AcceptInput{RequestID: r.in.RequestID, Owner: r.owner, Plan: r.plan}).Get(ctx, &acc)
+	dctx := disconnected(ctx)
+	if r.lean && len(r.plan.Nodes) <= acceptLocalMax {
+		err = workflow.ExecuteLocalActivity(acceptLocal(dctx, len(r.plan.Nodes)), a.AcceptRequest, in).Get(ctx, &acc)
+	} else {
+		err = workflow.ExecuteActivity(acceptOptions(dctx, len(r.plan.Nodes)), a.AcceptRequest, in).Get(ctx, &acc)
+	}
 	if err != nil {
 		r.releaseCapacity(ctx, nil)
 		return nil, RequestResult{}, true, false, err
@@ -523,14 +565,14 @@ func (r *requestRun) accept(ctx workflow.Context) (nodeIDs []string, res Request
 	}
 	r.reused = make([]bool, len(acc.NodeIDs))
 	copy(r.reused, acc.Reused)
-	bind := LedgerBind{Holder: workflow.GetInfo(ctx).WorkflowExecution.ID, RequestID: r.in.RequestID, Nodes: map[string]drivers.Resources{}}
+	bind := LedgerBind{Holder: holder, RequestID: r.in.RequestID, Nodes: map[string]drivers.Resources{}}
 	for i, id := range acc.NodeIDs {
 		r.status.Nodes[i].NodeID = id
 		if !r.reused[i] {
 			bind.Nodes[id] = r.plan.Nodes[i].Need
 		}
 	}
-	if r.acquired {
+	if r.acquired && in.Bind == nil {
 		r.signalLedger(ctx, SignalBind, bind)
 	}
 	return acc.NodeIDs, RequestResult{}, false, false, nil
@@ -580,6 +622,10 @@ func (r *requestRun) releaseLaunchSlots(ctx workflow.Context) {
 		r.logger.Warn("releasing launch slots", "error", err)
 	}
 }
+
+// readyInStep reports whether the create step that completes a launch also writes
+// the node ready (nodes that need no scan, in version 1 of changeLeanRequest).
+func (r *requestRun) readyInStep() bool { return r.lean && !r.plan.HostKeyChecking }
 
 func (r *requestRun) isReused(i int) bool { return i < len(r.reused) && r.reused[i] }
 
@@ -709,15 +755,15 @@ func (r *requestRun) launchNode(ctx, lctx workflow.Context, i int) bool {
 		if err == nil && r.plan.HostKeyChecking {
 			err = r.scan(dctx, ns, st.Instance)
 		}
-		if err == nil {
+		if err == nil && !r.readyInStep() {
 			err = workflow.ExecuteLocalActivity(zkLocal(dctx), a.NodeReady, activities.NodeReadyInput{
 				NodeID: ns.NodeID, Owner: r.owner, Instance: *st.Instance, Need: np.Need,
 			}).Get(dctx, nil)
-			if err == nil {
-				ns.State = NodeReady
-				r.recordLaunch(ctx, st.Instance.AZ, "", attemptStarted)
-				return true
-			}
+		}
+		if err == nil {
+			ns.State = NodeReady
+			r.recordLaunch(ctx, st.Instance.AZ, "", attemptStarted)
+			return true
 		}
 		ns.Error = err.Error()
 		kind := errorType(err)

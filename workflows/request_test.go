@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -112,6 +113,7 @@ type harness struct {
 	createFn       func(context.Context, activities.CreateStepInput) (drivers.CreateState, error)
 	deleteFn       func(context.Context, activities.DeleteStepInput) (drivers.DeleteState, error)
 	nodeInstanceFn func(context.Context, activities.NodeRefInput) (activities.NodeInstanceResult, error)
+	nodeReadyFn    func(context.Context, activities.NodeReadyInput) error
 
 	mu sync.Mutex
 	// ledgerSignals are the names of the signals sent to the ledger, in order.
@@ -147,7 +149,13 @@ func newHarness(t *testing.T, plan activities.Plan, nodeIDs []string) *harness {
 		func(ctx context.Context, in activities.DeleteStepInput) (drivers.DeleteState, error) {
 			return h.deleteFn(ctx, in)
 		})
-	env.OnActivity(a.NodeReady, mock.Anything, mock.Anything).Return(nil)
+	env.OnActivity(a.NodeReady, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.NodeReadyInput) error {
+			if h.nodeReadyFn == nil {
+				return nil
+			}
+			return h.nodeReadyFn(ctx, in)
+		})
 	env.OnActivity(a.CheckRequest, mock.Anything, mock.Anything).Return(activities.CheckRequestResult{Exists: true, State: "requested"}, nil)
 	env.OnActivity(a.NodeInstance, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.NodeRefInput) (activities.NodeInstanceResult, error) {
@@ -587,4 +595,153 @@ func TestHandleRequestScansHostKeys(t *testing.T) {
 	require.NoError(t, h.env.GetWorkflowError())
 	require.Equal(t, 2, scans, "a node that does not answer fails its attempt; the next attempt is scanned again")
 	require.Equal(t, []string{"i-0000000001-1"}, h.cloud.deleted, "the failed attempt's instance is deleted")
+}
+
+func TestHandleRequestLeanBookkeeping(t *testing.T) {
+	ledger := names.LedgerWorkflowID(testTQ, "sim", "main")
+	nodeIDs := func(n int) []string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%010d", i+1)
+		}
+		return ids
+	}
+	cases := []struct {
+		name  string
+		nodes int
+		// planAcquires makes planning report that it sent the acquire; acceptFails
+		// fails that many acceptances (retryably).
+		planAcquires bool
+		acceptFails  int
+		wantLocal    bool
+		// wantSignals are the ledger signals the workflow sends itself.
+		wantSignals []string
+	}{
+		{name: "planning acquires, acceptance binds", nodes: 1, planAcquires: true, wantLocal: true},
+		{name: "largest request accepted locally", nodes: acceptLocalMax, planAcquires: true, wantLocal: true},
+		{name: "larger request accepted by an activity that heartbeats", nodes: acceptLocalMax + 1, planAcquires: true},
+		{name: "acceptance retried", nodes: 2, planAcquires: true, acceptFails: 2, wantLocal: true},
+		{name: "planning that did not acquire", nodes: 1, wantLocal: true, wantSignals: []string{SignalAcquire}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			labels := make([]string, tc.nodes)
+			for i := range labels {
+				labels[i] = "small"
+			}
+			ids := nodeIDs(tc.nodes)
+			h := newHarness(t, launchPlan(labels...), ids)
+			var planIn activities.PlanInput
+			h.planFn = func(_ context.Context, in activities.PlanInput) (activities.Plan, error) {
+				planIn = in
+				p := launchPlan(labels...)
+				p.Acquired = tc.planAcquires
+				return p, nil
+			}
+			var acceptIn activities.AcceptInput
+			accepts, local := 0, false
+			h.acceptFn = func(ctx context.Context, in activities.AcceptInput) (activities.AcceptResult, error) {
+				acceptIn, local = in, activity.GetInfo(ctx).IsLocalActivity
+				accepts++
+				if accepts <= tc.acceptFails {
+					return activities.AcceptResult{}, errors.New("zookeeper unavailable")
+				}
+				return activities.AcceptResult{Accepted: true, NodeIDs: ids}, nil
+			}
+			h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+			h.run()
+			require.True(t, h.env.IsWorkflowCompleted())
+			require.NoError(t, h.env.GetWorkflowError())
+			var res RequestResult
+			require.NoError(t, h.env.GetWorkflowResult(&res))
+			require.Equal(t, OutcomeFulfilled, res.Outcome)
+
+			require.NotNil(t, planIn.Acquire, "planning sends the acquire")
+			holder := planIn.Acquire.Holder
+			require.NotEmpty(t, holder)
+			require.Equal(t, activities.AcquireTarget{TaskQueue: testTQ, WorkflowType: LedgerWorkflowType, Signal: SignalAcquire,
+				Holder: holder, Chain: planIn.Acquire.Chain}, *planIn.Acquire)
+			require.NotNil(t, acceptIn.Bind, "the acceptance binds its nodes")
+			require.Equal(t, holder, acceptIn.Bind.Holder)
+			require.Equal(t, ledger, acceptIn.Bind.Ledger.WorkflowID)
+			require.Equal(t, SignalBind, acceptIn.Bind.Ledger.Signal)
+			require.Equal(t, tc.wantLocal, local)
+			require.Equal(t, tc.acceptFails+1, accepts)
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			require.Equal(t, tc.wantSignals, h.ledgerSignals)
+		})
+	}
+}
+
+func TestHandleRequestInlineCreateSteps(t *testing.T) {
+	cases := []struct {
+		name   string
+		inline bool
+		// transient fails that many steps retryably; failNode fails node 1's second
+		// step once, ending the attempt.
+		transient int
+		failNode  bool
+		hostKeys  bool
+		wantLocal bool
+		// wantDeleted are the instances of failed attempts deleted.
+		wantDeleted []string
+	}{
+		{name: "provider with a rate", inline: false},
+		{name: "provider without a rate", inline: true, wantLocal: true},
+		{name: "retried step", inline: true, transient: 2, wantLocal: true},
+		{name: "failed attempt", inline: true, failNode: true, wantLocal: true, wantDeleted: []string{"i-0000000001-1"}},
+		{name: "ready written after the host key scan", inline: true, hostKeys: true, wantLocal: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := launchPlan("small")
+			plan.InlineSteps = tc.inline
+			plan.HostKeyChecking = tc.hostKeys
+			h := newHarness(t, plan, []string{"0000000001"})
+			if tc.failNode {
+				h.cloud.failNode["0000000001"] = temporal.NewNonRetryableApplicationError("instance failed to boot", "BootFailed", nil)
+				h.cloud.failTimes = map[string]int{"0000000001": 1}
+			}
+			var mu sync.Mutex
+			steps, failures, readies := 0, 0, 0
+			locals, markReady := map[bool]int{}, map[bool]int{}
+			h.createFn = func(ctx context.Context, in activities.CreateStepInput) (drivers.CreateState, error) {
+				mu.Lock()
+				steps++
+				locals[activity.GetInfo(ctx).IsLocalActivity]++
+				markReady[in.MarkReady]++
+				if in.MarkReady {
+					require.Equal(t, drivers.Resources{"instances": 1}, in.Need)
+				}
+				if failures < tc.transient {
+					failures++
+					mu.Unlock()
+					return in.State, errors.New("cloud unavailable")
+				}
+				mu.Unlock()
+				return h.cloud.create(ctx, in)
+			}
+			h.env.OnActivity(a.FulfillRequest, mock.Anything, mock.Anything).Return(activities.FulfillResult{}, nil)
+			h.env.OnActivity(a.RemoveNode, mock.Anything, mock.Anything).Return(nil)
+			h.env.OnActivity(a.ScanNode, mock.Anything, mock.Anything).Return(activities.ScanNodeResult{HostKeys: []string{"ssh-ed25519 AAAA"}}, nil)
+			h.nodeReadyFn = func(context.Context, activities.NodeReadyInput) error { readies++; return nil }
+			h.run()
+			require.True(t, h.env.IsWorkflowCompleted())
+			require.NoError(t, h.env.GetWorkflowError())
+			var res RequestResult
+			require.NoError(t, h.env.GetWorkflowResult(&res))
+			require.Equal(t, OutcomeFulfilled, res.Outcome)
+			require.Equal(t, map[bool]int{tc.wantLocal: steps}, locals, "every step runs the same way")
+			// The step that completes the launch writes the node ready unless a scan
+			// comes first.
+			require.Equal(t, map[bool]int{!tc.hostKeys: steps}, markReady)
+			if tc.hostKeys {
+				require.Equal(t, 1, readies)
+			} else {
+				require.Zero(t, readies)
+			}
+			require.Equal(t, tc.wantDeleted, h.cloud.deleted)
+		})
+	}
 }

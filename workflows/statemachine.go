@@ -21,11 +21,29 @@ const ErrTypeTimeout = "Timeout"
 // runDelete drives a delete state machine to completion: one activity per step on the
 // provider's task queue, with a workflow timer between steps. onStep reports progress.
 func runDelete(ctx workflow.Context, provider, taskQueue, externalID, nodeID string, poll time.Duration, onStep func(step string)) error {
+	return runDeleteFrom(ctx, provider, taskQueue, externalID, nodeID, nil, poll, onStep)
+}
+
+// runDeleteFrom is runDelete going on from state from (where an inline deletion
+// stopped), or from the start when from is nil.
+func runDeleteFrom(ctx workflow.Context, provider, taskQueue, externalID, nodeID string, from *drivers.DeleteState,
+	poll time.Duration, onStep func(step string)) error {
 	if externalID == "" {
 		return nil
 	}
 	sctx := stepOptions(ctx, taskQueue, deleteTimeout)
 	st := drivers.DeleteState{ExternalID: externalID, NodeID: nodeID}
+	if from != nil {
+		if from.Complete {
+			return nil
+		}
+		st = *from
+		if w := clampWait(st.Wait, poll); w > 0 {
+			if err := workflow.Sleep(ctx, w); err != nil {
+				return err
+			}
+		}
+	}
 	deadline := workflow.Now(ctx).Add(deleteTimeout)
 	for {
 		var next drivers.DeleteState
@@ -65,6 +83,14 @@ func (r *requestRun) runCreate(ctx, lctx workflow.Context, i, attempt int, from 
 	// instance, and its result is needed to delete it.
 	dctx := disconnected(ctx)
 	sctx := stepOptions(dctx, r.plan.ProviderTaskQueue, timeout)
+	// A provider without a rate to enforce may have its create steps run as local
+	// activities, in the worker that runs this workflow: a launch whose instance boots
+	// within a step's budget then costs one marker instead of an activity's three
+	// events and a workflow task.
+	inline := r.lean && r.plan.InlineSteps
+	if inline {
+		sctx = stepLocal(dctx, timeout)
+	}
 	st := drivers.CreateState{Request: r.createRequest(i, attempt)}
 	if from != nil {
 		st = *from
@@ -73,9 +99,17 @@ func (r *requestRun) runCreate(ctx, lctx workflow.Context, i, attempt int, from 
 	var bootDeadline time.Time
 	for {
 		var next drivers.CreateState
-		err := workflow.ExecuteActivity(sctx, a.CreateStep, activities.CreateStepInput{
-			NodeID: ns.NodeID, Owner: r.owner, Provider: r.plan.Provider, State: st,
-		}).Get(dctx, &next)
+		in := activities.CreateStepInput{NodeID: ns.NodeID, Owner: r.owner, Provider: r.plan.Provider, State: st}
+		if r.readyInStep() {
+			in.MarkReady, in.Need = true, r.plan.Nodes[i].Need
+		}
+		var step workflow.Future
+		if inline {
+			step = workflow.ExecuteLocalActivity(sctx, a.CreateStep, in)
+		} else {
+			step = workflow.ExecuteActivity(sctx, a.CreateStep, in)
+		}
+		err := step.Get(dctx, &next)
 		if err != nil {
 			// A failed step carries the state it reached, so an instance the cloud
 			// already assigned can still be cleaned up.
