@@ -712,6 +712,34 @@ func TestPlanDefersToAHigherPriorityPoolOfAnotherLauncher(t *testing.T) {
 	require.Equal(t, DecisionLaunch, f.plan(t, id).Decision, "once it is gone, ours serves the request")
 }
 
+// A request for a label only another launcher offers is left to it, as Nodepool's
+// pools do, and declined once that launcher's pool has declined or gone.
+func TestPlanDefersLabelsAnotherLauncherOffers(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const upstream = "upstream-PoolWorker.fake-main"
+	reg, err := f.zk.RegisterPool(ctx, zookeeper.PoolComponent{Hostname: "up", ID: upstream, Kind: "pool",
+		ProviderName: "fake", SupportedLabels: []string{"fake-label"}, Priority: 100})
+	require.NoError(t, err)
+	id := f.submit(t, "fake-label")
+	p := f.plan(t, id)
+	require.Equal(t, DecisionDefer, p.Decision, "another launcher's pool offers the label")
+	require.Contains(t, p.Reason, upstream)
+	require.NotEmpty(t, p.DeclinePools, "an operator's cancel still declines for our pools")
+
+	_, _, err = f.acts.updateRequest(ctx, id, nil, func(r *zookeeper.NodeRequest) (bool, error) {
+		r.DeclinedBy = append(r.DeclinedBy, upstream)
+		return true, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, DecisionDecline, f.plan(t, id).Decision, "once it declined, ours declines too")
+
+	other := f.submit(t, "fake-label")
+	require.NoError(t, reg.Unregister(ctx))
+	f.acts.pools = nil
+	require.Equal(t, DecisionDecline, f.plan(t, other).Decision, "with the other launcher gone, ours declines")
+}
+
 // A retried step stores the same instance again; an id the driver gives as a JSON
 // object (AWS) reads back from the record as its instance id, and is still the same.
 func TestStoreExternalIDOfAnObjectIsStable(t *testing.T) {

@@ -76,6 +76,7 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 	}
 	var candidates []candidate
 	var open []string // our pools that have not declined yet
+	lacking := false  // a pool of ours lacks a requested label
 	reasons := map[string]string{}
 	idx := 0
 	for pi := range a.settings.Providers {
@@ -95,6 +96,7 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 				reasons[pool.ID] = "pool is disabled by max-servers"
 			case !offersAll(pool, req.NodeTypes):
 				reasons[pool.ID] = fmt.Sprintf("node type(s) %v not available", missing(pool, req.NodeTypes))
+				lacking = true
 			default:
 				candidates = append(candidates, candidate{prov, pool, idx})
 			}
@@ -185,6 +187,15 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 			return Plan{Decision: DecisionDefer, Reason: reason, DeclinePools: []string{c.pool.ID}}, nil
 		}
 		return plan, nil
+	}
+	if lacking {
+		if p, ok := canServe(others, req); ok {
+			// A pool of ours lacks a label, but another launcher's online pool offers
+			// them all and has not declined: leave the request to it, as Nodepool's
+			// pools do, and decline only once no such pool is left.
+			return Plan{Decision: DecisionDefer, DeclinePools: open,
+				Reason: fmt.Sprintf("node type(s) not offered here; pool %s of another launcher can serve the request", p.ID)}, nil
+		}
 	}
 	var parts []string
 	for _, id := range open {
@@ -760,17 +771,7 @@ func (a *Activities) otherPools(ctx context.Context) ([]zookeeper.PoolComponent,
 // number) within the same preference.
 func yieldTo(others []zookeeper.PoolComponent, req *zookeeper.NodeRequest, preferred, provider string, priority int) (zookeeper.PoolComponent, bool) {
 	for _, p := range others {
-		if p.Paused || slices.Contains(req.DeclinedBy, p.ID) {
-			continue
-		}
-		offers := true
-		for _, l := range req.NodeTypes {
-			if !slices.Contains(p.SupportedLabels, l) {
-				offers = false
-				break
-			}
-		}
-		if !offers {
+		if p.Paused || !mayServe(p, req) {
 			continue
 		}
 		theirsPreferred, oursPreferred := preferred != "" && p.ProviderName == preferred, preferred != "" && provider == preferred
@@ -782,4 +783,29 @@ func yieldTo(others []zookeeper.PoolComponent, req *zookeeper.NodeRequest, prefe
 		}
 	}
 	return zookeeper.PoolComponent{}, false
+}
+
+// canServe returns a pool of another launcher that may still serve the request: it
+// offers every requested label and has not declined. Paused pools count, as in
+// Nodepool: they serve the request once they have quota again.
+func canServe(others []zookeeper.PoolComponent, req *zookeeper.NodeRequest) (zookeeper.PoolComponent, bool) {
+	for _, p := range others {
+		if mayServe(p, req) {
+			return p, true
+		}
+	}
+	return zookeeper.PoolComponent{}, false
+}
+
+// mayServe reports whether pool p offers every label of req and has not declined it.
+func mayServe(p zookeeper.PoolComponent, req *zookeeper.NodeRequest) bool {
+	if slices.Contains(req.DeclinedBy, p.ID) {
+		return false
+	}
+	for _, l := range req.NodeTypes {
+		if !slices.Contains(p.SupportedLabels, l) {
+			return false
+		}
+	}
+	return true
 }
