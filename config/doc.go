@@ -51,9 +51,10 @@
 // # Providers
 //
 // Every provider has the keys this package decodes for all drivers: name
-// (required, unique), driver (required: upstream's implicit openstack default is not
-// supported), max-concurrency (-1 = unlimited, 0 = no new launches), priority (pool
-// default, 100), rate (API calls per second as written; absent means the driver's
+// (required, unique), driver (default openstack, as upstream; upstream's fake
+// driver, which has the OpenStack schema, is accepted as openstack and talks to
+// the real OpenStack-compatible API its cloud key names), max-concurrency (-1 =
+// unlimited, 0 = no new launches), priority (pool default, 100), rate (API calls per second as written; absent means the driver's
 // default), launch-timeout (3600 s), boot-timeout (180 s), launch-retries (3), and
 // provider-level max-servers, max-cores, max-ram and max-resources that pools
 // inherit. Each of its pools has name (required, unique in the provider),

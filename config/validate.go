@@ -164,6 +164,7 @@ func (c *Config) problems() []Problem {
 
 	providers := map[string]int{}
 	for i := range c.Providers {
+		c.Providers[i].applyDriverDefault()
 		c.validateProvider(v, &c.Providers[i], labels, providers)
 	}
 
@@ -239,12 +240,20 @@ func (c *Config) validateZooKeeper(v *validator, root Pos) {
 	v.positive(root, KeyZooKeeperTimeout, c.ZooKeeperTimeout)
 }
 
+// DefaultDriver is the driver of a provider without a driver key, as upstream has it.
+const DefaultDriver = "openstack"
+
+// applyDriverDefault gives a provider without a driver key upstream's default driver,
+// openstack.
+func (p *Provider) applyDriverDefault() {
+	if p.Driver == "" {
+		p.Driver = DefaultDriver
+	}
+}
+
 func (c *Config) validateProvider(v *validator, p *Provider, labels, providers map[string]int) {
 	v.required(p.Pos, KeyName, p.Name)
 	v.unique(p.Pos, "provider", p.Name, providers)
-	if p.Driver == "" {
-		v.add(p.Pos.problem(KeyDriver, "is required (the upstream default, openstack, is not supported)"))
-	}
 	v.atLeast(p.Pos, KeyMaxConcurrency, int64(p.MaxConcurrency), -1)
 	if p.Rate < 0 {
 		v.add(p.Pos.problem(KeyRate, "must be >= 0, got %v", p.Rate))

@@ -36,11 +36,13 @@ P="^$mod/"
 AWS='^github.com/aws/'
 TEMPORAL='^go.temporal.io/'
 ZK='^github.com/go-zookeeper/'
+GOPHERCLOUD='^github.com/gophercloud/'
 
 check config        "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "config is a leaf"
 check drivers       "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "the driver contract is stdlib only"
 check drivers/sim   "${P}(activities|workflows|poller|worker|zookeeper|config)|${AWS}|${TEMPORAL}|${ZK}" "drivers know only the contract"
 check drivers/aws   "${P}(activities|workflows|poller|worker|zookeeper|config)|${TEMPORAL}|${ZK}" "drivers know only the contract"
+check drivers/openstack "${P}(activities|workflows|poller|worker|zookeeper|config)|${P}drivers/(sim|aws|static)|${AWS}|${TEMPORAL}|${ZK}" "drivers know only the contract"
 check nodescan      "${P}|${AWS}|${TEMPORAL}|${ZK}"                     "nodescan is a leaf"
 check drivers/static "${P}(activities|workflows|poller|worker|zookeeper|config|lifecycle|names|internal|cmd)|${P}drivers/(sim|aws|driverstest)|${AWS}|${TEMPORAL}|${ZK}" "the static driver knows only the contract and nodescan"
 check drivers/driverstest "${P}drivers/(sim|aws)|${P}(activities|workflows|poller|worker|zookeeper|config)" "the conformance suite is driver-neutral"
@@ -92,6 +94,17 @@ for pkg in $(go list ./... | grep -v -E "/(drivers/aws|internal/launchconfig|wor
 	[ "$pkg" = "$mod" ] && continue
 	if go list -deps "$pkg" | grep -qE "$AWS"; then
 		echo "check-imports: $rel reaches the AWS SDK; only drivers/aws may"
+		fail=1
+	fi
+done
+
+# Only drivers/openstack (and what wires it or validates its configuration) may reach
+# gophercloud.
+for pkg in $(go list ./... | grep -v -E "/(drivers/openstack|internal/launchconfig|worker|cmd/.*|e2e|bench)$"); do
+	rel=${pkg#"$mod"/}
+	[ "$pkg" = "$mod" ] && continue
+	if go list -deps "$pkg" | grep -qE "$GOPHERCLOUD"; then
+		echo "check-imports: $rel reaches gophercloud; only drivers/openstack may"
 		fail=1
 	fi
 done

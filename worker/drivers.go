@@ -8,6 +8,7 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/aws"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers/openstack"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/static"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/launchconfig"
@@ -23,9 +24,13 @@ type Factory func(ctx context.Context, cfg *config.Config, p *config.Provider, l
 // launchconfig.DriverValidators.
 func Factories() map[string]Factory {
 	return map[string]Factory{
-		"sim":    newSim,
-		"aws":    newAWS,
-		"static": newStatic,
+		"sim":       newSim,
+		"aws":       newAWS,
+		"static":    newStatic,
+		"openstack": newOpenStack,
+		// Upstream's fake driver has the OpenStack schema: it launches on the
+		// OpenStack-compatible cloud its cloud key names.
+		"fake": newOpenStack,
 	}
 }
 
@@ -66,6 +71,19 @@ func newAWS(ctx context.Context, cfg *config.Config, p *config.Provider, logger 
 		opts = append(opts, aws.WithPollInterval(poll))
 	}
 	return aws.New(ctx, p.Name, ac, launchconfig.AWSPools(p), opts...)
+}
+
+func newOpenStack(ctx context.Context, cfg *config.Config, p *config.Provider, logger *slog.Logger) (drivers.Driver, error) {
+	oc, err := launchconfig.OpenStackConfig(p)
+	if err != nil {
+		return nil, err
+	}
+	opts := []openstack.Option{openstack.WithLogger(logger)}
+	if poll := cfg.Launcher.PollInterval.Duration(); poll > 0 {
+		// The shared server listing is refreshed at most once per poll interval.
+		opts = append(opts, openstack.WithPollInterval(poll))
+	}
+	return openstack.New(ctx, p.Name, oc, launchconfig.OpenStackPools(p), opts...)
 }
 
 // newStatic builds a static provider's driver. Its hosts are checked every

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nodepool-temporal/nodepool-temporal/config"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/aws"
+	"github.com/nodepool-temporal/nodepool-temporal/drivers/openstack"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/sim"
 	"github.com/nodepool-temporal/nodepool-temporal/drivers/static"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
@@ -43,9 +44,13 @@ func Load(path, securePath string) (*config.Config, error) {
 // adding it here and to worker's factories.
 func DriverValidators() map[string]func(p *config.Provider) error {
 	return map[string]func(p *config.Provider) error{
-		"sim":    ValidateSim,
-		"aws":    ValidateAWS,
-		"static": ValidateStatic,
+		"sim":       ValidateSim,
+		"aws":       ValidateAWS,
+		"static":    ValidateStatic,
+		"openstack": ValidateOpenStack,
+		// Upstream's fake driver has the OpenStack schema; its providers talk to a
+		// real OpenStack-compatible API here.
+		"fake": ValidateOpenStack,
 	}
 }
 
@@ -100,6 +105,46 @@ func AWSPools(p *config.Provider) []aws.PoolSpec {
 	var pools []aws.PoolSpec
 	for _, pool := range p.Pools {
 		pools = append(pools, aws.PoolSpec{Name: pool.Name, Labels: pool.LabelNames()})
+	}
+	return pools
+}
+
+// ValidateOpenStack checks an openstack (or fake) provider's section; each problem
+// carries the line of its key.
+func ValidateOpenStack(p *config.Provider) error {
+	cfg, err := OpenStackConfig(p)
+	if err != nil {
+		return err
+	}
+	var problems []config.Problem
+	for _, op := range openstack.Problems(cfg.Validate(OpenStackPools(p))) {
+		path := p.Pos.Path
+		if op.Path != "" {
+			path += "." + op.Path
+		}
+		problems = append(problems, config.Problem{
+			File: p.Pos.File, Line: static.Locate(&p.Raw, op.Path), Path: path, Msg: op.Msg,
+		})
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &config.ValidationError{Problems: problems}
+}
+
+// OpenStackConfig decodes an openstack provider's section; its pools and labels
+// are the provider's own, matched by position.
+func OpenStackConfig(p *config.Provider) (openstack.Config, error) {
+	var cfg openstack.Config
+	err := p.DecodeDriverPositional(&cfg)
+	return cfg, err
+}
+
+// OpenStackPools returns an openstack provider's pools as the driver sees them.
+func OpenStackPools(p *config.Provider) []openstack.PoolSpec {
+	pools := []openstack.PoolSpec{}
+	for _, pool := range p.Pools {
+		pools = append(pools, openstack.PoolSpec{Name: pool.Name, Labels: pool.LabelNames()})
 	}
 	return pools
 }

@@ -23,7 +23,21 @@ func TestLoadValidatesDriverSections(t *testing.T) {
 		{name: "example of make run", file: "../../examples/nodepool.yaml"},
 		{name: "compose stack", file: "../../docker/nodepool.yaml"},
 		{name: "unknown driver", file: "testdata/unknown-driver.yaml", want: []string{
-			`unknown-driver.yaml:7: providers[0] (cloud)`, `unknown driver "openstack" (known drivers: aws, sim, static)`,
+			`unknown-driver.yaml:7: providers[0] (cloud)`, `unknown driver "gce" (known drivers: aws, fake, openstack, sim, static)`,
+		}},
+		{name: "openstack providers, driver key absent in one", file: "testdata/openstack.yaml"},
+		{name: "bad openstack keys", file: "testdata/bad-openstack-keys.yaml", want: []string{
+			"bad-openstack-keys.yaml:15: providers[0].pools[0].labels[0]: field flavour-name not found",
+		}},
+		{name: "bad openstack values", file: "testdata/bad-openstack.yaml", want: []string{
+			"bad-openstack.yaml:9: providers[0].cloud: required",
+			"bad-openstack.yaml:12: providers[0].diskimages: not supported by this launcher",
+			"bad-openstack.yaml:15: providers[0].cloud-images[0]: image-id and image-name are exclusive",
+			`bad-openstack.yaml:20: providers[0].pools[0].networks[1]: duplicate network "private"`,
+			"bad-openstack.yaml:23: providers[0].pools[0].labels[0].diskimage: not supported by this launcher",
+			`bad-openstack.yaml:26: providers[0].pools[0].labels[1].cloud-image: unknown cloud image "focal"`,
+			"bad-openstack.yaml:25: providers[0].pools[0].labels[1]: one of flavor-name or min-ram is required",
+			"bad-openstack.yaml:27: providers[0].pools[0].labels[1].volume-size: requires boot-from-volume",
 		}},
 		{name: "static provider", file: "testdata/static.yaml"},
 		{name: "bad static keys", file: "testdata/bad-static.yaml", want: []string{
