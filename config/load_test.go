@@ -165,3 +165,53 @@ func TestTemporalEnvAppliedByLoad(t *testing.T) {
 	assert.Equal(t, "from-env", c.Temporal.APIKey)
 	assert.Equal(t, []string{`temporal.tls.enabled: TEMPORAL_TLS="maybe" is not a boolean`}, problemTexts(c.Validate()))
 }
+
+// TestZooKeeperFromSecureFileOnly loads a main file without zookeeper-servers and
+// zookeeper-tls, whose secure file gives them, as upstream's launcher allows; each
+// problem names the file that has it.
+func TestZooKeeperFromSecureFileOnly(t *testing.T) {
+	const main = "testdata/secure/main-without-zookeeper.yaml"
+	tests := []struct {
+		name     string
+		secure   string
+		hosts    []string
+		chroot   string
+		problems []string
+	}{
+		{name: "servers and tls from the secure file", secure: "testdata/secure/zookeeper-only.yaml",
+			hosts: []string{"zk-private.example.com:2282"}, chroot: "/nodepool"},
+		{name: "problems located in the secure file", secure: "testdata/secure/bad-zookeeper.yaml", problems: []string{
+			"testdata/secure/bad-zookeeper.yaml:3: zookeeper-servers[0].port: must be between 1 and 65535, got 0",
+			`testdata/secure/bad-zookeeper.yaml:4: zookeeper-servers[0].chroot: must start with "/", got "nodepool"`,
+			"testdata/secure/bad-zookeeper.yaml:6: zookeeper-tls.key: is required when zookeeper-tls is present (cert, key and ca)",
+			"testdata/secure/bad-zookeeper.yaml:6: zookeeper-tls.ca: is required when zookeeper-tls is present (cert, key and ca)",
+		}},
+		{name: "an empty list in the secure file gives no servers", secure: "testdata/secure/empty-zookeeper.yaml", problems: []string{
+			main + ":2: zookeeper-servers: at least one server is required",
+		}},
+		{name: "no secure file", problems: []string{
+			main + ":2: zookeeper-servers: at least one server is required",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clearTemporalEnv(t)
+			c, err := LoadWithSecure(main, tc.secure)
+			require.NoError(t, err)
+			err = c.Validate()
+			if tc.problems != nil {
+				assert.Equal(t, tc.problems, problemTexts(err))
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.hosts, c.ZooKeeperHosts())
+			chroot, err := c.Chroot()
+			require.NoError(t, err)
+			assert.Equal(t, tc.chroot, chroot)
+			require.NotNil(t, c.ZooKeeperTLS)
+			assert.Equal(t, "/etc/nodepool/zk-ca.pem", c.ZooKeeperTLS.CA)
+			assert.Equal(t, tc.secure, c.ZooKeeperTLS.Pos.File)
+			assert.Equal(t, []string{main, tc.secure}, c.Files())
+		})
+	}
+}

@@ -120,11 +120,15 @@ type Pool struct {
 
 // Label is the AWS-specific part of a pool label.
 type Label struct {
-	// DiskImage, DedicatedHost and Fleet are upstream keys this launcher does not
-	// support; Validate reports them as such.
-	DiskImage     any `yaml:"diskimage,omitempty"`
-	DedicatedHost any `yaml:"dedicated-host,omitempty"`
-	Fleet         any `yaml:"fleet,omitempty"`
+	// DiskImage is an upstream key this launcher does not support; Validate reports
+	// it as such.
+	DiskImage any `yaml:"diskimage,omitempty"`
+	// DedicatedHost launches each node on a dedicated host of its own, allocated for
+	// the node (in the pool's availability zone) and released after it.
+	DedicatedHost bool `yaml:"dedicated-host,omitempty"`
+	// Fleet launches through an EC2 Fleet of type instant over several instance
+	// types; exclusive with InstanceType and InstanceTypes.
+	Fleet *Fleet `yaml:"fleet,omitempty"`
 	// InstanceType is the EC2 instance type; exclusive with InstanceTypes.
 	InstanceType string `yaml:"instance-type,omitempty"`
 	// InstanceTypes lists instance types in order of preference: after a capacity error
@@ -150,6 +154,33 @@ type Label struct {
 	OnDemandFallback bool `yaml:"on-demand-fallback,omitempty"`
 	// IMDSv2 is "required" or "optional"; empty leaves the AMI's default.
 	IMDSv2 string `yaml:"imdsv2,omitempty"`
+}
+
+// Fleet is a label's EC2 Fleet: EC2 picks one of the instance types by the
+// allocation strategy.
+type Fleet struct {
+	InstanceTypes []string `yaml:"instance-types"`
+	// AllocationStrategy is one of SpotAllocationStrategies for spot fleets and of
+	// OnDemandAllocationStrategies for on-demand ones.
+	AllocationStrategy string `yaml:"allocation-strategy"`
+	// MarketType is "spot" or "on-demand"; empty follows the label's use-spot.
+	MarketType string `yaml:"market-type,omitempty"`
+	// InstanceRequirements is an upstream key this launcher does not support.
+	InstanceRequirements any `yaml:"instance-requirements,omitempty"`
+}
+
+// Allocation strategies a fleet may use, by market.
+var (
+	SpotAllocationStrategies     = []string{"price-capacity-optimized", "capacity-optimized", "diversified", "lowest-price"}
+	OnDemandAllocationStrategies = []string{"prioritized", "lowest-price"}
+)
+
+// spot reports whether the fleet launches spot instances.
+func (f *Fleet) spot(useSpot bool) bool {
+	if f.MarketType != "" {
+		return f.MarketType == "spot"
+	}
+	return useSpot
 }
 
 // IAMInstanceProfile names an instance profile by name or by ARN.
@@ -277,11 +308,11 @@ func (c *Config) Validate(pools []PoolSpec) error {
 			if l.DiskImage != nil {
 				add(lpath+".diskimage", "not supported by this launcher: it uploads no images (use cloud-image)")
 			}
-			if l.DedicatedHost != nil {
-				add(lpath+".dedicated-host", "not supported by this launcher")
+			if l.DedicatedHost {
+				validateDedicatedHost(lpath, &p, l, add)
 			}
 			if l.Fleet != nil {
-				add(lpath+".fleet", "not supported by this launcher (use instance-types for fallback)")
+				validateFleet(lpath, l, add)
 			}
 			validateLabel(lpath, l, images, add)
 		}
@@ -291,8 +322,12 @@ func (c *Config) Validate(pools []PoolSpec) error {
 
 func validateLabel(path string, l Label, images map[string]bool, add func(path, format string, args ...any)) {
 	switch {
+	case l.Fleet != nil:
+		if l.InstanceType != "" || len(l.InstanceTypes) > 0 {
+			add(path, "fleet is exclusive with instance-type and instance-types")
+		}
 	case l.InstanceType == "" && len(l.InstanceTypes) == 0:
-		add(path, "one of instance-type or instance-types is required")
+		add(path, "one of instance-type, instance-types or fleet is required")
 	case l.InstanceType != "" && len(l.InstanceTypes) > 0:
 		add(path, "instance-type and instance-types are exclusive")
 	}
@@ -305,7 +340,10 @@ func validateLabel(path string, l Label, images map[string]bool, add func(path, 
 		}
 	}
 	if l.CloudImage == "" {
-		add(path+".cloud-image", "required")
+		if l.DiskImage == nil {
+			// A label naming a diskimage is reported as such.
+			add(path+".cloud-image", "required")
+		}
 	} else if !images[l.CloudImage] {
 		add(path+".cloud-image", "unknown cloud image %q", l.CloudImage)
 	}
@@ -333,6 +371,73 @@ func validateLabel(path string, l Label, images map[string]bool, add func(path, 
 	if l.OnDemandFallback && !l.UseSpot {
 		add(path+".on-demand-fallback", "requires use-spot")
 	}
+}
+
+// validateFleet checks a label's fleet section.
+func validateFleet(path string, l Label, add func(path, format string, args ...any)) {
+	f := l.Fleet
+	path += ".fleet"
+	if f.InstanceRequirements != nil {
+		add(path+".instance-requirements", "not supported by this launcher (use instance-types)")
+	}
+	if len(f.InstanceTypes) == 0 {
+		add(path+".instance-types", "at least one instance type is required")
+	}
+	for k, t := range f.InstanceTypes {
+		if t == "" {
+			add(fmt.Sprintf("%s.instance-types[%d]", path, k), "must not be empty")
+		} else if slices.Index(f.InstanceTypes, t) < k {
+			add(fmt.Sprintf("%s.instance-types[%d]", path, k), "duplicate instance type %q", t)
+		}
+	}
+	switch f.MarketType {
+	case "", "spot", "on-demand":
+	default:
+		add(path+".market-type", "must be spot or on-demand, got %q", f.MarketType)
+		return
+	}
+	if f.MarketType == "on-demand" && l.UseSpot {
+		add(path+".market-type", "on-demand contradicts the label's use-spot")
+	}
+	if l.OnDemandFallback {
+		add(path, "on-demand-fallback is not available with fleet (choose the fleet's market-type)")
+	}
+	strategies, market := OnDemandAllocationStrategies, "on-demand"
+	if f.spot(l.UseSpot) {
+		strategies, market = SpotAllocationStrategies, "spot"
+	}
+	switch {
+	case f.AllocationStrategy == "":
+		add(path+".allocation-strategy", "required (one of %s)", strings.Join(strategies, ", "))
+	case !slices.Contains(strategies, f.AllocationStrategy):
+		add(path+".allocation-strategy", "must be one of %s for a %s fleet, got %q", strings.Join(strategies, ", "), market, f.AllocationStrategy)
+	}
+}
+
+// validateDedicatedHost checks a dedicated-host label: one instance type, on demand,
+// in one availability zone of the pool.
+func validateDedicatedHost(path string, p *Pool, l Label, add func(path, format string, args ...any)) {
+	if l.InstanceType == "" {
+		add(path+".dedicated-host", "requires instance-type (a host holds one instance type)")
+	}
+	if l.UseSpot {
+		add(path+".dedicated-host", "spot instances cannot be launched on dedicated hosts")
+	}
+	if p.hostZone() == "" {
+		add(path+".dedicated-host", "requires the pool's availability-zone (or availability-zones with one zone)")
+	}
+}
+
+// hostZone returns the zone dedicated hosts of the pool are allocated in, or "" when
+// the pool does not name exactly one zone.
+func (p *Pool) hostZone() string {
+	if p.AvailabilityZone != "" {
+		return p.AvailabilityZone
+	}
+	if len(p.AvailabilityZones) == 1 {
+		return p.AvailabilityZones[0]
+	}
+	return ""
 }
 
 // publicIPv4 returns whether the pool asks for a public IPv4 address.
@@ -373,7 +478,10 @@ func (p *Pool) zones() []string {
 
 // instanceTypes returns the label's instance types in order of preference.
 func (l *Label) instanceTypes() []string {
-	if l.InstanceType != "" {
+	switch {
+	case l.Fleet != nil:
+		return l.Fleet.InstanceTypes
+	case l.InstanceType != "":
 		return []string{l.InstanceType}
 	}
 	return l.InstanceTypes

@@ -90,7 +90,7 @@ func TestValidate(t *testing.T) {
 			"pools[0].labels[0].iam-instance-profile: exactly one of name or arn",
 		}},
 		{"no instance type", func(c *Config) { c.Pools[1].Labels[0].InstanceType = "" }, testPools,
-			[]string{"pools[1].labels[0]: one of instance-type or instance-types is required"}},
+			[]string{"pools[1].labels[0]: one of instance-type, instance-types or fleet is required"}},
 		{"names do not match", func(*Config) {}, []PoolSpec{{Name: "main", Labels: []string{"a"}}},
 			[]string{"pools: 2 pools decoded but 1 named", "pools[0].labels: 3 labels decoded but 1 named"}},
 		{"duplicate names", func(*Config) {}, []PoolSpec{{Name: "a", Labels: []string{"x", "x", "y"}}, {Name: "a", Labels: []string{"z"}}},
@@ -138,15 +138,92 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestUnsupportedUpstreamKeysAreNamed(t *testing.T) {
 	c := Config{RegionName: "us-east-1", ObjectStorage: map[string]any{"bucket-name": "b"}, DiskImages: []any{"u"},
-		Pools: []Pool{{Labels: []Label{{DiskImage: "u", DedicatedHost: true, Fleet: map[string]any{}, InstanceType: "t3.small"}}}}}
+		Pools: []Pool{{Labels: []Label{{DiskImage: "u", CloudImage: "x", KeyName: "k", Fleet: &Fleet{
+			InstanceTypes: []string{"t3.small"}, AllocationStrategy: "lowest-price", InstanceRequirements: map[string]any{"vcpu-count": 1},
+		}}}}}}
 	err := c.Validate([]PoolSpec{{Name: "main", Labels: []string{"small"}}})
 	if err == nil {
 		t.Fatal("want problems")
 	}
 	for _, want := range []string{"object-storage: not supported by this launcher", "diskimages: not supported by this launcher",
-		"labels[0].diskimage: not supported", "labels[0].dedicated-host: not supported", "labels[0].fleet: not supported"} {
+		"labels[0].diskimage: not supported", "labels[0].fleet.instance-requirements: not supported by this launcher"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("problems lack %q:\n%v", want, err)
 		}
+	}
+}
+
+func TestValidateFleetAndDedicatedHost(t *testing.T) {
+	base := func() Config {
+		return Config{
+			RegionName:  "us-east-1",
+			CloudImages: []CloudImage{{Name: "jammy", ImageID: "ami-1", Username: "ubuntu"}},
+			Pools: []Pool{{AvailabilityZone: "us-east-1a", Labels: []Label{{
+				CloudImage: "jammy", KeyName: "zuul",
+				Fleet: &Fleet{InstanceTypes: []string{"t3.small", "t3.large"}, AllocationStrategy: "lowest-price"},
+			}}}},
+		}
+	}
+	pools := []PoolSpec{{Name: "main", Labels: []string{"fleet"}}}
+	tests := []struct {
+		name   string
+		mutate func(l *Label, p *Pool)
+		want   []string
+	}{
+		{"on-demand fleet", func(*Label, *Pool) {}, nil},
+		{"prioritized on demand", func(l *Label, _ *Pool) { l.Fleet.AllocationStrategy = "prioritized" }, nil},
+		{"spot by use-spot", func(l *Label, _ *Pool) { l.UseSpot, l.Fleet.AllocationStrategy = true, "price-capacity-optimized" }, nil},
+		{"spot by market-type", func(l *Label, _ *Pool) { l.Fleet.MarketType, l.Fleet.AllocationStrategy = "spot", "diversified" }, nil},
+		{"spot strategy on demand", func(l *Label, _ *Pool) { l.Fleet.AllocationStrategy = "capacity-optimized" },
+			[]string{"labels[0].fleet.allocation-strategy: must be one of prioritized, lowest-price for a on-demand fleet"}},
+		{"on-demand strategy for spot", func(l *Label, _ *Pool) { l.Fleet.MarketType, l.Fleet.AllocationStrategy = "spot", "prioritized" },
+			[]string{"labels[0].fleet.allocation-strategy: must be one of price-capacity-optimized"}},
+		{"no strategy", func(l *Label, _ *Pool) { l.Fleet.AllocationStrategy = "" },
+			[]string{"labels[0].fleet.allocation-strategy: required"}},
+		{"bad market", func(l *Label, _ *Pool) { l.Fleet.MarketType = "reserved" },
+			[]string{`labels[0].fleet.market-type: must be spot or on-demand, got "reserved"`}},
+		{"market contradicts use-spot", func(l *Label, _ *Pool) {
+			l.UseSpot, l.Fleet.MarketType = true, "on-demand"
+		}, []string{"labels[0].fleet.market-type: on-demand contradicts the label's use-spot"}},
+		{"no types", func(l *Label, _ *Pool) { l.Fleet.InstanceTypes = nil },
+			[]string{"labels[0].fleet.instance-types: at least one instance type is required"}},
+		{"duplicate type", func(l *Label, _ *Pool) { l.Fleet.InstanceTypes = []string{"t3.small", "t3.small"} },
+			[]string{`labels[0].fleet.instance-types[1]: duplicate instance type "t3.small"`}},
+		{"fleet and instance-type", func(l *Label, _ *Pool) { l.InstanceType = "t3.small" },
+			[]string{"labels[0]: fleet is exclusive with instance-type and instance-types"}},
+		{"fallback with fleet", func(l *Label, _ *Pool) {
+			l.UseSpot, l.OnDemandFallback, l.Fleet.AllocationStrategy = true, true, "lowest-price"
+		}, []string{"labels[0].fleet: on-demand-fallback is not available with fleet"}},
+		{"dedicated host", func(l *Label, _ *Pool) { l.Fleet, l.InstanceType, l.DedicatedHost = nil, "m5.large", true }, nil},
+		{"dedicated host in the one zone of a list", func(l *Label, p *Pool) {
+			l.Fleet, l.InstanceType, l.DedicatedHost = nil, "m5.large", true
+			p.AvailabilityZone, p.AvailabilityZones = "", []string{"us-east-1b"}
+		}, nil},
+		{"dedicated host without zone", func(l *Label, p *Pool) {
+			l.Fleet, l.InstanceType, l.DedicatedHost = nil, "m5.large", true
+			p.AvailabilityZone = ""
+		}, []string{"labels[0].dedicated-host: requires the pool's availability-zone"}},
+		{"dedicated host on spot", func(l *Label, _ *Pool) {
+			l.Fleet, l.InstanceType, l.DedicatedHost, l.UseSpot = nil, "m5.large", true, true
+		},
+			[]string{"labels[0].dedicated-host: spot instances cannot be launched on dedicated hosts"}},
+		{"dedicated host with a fleet", func(l *Label, _ *Pool) { l.DedicatedHost = true },
+			[]string{"labels[0].dedicated-host: requires instance-type"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.mutate(&c.Pools[0].Labels[0], &c.Pools[0])
+			err := c.Validate(pools)
+			if tc.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), "pools[0]."+w)
+			}
+			require.Len(t, strings.Split(err.Error(), "\n"), len(tc.want), "every problem reported once: %v", err)
+		})
 	}
 }

@@ -15,15 +15,22 @@ import (
 // CloudName is the cloud reported on every instance.
 const CloudName = "AWS"
 
-// externalID is the node's external id: upstream Nodepool's JSON object form.
+// externalID is the node's external id: upstream Nodepool's JSON object form, with
+// the instance and, for nodes on a dedicated host, the host.
 type externalID struct {
-	Instance string `json:"instance"`
+	Instance string `json:"instance,omitempty"`
 	Host     string `json:"host,omitempty"`
 }
 
 // formatExternalID returns the external id text of an instance, {"instance":"i-..."}.
 func formatExternalID(instanceID string) string {
-	b, err := json.Marshal(externalID{Instance: instanceID})
+	return formatExternalIDs(instanceID, "")
+}
+
+// formatExternalIDs returns the external id text of an instance and its dedicated
+// host, either of which may be empty: {"instance":"i-...","host":"h-..."}.
+func formatExternalIDs(instanceID, hostID string) string {
+	b, err := json.Marshal(externalID{Instance: instanceID, Host: hostID})
 	if err != nil {
 		// Marshalling a struct of strings cannot fail.
 		return `{"instance":"` + instanceID + `"}`
@@ -34,28 +41,41 @@ func formatExternalID(instanceID string) string {
 // parseExternalID accepts the JSON object form and the plain instance id that older
 // launchers stored. An empty id yields "".
 func parseExternalID(s string) (string, error) {
+	e, err := parseExternalIDs(s)
+	if err != nil {
+		return "", err
+	}
+	if e.Instance == "" && e.Host != "" {
+		return "", drivers.Permanent("parsing external id %q: no instance id", s)
+	}
+	return e.Instance, nil
+}
+
+// parseExternalIDs parses an external id into its instance and host; an empty id
+// yields neither.
+func parseExternalIDs(s string) (externalID, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return "", nil
+		return externalID{}, nil
 	}
 	if !strings.HasPrefix(s, "{") {
 		if strings.HasPrefix(s, `"`) {
 			var id string
 			if err := json.Unmarshal([]byte(s), &id); err != nil {
-				return "", drivers.Permanent("parsing external id %q: %w", s, err)
+				return externalID{}, drivers.Permanent("parsing external id %q: %w", s, err)
 			}
-			return id, nil
+			return externalID{Instance: id}, nil
 		}
-		return s, nil
+		return externalID{Instance: s}, nil
 	}
 	var e externalID
 	if err := json.Unmarshal([]byte(s), &e); err != nil {
-		return "", drivers.Permanent("parsing external id %q: %w", s, err)
+		return externalID{}, drivers.Permanent("parsing external id %q: %w", s, err)
 	}
-	if e.Instance == "" {
-		return "", drivers.Permanent("parsing external id %q: no instance id", s)
+	if e.Instance == "" && e.Host == "" {
+		return externalID{}, drivers.Permanent("parsing external id %q: no instance or host id", s)
 	}
-	return e.Instance, nil
+	return e, nil
 }
 
 // lifecycle is the driver's view of an EC2 instance state.
@@ -171,7 +191,7 @@ func (d *Driver) toInstance(in ec2types.Instance, pool *Pool, image *CloudImage,
 		dd = nil
 	}
 	out := drivers.Instance{
-		ExternalID:  formatExternalID(awssdk.ToString(in.InstanceId)),
+		ExternalID:  formatExternalIDs(awssdk.ToString(in.InstanceId), hostOf(in)),
 		Ready:       life == lifeRunning,
 		Deleted:     life == lifeGone,
 		InterfaceIP: a.interfaceIP(useInternal),
@@ -205,4 +225,12 @@ func stateReason(in ec2types.Instance) string {
 		return fmt.Sprintf("%s (%s)", awssdk.ToString(in.StateReason.Code), awssdk.ToString(in.StateReason.Message))
 	}
 	return awssdk.ToString(in.StateTransitionReason)
+}
+
+// hostOf returns the dedicated host an instance runs on, or "".
+func hostOf(in ec2types.Instance) string {
+	if in.Placement == nil {
+		return ""
+	}
+	return awssdk.ToString(in.Placement.HostId)
 }

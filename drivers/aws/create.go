@@ -20,12 +20,15 @@ import (
 
 // Step names of the create and delete state machines, in upstream Nodepool's wording.
 const (
-	StepStart            = "start"
-	StepSubmitCreating   = "submit creating instance"
-	StepCreating         = "creating instance"
-	StepDeletingInstance = "deleting instance"
-	StepDeletingVolumes  = "deleting volumes"
-	StepComplete         = "complete"
+	StepStart                = "start"
+	StepSubmitAllocatingHost = "submit allocating host"
+	StepAllocatingHost       = "allocating host"
+	StepSubmitCreating       = "submit creating instance"
+	StepCreating             = "creating instance"
+	StepDeletingInstance     = "deleting instance"
+	StepDeletingVolumes      = "deleting volumes"
+	StepReleasingHost        = "releasing host"
+	StepComplete             = "complete"
 )
 
 // createData is the driver-private part of a CreateState.
@@ -41,6 +44,14 @@ type createData struct {
 	// InstanceID and SubmittedAt are set once RunInstances succeeded.
 	InstanceID  string    `json:"instance_id,omitempty"`
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+	// HostID and HostSubmittedAt are set once AllocateHosts succeeded (dedicated-host
+	// labels); the host is kept across rounds of offerings.
+	HostID          string    `json:"host_id,omitempty"`
+	HostSubmittedAt time.Time `json:"host_submitted_at,omitzero"`
+	// FleetID and InstanceType are set once CreateFleet launched the instance (fleet
+	// labels): the fleet and the instance type EC2 picked.
+	FleetID      string `json:"fleet_id,omitempty"`
+	InstanceType string `json:"instance_type,omitempty"`
 	// Unavailable lists the offerings that reported insufficient capacity in the
 	// current round (for people reading the state; the driver does not use it).
 	Unavailable []string `json:"unavailable,omitempty"`
@@ -96,6 +107,10 @@ func (d *Driver) AdvanceCreate(ctx context.Context, st drivers.CreateState) (dri
 	switch st.Step {
 	case "", StepStart:
 		return d.createStart(ctx, st, pool, label, data)
+	case StepSubmitAllocatingHost:
+		return d.hostSubmit(ctx, log, st, pool, label, data)
+	case StepAllocatingHost:
+		return d.hostWait(ctx, log, st, data)
 	case StepSubmitCreating:
 		return d.createSubmit(ctx, log, st, pool, label, data)
 	case StepCreating:
@@ -132,6 +147,9 @@ func (d *Driver) createStart(ctx context.Context, st drivers.CreateState, pool *
 	}
 	data.Offering = next
 	st.Step = StepSubmitCreating
+	if label.DedicatedHost && data.HostID == "" {
+		st.Step = StepSubmitAllocatingHost
+	}
 	st.Data = encodeData(data)
 	st.Wait = 0
 	return st, nil
@@ -177,10 +195,16 @@ func offeringList(offs []offering) string {
 // another, so a repeated step never launches twice, while a new attempt, offering or
 // round launches anew.
 func (d *Driver) clientToken(req drivers.CreateRequest, offeringIndex int) string {
-	t := fmt.Sprintf("np-%s-%d-%d-%s", req.NodeID, req.Attempt, offeringIndex, d.tokenSuffix)
+	return d.clientTokenOf("np", req, offeringIndex)
+}
+
+// clientTokenOf derives an idempotency token as clientToken does, with a prefix of
+// its own per operation ("np" RunInstances, "nf" CreateFleet, "nh" AllocateHosts).
+func (d *Driver) clientTokenOf(prefix string, req drivers.CreateRequest, offeringIndex int) string {
+	t := fmt.Sprintf("%s-%s-%d-%d-%s", prefix, req.NodeID, req.Attempt, offeringIndex, d.tokenSuffix)
 	if len(t) > 64 {
 		sum := sha256.Sum256([]byte(t))
-		t = "np-" + hex.EncodeToString(sum[:20])
+		t = prefix + "-" + hex.EncodeToString(sum[:20])
 	}
 	return t
 }
@@ -194,6 +218,9 @@ func (d *Driver) createSubmit(ctx context.Context, log *slog.Logger, st drivers.
 	// send the same request under the same client token, or a call that started an
 	// instance but whose answer was lost would be followed by a second instance.
 	off := offs[data.Offering%len(offs)]
+	if off.fleet {
+		return d.fleetSubmit(ctx, log, st, pool, label, data, off)
+	}
 	in, err := d.runInput(ctx, log, st.Request, pool.cfg, label, data, off)
 	if err != nil {
 		return st, err
@@ -201,32 +228,15 @@ func (d *Driver) createSubmit(ctx context.Context, log *slog.Logger, st drivers.
 	out, err := d.ec2.RunInstances(ctx, in)
 	if err != nil {
 		cerr := classify(opCreate, fmt.Sprintf("running %s instance for node %s", off, st.Request.NodeID), err)
-		if drivers.KindOf(cerr) != drivers.KindCapacity {
-			return st, cerr
+		switch drivers.KindOf(cerr) {
+		case drivers.KindCapacity:
+			return d.outOfCapacity(log, st, pool, offs, data, off, cerr)
+		case drivers.KindPermanent:
+			if data.HostID != "" {
+				d.releaseAfterFailure(ctx, log, data.HostID, cerr)
+			}
 		}
-		// Nothing was started: try the next offering of the round at once.
-		d.unavailable.mark(keyOf(pool.name, off))
-		data.Unavailable = append(data.Unavailable, off.String())
-		roundEnd := (data.Offering/len(offs) + 1) * len(offs)
-		next, _ := d.pickOffering(pool.name, offs, data.Offering+1, roundEnd)
-		if next < 0 {
-			// Every offering of the round is out of capacity. The launch goes on from a
-			// new round, once the first offering is expected back.
-			wait := d.capacityWait(pool.name, offs)
-			log.Info("every offering out of capacity", "offering", off.String(), "retry_after", wait, "error", err)
-			data.Offering = roundEnd
-			data.Unavailable = nil
-			retry := st
-			retry.Step = StepStart
-			retry.Data = encodeData(data)
-			retry.Wait = wait
-			return retry, withRetryAfter(cerr, wait)
-		}
-		log.Info("offering out of capacity, trying the next", "offering", off.String(), "next", offs[next%len(offs)].String(), "error", err)
-		data.Offering = next
-		st.Data = encodeData(data)
-		st.Wait = 0
-		return st, nil
+		return st, cerr
 	}
 	if len(out.Instances) == 0 || out.Instances[0].InstanceId == nil {
 		return st, drivers.Transient("running instance for node %s: empty answer", st.Request.NodeID)
@@ -234,11 +244,42 @@ func (d *Driver) createSubmit(ctx context.Context, log *slog.Logger, st drivers.
 	id := awssdk.ToString(out.Instances[0].InstanceId)
 	data.InstanceID = id
 	data.SubmittedAt = d.now()
-	st.ExternalID = formatExternalID(id)
+	st.ExternalID = formatExternalIDs(id, data.HostID)
 	st.Step = StepCreating
 	st.Data = encodeData(data)
 	st.Wait = d.opts.pollInterval
 	log.Info("instance submitted", "external_id", id, "offering", off.String(), "client_token", awssdk.ToString(in.ClientToken))
+	return st, nil
+}
+
+// outOfCapacity goes on after the offering reported insufficient capacity (cerr)
+// and nothing was started: it marks the offering unavailable for the pool and moves
+// to the next offering of the round at once, or, when none is left, fails with a
+// *drivers.CapacityError carrying RetryAfter and returns the state of a new round at
+// "start".
+func (d *Driver) outOfCapacity(log *slog.Logger, st drivers.CreateState, pool *poolInfo, offs []offering, data createData, off offering, cerr error) (drivers.CreateState, error) {
+	// Nothing was started: try the next offering of the round at once.
+	d.unavailable.mark(keyOf(pool.name, off))
+	data.Unavailable = append(data.Unavailable, off.String())
+	roundEnd := (data.Offering/len(offs) + 1) * len(offs)
+	next, _ := d.pickOffering(pool.name, offs, data.Offering+1, roundEnd)
+	if next < 0 {
+		// Every offering of the round is out of capacity. The launch goes on from a
+		// new round, once the first offering is expected back.
+		wait := d.capacityWait(pool.name, offs)
+		log.Info("every offering out of capacity", "offering", off.String(), "retry_after", wait, "error", cerr)
+		data.Offering = roundEnd
+		data.Unavailable = nil
+		retry := st
+		retry.Step = StepStart
+		retry.Data = encodeData(data)
+		retry.Wait = wait
+		return retry, withRetryAfter(cerr, wait)
+	}
+	log.Info("offering out of capacity, trying the next", "offering", off.String(), "next", offs[next%len(offs)].String(), "error", cerr)
+	data.Offering = next
+	st.Data = encodeData(data)
+	st.Wait = 0
 	return st, nil
 }
 
@@ -306,6 +347,14 @@ func (d *Driver) runInput(ctx context.Context, log *slog.Logger, req drivers.Cre
 	}
 	if off.az != "" {
 		in.Placement = &ec2types.Placement{AvailabilityZone: awssdk.String(off.az)}
+	}
+	if data.HostID != "" {
+		if in.Placement == nil {
+			in.Placement = &ec2types.Placement{}
+		}
+		in.Placement.Tenancy = ec2types.TenancyHost
+		in.Placement.HostId = awssdk.String(data.HostID)
+		in.Placement.Affinity = awssdk.String("host")
 	}
 	bdm, err := d.rootDevice(ctx, data.ImageID, label)
 	if err != nil {
@@ -390,12 +439,11 @@ func (d *Driver) createWait(ctx context.Context, log *slog.Logger, st drivers.Cr
 	default:
 		return st, d.launchFailure(st, pool, label, data, in)
 	}
-	spot := in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot
 	info, err := d.types.get(ctx, string(in.InstanceType))
 	if err != nil {
 		return st, err
 	}
-	inst := d.toInstance(in, pool.cfg, d.cloudImage(label.CloudImage), typeQuota(info, spot))
+	inst := d.toInstance(in, pool.cfg, d.cloudImage(label.CloudImage), instanceQuota(info, in))
 	st.Instance = &inst
 	st.Complete = true
 	st.Step = StepComplete

@@ -16,6 +16,8 @@ import (
 // deleteData is the driver-private part of a DeleteState.
 type deleteData struct {
 	InstanceID string `json:"instance_id,omitempty"`
+	// HostID is the node's dedicated host, released after the instance is gone.
+	HostID string `json:"host_id,omitempty"`
 	// NodeID finds the volumes the instance leaves behind (by their node tag).
 	NodeID       string    `json:"node_id,omitempty"`
 	TerminatedAt time.Time `json:"terminated_at,omitzero"`
@@ -31,9 +33,13 @@ type deleteData struct {
 //     after the grace period;
 //   - "deleting volumes" deletes volumes tagged with the node id that the instance left
 //     behind (those without DeleteOnTermination);
+//   - "releasing host" releases the node's dedicated host, if it has one, waiting
+//     while EC2 still sees the instance on it;
 //   - "complete".
 //
-// An empty ExternalID completes at once.
+// An empty ExternalID completes at once; one with a host and no instance (a launch
+// that failed between allocating the host and running the instance) only releases
+// the host.
 func (d *Driver) AdvanceDelete(ctx context.Context, st drivers.DeleteState) (drivers.DeleteState, error) {
 	if st.Complete {
 		return st, nil
@@ -50,6 +56,8 @@ func (d *Driver) AdvanceDelete(ctx context.Context, st drivers.DeleteState) (dri
 		return d.deleteWait(ctx, log, st, data)
 	case StepDeletingVolumes:
 		return d.deleteVolumes(ctx, log, st, data)
+	case StepReleasingHost:
+		return d.deleteHost(ctx, log, st, data)
 	case StepComplete:
 		st.Complete = true
 		return st, nil
@@ -58,11 +66,18 @@ func (d *Driver) AdvanceDelete(ctx context.Context, st drivers.DeleteState) (dri
 }
 
 func (d *Driver) deleteStart(ctx context.Context, log *slog.Logger, st drivers.DeleteState, data deleteData) (drivers.DeleteState, error) {
-	id, err := parseExternalID(st.ExternalID)
+	ext, err := parseExternalIDs(st.ExternalID)
 	if err != nil {
 		return st, err
 	}
+	id := ext.Instance
+	data.HostID = ext.Host
 	if id == "" {
+		if data.HostID != "" {
+			st.Step, st.Wait = StepReleasingHost, 0
+			st.Data = encodeData(data)
+			return st, nil
+		}
 		st.Step, st.Complete, st.Wait = StepComplete, true, 0
 		return st, nil
 	}
@@ -134,10 +149,21 @@ func (d *Driver) toVolumes(st drivers.DeleteState, data deleteData) drivers.Dele
 	return st
 }
 
+// afterVolumes is the state after the volumes step: releasing the host, if any, else
+// complete.
+func (d *Driver) afterVolumes(st drivers.DeleteState, data deleteData) drivers.DeleteState {
+	st.Data = encodeData(data)
+	if data.HostID != "" {
+		st.Step, st.Wait = StepReleasingHost, 0
+		return st
+	}
+	st.Step, st.Complete, st.Wait = StepComplete, true, 0
+	return st
+}
+
 func (d *Driver) deleteVolumes(ctx context.Context, log *slog.Logger, st drivers.DeleteState, data deleteData) (drivers.DeleteState, error) {
 	if data.NodeID == "" {
-		st.Step, st.Complete, st.Wait = StepComplete, true, 0
-		return st, nil
+		return d.afterVolumes(st, data), nil
 	}
 	vols, err := d.describeVolumes(ctx, []ec2types.Filter{
 		{Name: awssdk.String("tag:" + drivers.MetaNodeID), Values: []string{data.NodeID}},
@@ -181,9 +207,7 @@ func (d *Driver) deleteVolumes(ctx context.Context, log *slog.Logger, st drivers
 		}
 		log.Warn("volumes still attached after the grace period; leaving them to leak cleanup", "count", pending)
 	}
-	st.Step, st.Complete, st.Wait = StepComplete, true, 0
-	st.Data = encodeData(data)
-	return st, nil
+	return d.afterVolumes(st, data), nil
 }
 
 func attachedTo(v ec2types.Volume, instanceID string) bool {

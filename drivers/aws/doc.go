@@ -16,11 +16,42 @@
 // only from the SDK's default chain (environment, shared files, instance role); they
 // are never part of the configuration and never logged.
 //
+// # Fleets and dedicated hosts
+//
+// A label's `fleet` (instance-types, allocation-strategy, and market-type, an addition
+// to upstream's keys that defaults to the label's use-spot) launches through
+// CreateFleet of type instant: EC2 picks the instance type by the allocation strategy
+// (price-capacity-optimized, capacity-optimized, diversified or lowest-price for spot;
+// prioritized, in the listed order, or lowest-price on demand) and falls through to
+// the next type when one has no capacity. The label's settings (key, network
+// interface, root volume, userdata, profile, metadata options) go into a launch
+// template named nodepool-launch-template-<hash of its content and the provider>,
+// made the first time a launch needs it (upstream makes them at start), and made
+// again when it was deleted behind the driver's back; the image, zone and tags are
+// given per launch. The first fleet launch of a driver also deletes the provider's
+// templates of that name form that no fleet label uses any more, as upstream's start
+// does. The node's instance type is the one the fleet
+// launched; the label's quota before a launch is the largest of its instance types.
+// CreateFleet carries a client token like RunInstances', and a fleet that launched
+// nothing because no type had capacity is an offering out of capacity like any
+// other. `instance-requirements` is not supported.
+//
+// A label with `dedicated-host: true` (one instance-type, on demand, in a pool with
+// one availability zone) allocates a host for each node (AllocateHosts, tagged like
+// the instance, under a client token), waits for it to be available ("submit
+// allocating host", "allocating host"), and runs the instance on it (Placement tenancy
+// host); the external id names both, {"instance":"i-...","host":"h-..."}, as
+// upstream's does. Deleting releases the host after the instance is gone ("releasing
+// host"); a launch whose instance fails for good releases its host at once, and hosts
+// whose node is gone are listed and released as leaks. A node on a dedicated host
+// counts one instance, its cores and memory, and one host under the family's
+// dedicated-host quota code (upstream's table), not vCPUs.
+//
 // # Create and delete
 //
 // Create steps are named as upstream's: "start" (resolve the image, pick an offering),
-// "submit creating instance" (RunInstances), "creating instance" (wait for running and
-// addresses), "complete". RunInstances carries a ClientToken derived from the node id,
+// "submit creating instance" (RunInstances, or CreateFleet for fleet labels),
+// "creating instance" (wait for running and addresses), "complete". RunInstances carries a ClientToken derived from the node id,
 // the attempt, the offering and the provider, so a step repeated after a timeout gets
 // back the instance the first call started instead of a second one; the external id
 // ({"instance":"i-..."}, upstream's format) is set as soon as RunInstances answers.
@@ -44,7 +75,8 @@
 //
 // Delete steps: "start" (TerminateInstances; an unknown instance counts as deleted),
 // "deleting instance" (wait for terminated), "deleting volumes" (delete volumes tagged
-// with the node id that the instance left behind), "complete".
+// with the node id that the instance left behind), "releasing host" (dedicated hosts
+// only), "complete".
 //
 // # API budget
 //

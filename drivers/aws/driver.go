@@ -53,6 +53,13 @@ type ec2API interface {
 	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 	DescribeVolumes(ctx context.Context, in *ec2.DescribeVolumesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeVolumesOutput, error)
 	DeleteVolume(ctx context.Context, in *ec2.DeleteVolumeInput, optFns ...func(*ec2.Options)) (*ec2.DeleteVolumeOutput, error)
+	CreateFleet(ctx context.Context, in *ec2.CreateFleetInput, optFns ...func(*ec2.Options)) (*ec2.CreateFleetOutput, error)
+	CreateLaunchTemplate(ctx context.Context, in *ec2.CreateLaunchTemplateInput, optFns ...func(*ec2.Options)) (*ec2.CreateLaunchTemplateOutput, error)
+	DescribeLaunchTemplates(ctx context.Context, in *ec2.DescribeLaunchTemplatesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeLaunchTemplatesOutput, error)
+	DeleteLaunchTemplate(ctx context.Context, in *ec2.DeleteLaunchTemplateInput, optFns ...func(*ec2.Options)) (*ec2.DeleteLaunchTemplateOutput, error)
+	AllocateHosts(ctx context.Context, in *ec2.AllocateHostsInput, optFns ...func(*ec2.Options)) (*ec2.AllocateHostsOutput, error)
+	DescribeHosts(ctx context.Context, in *ec2.DescribeHostsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeHostsOutput, error)
+	ReleaseHosts(ctx context.Context, in *ec2.ReleaseHostsInput, optFns ...func(*ec2.Options)) (*ec2.ReleaseHostsOutput, error)
 }
 
 // quotasAPI lists the Service Quotas operation the driver uses.
@@ -133,6 +140,9 @@ type Driver struct {
 	types       *typeCache
 	serviceQ    *quotaCache
 	unavailable *offeringCache
+	templates   *templateCache
+	// pendingHosts are leaked hosts to release once their instances are gone.
+	pendingHosts hostReleases
 
 	bg      context.Context
 	cancel  context.CancelFunc
@@ -223,6 +233,7 @@ func New(ctx context.Context, provider string, cfg Config, pools []PoolSpec, opt
 	d.types = newTypeCache(d)
 	d.serviceQ = newQuotaCache(d)
 	d.unavailable = newOfferingCache(o.now, o.unavailableTTL)
+	d.templates = newTemplateCache(d)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

@@ -459,7 +459,10 @@ func TestDeleteMissingInstance(t *testing.T) {
 			require.True(t, st.Complete)
 		})
 	}
-	_, err := d.AdvanceDelete(context.Background(), drivers.DeleteState{ExternalID: `{"host":"h-1"}`})
+	// A host that EC2 does not know counts as released.
+	st := e.deleteAll(d, drivers.DeleteState{ExternalID: `{"host":"h-0000000000000dead"}`, NodeID: "0000000801"})
+	require.True(t, st.Complete)
+	_, err := d.AdvanceDelete(context.Background(), drivers.DeleteState{ExternalID: `{}`})
 	require.Equal(t, drivers.KindPermanent, drivers.KindOf(err), "%v", err)
 }
 

@@ -264,6 +264,12 @@ func (e *env) driver(extra ...Option) *Driver {
 
 func (e *env) driverWith(cfg Config, extra ...Option) *Driver {
 	e.t.Helper()
+	return e.driverFor(cfg, testPools, extra...)
+}
+
+// driverFor returns a driver of cfg, whose pools and labels pools names.
+func (e *env) driverFor(cfg Config, pools []PoolSpec, extra ...Option) *Driver {
+	e.t.Helper()
 	opts := append([]Option{
 		WithCredentials(credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")),
 		WithClock(e.clock.Now),
@@ -272,7 +278,7 @@ func (e *env) driverWith(cfg Config, extra ...Option) *Driver {
 		WithBatchWindow(20 * time.Millisecond),
 		WithLogger(slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 	}, extra...)
-	d, err := New(context.Background(), testProvider, cfg, testPools, opts...)
+	d, err := New(context.Background(), testProvider, cfg, pools, opts...)
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() { require.NoError(e.t, d.Close()) })
 	return d

@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"sort"
+	"sync"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -45,16 +46,16 @@ func (d *Driver) ListInstances(ctx context.Context) ([]drivers.Instance, error) 
 		}
 		quota := drivers.Resources{drivers.ResourceInstances: 1}
 		if info, ok := types[string(in.InstanceType)]; ok {
-			quota = typeQuota(info, in.InstanceLifecycle == ec2types.InstanceLifecycleTypeSpot)
+			quota = instanceQuota(info, in)
 		}
 		out = append(out, d.toInstance(in, nil, nil, quota))
 	}
 	return out, nil
 }
 
-// ListResources returns the instances (not terminated) and the unattached volumes (not
-// deleted) that carry this provider's tag, with their tags as metadata, for leak
-// detection.
+// ListResources returns the instances (not terminated), the unattached volumes (not
+// deleted) and the dedicated hosts (not released) that carry this provider's tag,
+// with their tags as metadata, for leak detection.
 func (d *Driver) ListResources(ctx context.Context) ([]drivers.Resource, error) {
 	lst, err := d.lister.get(ctx)
 	if err != nil {
@@ -81,6 +82,14 @@ func (d *Driver) ListResources(ctx context.Context) ([]drivers.Resource, error) 
 		}
 		out = append(out, drivers.Resource{Type: ResourceVolume, ID: awssdk.ToString(v.VolumeId), Metadata: tagMap(v.Tags)})
 	}
+	d.pendingHosts.retry(ctx, d)
+	hosts, err := d.listHosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hosts {
+		out = append(out, drivers.Resource{Type: ResourceHost, ID: awssdk.ToString(h.HostId), Metadata: tagMap(h.Tags)})
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Type != out[j].Type {
 			return out[i].Type < out[j].Type
@@ -90,8 +99,11 @@ func (d *Driver) ListResources(ctx context.Context) ([]drivers.Resource, error) 
 	return out, nil
 }
 
-// DeleteResource terminates a leaked instance (at once, not batched) or deletes a
-// leaked volume. A resource that is already gone counts as deleted.
+// DeleteResource terminates a leaked instance (at once, not batched), deletes a
+// leaked volume or releases a leaked dedicated host. A resource that is already gone
+// counts as deleted. A host that still holds instances (leaked with it, and
+// terminating) cannot be released yet: its release is retried by every ListResources
+// of this driver until it succeeds, and a sweep after a restart finds the host again.
 func (d *Driver) DeleteResource(ctx context.Context, r drivers.Resource) error {
 	var err error
 	switch r.Type {
@@ -101,6 +113,16 @@ func (d *Driver) DeleteResource(ctx context.Context, r drivers.Resource) error {
 	case ResourceVolume:
 		_, err = d.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: awssdk.String(r.ID)})
 		err = classify(opDelete, "deleting leaked volume "+r.ID, err)
+	case ResourceHost:
+		var done bool
+		done, err = d.releaseHost(ctx, r.ID)
+		if err == nil && !done {
+			// The host's instances (leaked with it) are being terminated: the release
+			// is retried by the next listings until they are gone.
+			d.pendingHosts.add(r.ID)
+			d.log.Info("leaked host still occupied; releasing it once its instances are gone", "host_id", r.ID)
+			return nil
+		}
 	default:
 		return drivers.Permanent("deleting leaked %s %s: unknown resource type", r.Type, r.ID)
 	}
@@ -111,4 +133,48 @@ func (d *Driver) DeleteResource(ctx context.Context, r drivers.Resource) error {
 		d.log.Info("deleted leaked resource", "type", r.Type, "id", r.ID)
 	}
 	return err
+}
+
+// hostReleases are leaked hosts whose release waits for their instances to be gone.
+type hostReleases struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (h *hostReleases) add(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ids == nil {
+		h.ids = map[string]bool{}
+	}
+	h.ids[id] = true
+}
+
+// retry tries the waiting releases once; those done (or failing for good) are
+// forgotten.
+func (h *hostReleases) retry(ctx context.Context, d *Driver) {
+	h.mu.Lock()
+	ids := make([]string, 0, len(h.ids))
+	for id := range h.ids {
+		ids = append(ids, id)
+	}
+	h.mu.Unlock()
+	sort.Strings(ids)
+	for _, id := range ids {
+		done, err := d.releaseHost(ctx, id)
+		switch {
+		case err != nil && drivers.KindOf(err) == drivers.KindTransient:
+			d.log.Warn("releasing leaked host failed; retrying later", "host_id", id, "error", err)
+			continue
+		case err != nil:
+			d.log.Warn("releasing leaked host failed", "host_id", id, "error", err)
+		case !done:
+			continue
+		default:
+			d.log.Info("deleted leaked resource", "type", ResourceHost, "id", id)
+		}
+		h.mu.Lock()
+		delete(h.ids, id)
+		h.mu.Unlock()
+	}
 }

@@ -1,6 +1,7 @@
 package aws
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -9,8 +10,12 @@ import (
 
 // offering is one way to launch a label: an instance type in a market, in a zone.
 type offering struct {
+	// instanceType is the instance type, or for a fleet its instance types joined
+	// by commas.
 	instanceType string
 	spot         bool
+	// fleet launches through CreateFleet over the label's fleet instance types.
+	fleet bool
 	// az is the availability zone asked for; "" leaves the choice to EC2 (or to the
 	// pool's subnet).
 	az string
@@ -25,6 +30,9 @@ func (o offering) market() string {
 
 func (o offering) String() string {
 	s := o.instanceType + "/" + o.market()
+	if o.fleet {
+		s = "fleet(" + o.instanceType + ")/" + o.market()
+	}
 	if o.az != "" {
 		s += "/" + o.az
 	}
@@ -33,8 +41,12 @@ func (o offering) String() string {
 
 // labelOfferings lists a label's offerings in order of preference, without zones:
 // every instance type in the spot market when use-spot is set, then, without use-spot
-// or with on-demand-fallback, every instance type on demand.
+// or with on-demand-fallback, every instance type on demand. A fleet label has one
+// offering, its fleet in its market.
 func labelOfferings(l *Label) []offering {
+	if f := l.Fleet; f != nil {
+		return []offering{{instanceType: strings.Join(f.InstanceTypes, ","), spot: f.spot(l.UseSpot), fleet: true}}
+	}
 	types := l.instanceTypes()
 	var out []offering
 	if l.UseSpot {

@@ -105,6 +105,53 @@ func TestExternalID(t *testing.T) {
 	}
 }
 
+func TestExternalIDs(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    externalID
+		wantErr string
+	}{
+		{`{"instance":"i-0abc","host":"h-0def"}`, externalID{Instance: "i-0abc", Host: "h-0def"}, ""},
+		{`{"host":"h-0def"}`, externalID{Host: "h-0def"}, ""},
+		{`{"instance":"i-0abc"}`, externalID{Instance: "i-0abc"}, ""},
+		{"i-0abc", externalID{Instance: "i-0abc"}, ""},
+		{"", externalID{}, ""},
+		{`{}`, externalID{}, "no instance or host id"},
+		{`{"host":`, externalID{}, "parsing external id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseExternalIDs(tc.in)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.Equal(t, drivers.KindPermanent, drivers.KindOf(err))
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			if tc.in != "" && strings.HasPrefix(tc.in, "{") {
+				require.Equal(t, tc.in, formatExternalIDs(got.Instance, got.Host), "upstream's form round-trips")
+			}
+		})
+	}
+}
+
+func TestHostQuotaCode(t *testing.T) {
+	tests := []struct{ instanceType, want string }{
+		{"m5.large", "L-8B7BF662"},
+		{"m5.24xlarge", "L-8B7BF662"},
+		{"c5.large", "L-81657574"},
+		{"c5n.large", "L-20F13EBD"},
+		{"zz9.large", ""},
+		{"m5", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.instanceType, func(t *testing.T) {
+			require.Equal(t, tc.want, HostQuotaCode(tc.instanceType))
+		})
+	}
+}
+
 func TestQuotaCode(t *testing.T) {
 	tests := []struct {
 		instanceType string

@@ -17,6 +17,24 @@
 // DescribeVolumes, DeleteVolume, CreateTags, DescribeAvailabilityZones, and Service Quotas
 // ListServiceQuotas.
 //
+// Fleets: CreateLaunchTemplate, DescribeLaunchTemplates (by name, id, and the filters
+// launch-template-name and tag:KEY) and DeleteLaunchTemplate keep single-version
+// launch templates, whose data holds RunInstances arguments. CreateFleet of type
+// instant (ClientToken idempotency) launches its target capacity from the templates'
+// overrides in the order of the allocation strategy (prioritized by Priority;
+// lowest-price and price-capacity-optimized by size, vCPUs then memory, in place of a
+// price list; the others in the order given), trying the next override after one
+// fails; the failures are the answer's errors, and a fleet that launched nothing
+// answers with errors and no instances, as EC2 does.
+//
+// Dedicated hosts: AllocateHosts (ClientToken idempotency, tags, one instance type
+// per host), DescribeHosts (by id, filters state, instance-type, availability-zone and
+// tag:KEY) and ReleaseHosts (which refuses, per host, hosts that still hold
+// instances). RunInstances with Placement.Tenancy host and Placement.HostId places
+// instances on a host of their type, as many as fit in 96 vCPUs; such instances do not
+// count against the vCPU limits. Released hosts stay visible for the terminated
+// instances' retention.
+//
 // Instances move pending → running → shutting-down → terminated after configurable
 // durations measured on the server's clock; the state is computed when it is read, so
 // no background goroutines run. Private addresses come from 198.18.0.0/15 (the RFC 2544
@@ -28,8 +46,11 @@
 // client token is spared the capacity and quota ones, as EC2 answers it with the first
 // call's instances), one-shot by operation
 // (InjectError), by offering (BlockOffering makes an instance type and market report
-// InsufficientInstanceCapacity), and by vCPU limits per quota code, which make
-// RunInstances fail with VcpuLimitExceeded as the real service does. ListingLag hides new
+// InsufficientInstanceCapacity, to RunInstances and in CreateFleet's errors, or, for
+// the market "host", makes AllocateHosts report InsufficientHostCapacity), by vCPU
+// limits per quota code, which make RunInstances fail with VcpuLimitExceeded as the
+// real service does, and by dedicated-host limits per instance family (SetHostLimit,
+// HostLimitExceeded). ListingLag hides new
 // instances from filtered listings for a while, as EC2's eventual consistency does.
 //
 // Besides the API, the server answers GET /_stats with a JSON count of calls by

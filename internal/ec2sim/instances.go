@@ -46,6 +46,9 @@ type runRequest struct {
 	ebsOptimized bool
 	tags         map[string]map[string]string // resource type → tags
 	devices      []blockDevice
+	// host is the dedicated host the instances are placed on (Placement.Tenancy
+	// "host" with Placement.HostId), or nil.
+	host *host
 }
 
 func (s *Server) runInstances(p params, now time.Time) (any, *apiError) {
@@ -67,6 +70,21 @@ func (s *Server) runInstances(p params, now time.Time) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
+	r, aerr := s.launch(req, token, now)
+	if aerr != nil {
+		return nil, aerr
+	}
+	r.fingerprint = fp
+	if token != "" {
+		s.tokens[token] = r
+	}
+	return s.runResponse(r, now), nil
+}
+
+// launch starts the instances of a validated request, as RunInstances and CreateFleet
+// do: it checks the offering's capacity, the host or the vCPU quota, and the public
+// addresses, then creates the instances and their volumes. Callers hold s.mu.
+func (s *Server) launch(req *runRequest, token string, now time.Time) (*reservation, *apiError) {
 	market := "on-demand"
 	if req.spot {
 		market = "spot"
@@ -76,7 +94,17 @@ func (s *Server) runInstances(p params, now time.Time) (any, *apiError) {
 			"We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity.",
 			req.itype.Name, req.az)
 	}
+	if req.host != nil {
+		if aerr := s.checkHostPlacement(req, now); aerr != nil {
+			return nil, aerr
+		}
+	}
 	code := quotaCode(req.itype.Name, req.spot)
+	if req.host != nil {
+		// Instances on a dedicated host use the host's capacity, not the account's
+		// vCPU quota.
+		code = ""
+	}
 	if limit, ok := s.limits[code]; ok && code != "" {
 		used := 0
 		for _, in := range s.instances {
@@ -109,7 +137,7 @@ func (s *Server) runInstances(p params, now time.Time) (any, *apiError) {
 	}
 
 	resID, _ := s.nextID("r")
-	r := &reservation{id: resID, fingerprint: fp, groups: req.groups}
+	r := &reservation{id: resID, groups: req.groups}
 	for i := range req.count {
 		id, seq := s.nextID("i")
 		eni, _ := s.nextID("eni")
@@ -150,16 +178,17 @@ func (s *Server) runInstances(p params, now time.Time) (any, *apiError) {
 		s.order = append(s.order, id)
 		r.instances = append(r.instances, id)
 		s.created++
+		if req.host != nil {
+			in.hostID = req.host.id
+			req.host.instances = append(req.host.instances, id)
+		}
 		if node := in.tags[s.opts.NodeTag]; node != "" {
 			s.createdByNode[node]++
 			s.liveByNode[node]++
 			s.peakByNode[node] = max(s.peakByNode[node], s.liveByNode[node])
 		}
 	}
-	if token != "" {
-		s.tokens[token] = r
-	}
-	return s.runResponse(r, now), nil
+	return r, nil
 }
 
 func (s *Server) runResponse(r *reservation, now time.Time) *xmlRunInstancesResponse {
@@ -298,7 +327,23 @@ func (s *Server) parseRun(p params) (*runRequest, *apiError) {
 		return nil, newError("InvalidSubnetID.Malformed", "Invalid id: %q (expecting \"subnet-...\")", req.subnetID)
 	}
 
-	az := p.sub("Placement").str("AvailabilityZone")
+	placement := p.sub("Placement")
+	az := placement.str("AvailabilityZone")
+	switch tenancy := placement.str("Tenancy"); tenancy {
+	case "", "default":
+		if placement.has("HostId") {
+			return nil, newError("InvalidParameterCombination", "Placement.HostId requires Placement.Tenancy host")
+		}
+	case "host":
+		h, aerr := s.placementHost(placement.str("HostId"), az)
+		if aerr != nil {
+			return nil, aerr
+		}
+		req.host = h
+		az = h.az
+	default:
+		return nil, invalidParameter("Invalid value '%s' for Placement.Tenancy", tenancy)
+	}
 	switch {
 	case az != "":
 		if !slices.Contains(s.opts.AZs, az) {
@@ -489,7 +534,7 @@ func (s *Server) xmlInstance(in *instance, now time.Time) xmlInstance {
 	x := xmlInstance{
 		InstanceID: in.id, ImageID: in.imageID, State: xmlState{Code: stateCodes[state], Name: state},
 		KeyName: in.keyName, InstanceType: in.instanceType, LaunchTime: in.launch.UTC().Format(timeFormat),
-		Placement: xmlPlacement{AvailabilityZone: in.az, Tenancy: "default"}, SubnetID: in.subnetID, VpcID: in.vpcID,
+		Placement: xmlPlacement{AvailabilityZone: in.az, Tenancy: "default", HostID: in.hostID}, SubnetID: in.subnetID, VpcID: in.vpcID,
 		Groups: xmlGroups(in.groups), Architecture: s.types[in.instanceType].Arch, RootDeviceType: "ebs",
 		RootDeviceName: in.rootDevice, VirtualizationTyp: "hvm", ClientToken: in.clientToken, Tags: xmlTags(in.tags),
 		Hypervisor: "xen", EBSOptimized: in.ebsOptimized,
@@ -497,6 +542,10 @@ func (s *Server) xmlInstance(in *instance, now time.Time) xmlInstance {
 	}
 	if in.spot {
 		x.InstanceLifecycle = "spot"
+	}
+	if in.hostID != "" {
+		x.Placement.Tenancy = "host"
+		x.Placement.Affinity = "host"
 	}
 	if in.iamProfile != "" {
 		x.IAMProfile = &xmlIAMProfile{Arn: in.iamProfile, ID: "AIPA" + strings.ToUpper(strconv.FormatUint(in.seq, 36))}

@@ -51,6 +51,7 @@ type instance struct {
 	vcpus              int
 	quotaCode          string
 	associatePublicIPs bool
+	hostID             string // the dedicated host, or ""
 }
 
 type volume struct {
@@ -108,6 +109,7 @@ func (s *Server) settle(now time.Time) {
 	}
 	clear(s.order[len(keep):])
 	s.order = keep
+	s.forgetReleasedHosts(now)
 }
 
 func (s *Server) finalize(in *instance) {
@@ -198,6 +200,7 @@ type InstanceInfo struct {
 	IAMInstanceProfile string
 	HTTPTokens         string
 	EBSOptimized       bool
+	HostID             string
 	Volumes            []VolumeInfo
 }
 
@@ -260,7 +263,7 @@ func (s *Server) info(in *instance, now time.Time) InstanceInfo {
 		KeyName: in.keyName, AZ: in.az, SubnetID: in.subnetID, SecurityGroups: append([]string(nil), in.groups...),
 		PrivateIP: in.privateIP, PublicIP: in.publicIP, IPv6: in.ipv6, Spot: in.spot, Tags: maps.Clone(in.tags),
 		ClientToken: in.clientToken, UserData: in.userData, IAMInstanceProfile: in.iamProfile,
-		HTTPTokens: in.httpTokens, EBSOptimized: in.ebsOptimized,
+		HTTPTokens: in.httpTokens, EBSOptimized: in.ebsOptimized, HostID: in.hostID,
 	}
 	for _, a := range in.attachments {
 		if v, ok := s.volumes[a.volumeID]; ok {

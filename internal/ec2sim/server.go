@@ -34,7 +34,9 @@ type ErrorRates struct {
 	Throttle float64 `json:"throttle,omitempty"`
 	// Internal applies to every API call: InternalError (HTTP 500).
 	Internal float64 `json:"internal,omitempty"`
-	// Capacity applies to RunInstances: InsufficientInstanceCapacity (HTTP 500).
+	// Capacity applies to RunInstances: InsufficientInstanceCapacity (HTTP 500); to
+	// each instance type a CreateFleet tries, as an error of its answer; and to
+	// AllocateHosts: InsufficientHostCapacity.
 	Capacity float64 `json:"capacity,omitempty"`
 	// Quota applies to RunInstances: VcpuLimitExceeded (HTTP 400).
 	Quota float64 `json:"quota,omitempty"`
@@ -111,6 +113,13 @@ type Server struct {
 	// liveByNode and peakByNode count, per node, the instances not yet terminated and
 	// the most there ever were at once.
 	liveByNode, peakByNode map[string]int64
+
+	hosts      map[string]*host
+	hostOrder  []string // host ids in allocation order
+	hostTokens map[string]*hostToken
+	hostLimits map[string]int // instance family → hosts
+	templates  map[string]*launchTemplate
+	fleets     map[string]*fleetToken // client token → the first answer
 }
 
 type offering struct{ instanceType, market string }
@@ -166,6 +175,12 @@ func New(opts Options) *Server {
 		createdByNode: map[string]int64{},
 		liveByNode:    map[string]int64{},
 		peakByNode:    map[string]int64{},
+
+		hosts:      map[string]*host{},
+		hostTokens: map[string]*hostToken{},
+		hostLimits: map[string]int{},
+		templates:  map[string]*launchTemplate{},
+		fleets:     map[string]*fleetToken{},
 	}
 	for _, t := range opts.InstanceTypes {
 		s.types[t.Name] = t
@@ -189,6 +204,8 @@ type Stats struct {
 	Instances map[string]int `json:"instances"`
 	// Volumes counts volumes by status.
 	Volumes map[string]int `json:"volumes"`
+	// Hosts counts dedicated hosts by state (absent when there are none).
+	Hosts map[string]int `json:"hosts,omitempty"`
 	// Created counts the instances ever launched.
 	Created int64 `json:"created"`
 	// NodesCreated counts the node tag values any instance was launched with,
@@ -217,6 +234,12 @@ func (s *Server) Stats() Stats {
 	}
 	for _, v := range s.volumes {
 		st.Volumes[v.status]++
+	}
+	for _, h := range s.hosts {
+		if st.Hosts == nil {
+			st.Hosts = map[string]int{}
+		}
+		st.Hosts[h.state()]++
 	}
 	st.Created = s.created
 	st.NodesCreated = len(s.createdByNode)
@@ -312,8 +335,11 @@ func (s *Server) InjectError(action, code string, count int) {
 	}
 }
 
-// BlockOffering makes RunInstances of instanceType in market ("spot" or "on-demand")
-// fail with InsufficientInstanceCapacity while blocked is true.
+// BlockOffering makes launches of instanceType in market ("spot" or "on-demand") fail
+// with InsufficientInstanceCapacity while blocked is true: RunInstances answers with
+// the error, CreateFleet lists it among its errors and tries its next instance type.
+// The market "host" makes AllocateHosts of the type fail with
+// InsufficientHostCapacity.
 func (s *Server) BlockOffering(instanceType, market string, blocked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -443,6 +469,13 @@ var handlers = map[string]handler{
 	"DeleteVolume":              (*Server).deleteVolume,
 	"CreateTags":                (*Server).createTags,
 	"DescribeAvailabilityZones": (*Server).describeAvailabilityZones,
+	"AllocateHosts":             (*Server).allocateHosts,
+	"DescribeHosts":             (*Server).describeHosts,
+	"ReleaseHosts":              (*Server).releaseHosts,
+	"CreateLaunchTemplate":      (*Server).createLaunchTemplate,
+	"DescribeLaunchTemplates":   (*Server).describeLaunchTemplates,
+	"DeleteLaunchTemplate":      (*Server).deleteLaunchTemplate,
+	"CreateFleet":               (*Server).createFleet,
 }
 
 func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
@@ -576,6 +609,18 @@ func setRequestID(out any, id string) {
 	case *xmlReturnResponse:
 		v.RequestID = id
 	case *xmlDescribeAvailabilityZonesResponse:
+		v.RequestID = id
+	case *xmlAllocateHostsResponse:
+		v.RequestID = id
+	case *xmlDescribeHostsResponse:
+		v.RequestID = id
+	case *xmlReleaseHostsResponse:
+		v.RequestID = id
+	case *xmlLaunchTemplateResponse:
+		v.RequestID = id
+	case *xmlDescribeLaunchTemplatesResponse:
+		v.RequestID = id
+	case *xmlCreateFleetResponse:
 		v.RequestID = id
 	}
 }

@@ -37,6 +37,8 @@ type xmlGroup struct {
 type xmlPlacement struct {
 	AvailabilityZone string `xml:"availabilityZone"`
 	Tenancy          string `xml:"tenancy"`
+	Affinity         string `xml:"affinity,omitempty"`
+	HostID           string `xml:"hostId,omitempty"`
 }
 
 type xmlStateReason struct {
