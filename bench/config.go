@@ -28,7 +28,9 @@ const (
 
 // launcherParams are the values of one generated launcher configuration.
 type launcherParams struct {
-	ZooKeeperPort   int
+	ZooKeeperPort int
+	// ZooKeeperAddrs, when set, are the ensemble's members (host:port) instead.
+	ZooKeeperAddrs  []string
 	TemporalAddress string
 	Driver          string
 	// CloudURL is the base URL of the simcloud server or the ec2sim endpoint.
@@ -73,8 +75,12 @@ func benchConfig(p launcherParams) (devstack.LauncherConfig, error) {
 		return devstack.LauncherConfig{}, fmt.Errorf("unknown driver %q (want %s or %s)", p.Driver, driverSim, driverAWS)
 	}
 	prov.Pools = []devstack.Pool{pool}
+	servers := p.ZooKeeperAddrs
+	if len(servers) == 0 {
+		servers = []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(p.ZooKeeperPort))}
+	}
 	return devstack.LauncherConfig{
-		ZooKeeper:        []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(p.ZooKeeperPort))},
+		ZooKeeper:        servers,
 		ZooKeeperTimeout: 10,
 		Temporal:         devstack.TemporalSection{Address: p.TemporalAddress, Namespace: "default", TaskQueue: benchTaskQueue},
 		Launcher:         devstack.LauncherSection{PollInterval: p.PollInterval, DeleteInterval: p.DeleteInterval},

@@ -64,7 +64,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	bootSteps := fs.String("boot-steps", "0.5,1.5", "latency scenario: the cloud's boot step latencies in seconds, comma separated")
-	scenarios := fs.String("scenarios", "latency,burst", "scenarios to run, comma separated: latency, burst")
+	scenarios := fs.String("scenarios", "latency,burst", "scenarios to run, comma separated: latency, burst, waiting (--waiting alone runs only waiting)")
+	fs.IntVar(&o.Waiting, "waiting", 0, "waiting scenario: requests left waiting at a pool of tiny capacity (0 = scenario off)")
+	fs.IntVar(&o.WaitingCapacity, "waiting-max-servers", 2, "waiting scenario: the pool's max-servers")
+	fs.DurationVar(&o.WaitingWindow, "waiting-window", time.Minute, "waiting scenario: idle window measured while the requests wait")
+	fs.BoolVar(&o.Cluster, "cluster", false, "run on the production topology: PostgreSQL, the four Temporal services, a 3-member ZooKeeper ensemble, one poller and --workers workers (sim driver only)")
+	fs.BoolVar(&o.NoWebapp, "no-webapp", false, "start the launcher with --no-webapp (no web app, Prometheus metrics or stats collector)")
+	fs.BoolVar(&o.Floor, "floor", true, "burst scenario: run the engine floor (as many trivial workflows on the same server) after it")
+	costSizes := fs.String("cost", "", "cost scenario: burst sizes, comma separated (e.g. 1,10,100,1000); --cost alone runs only this scenario")
+	fs.IntVar(&o.WaitingServe, "waiting-serve", 20, "waiting scenario: requests served, and their order checked, as capacity frees")
 	fs.BoolVar(&o.Quick, "quick", false, fmt.Sprintf("short run: %d sequential and %d burst requests (unless set explicitly)", quickRequests, quickBurst))
 	fs.StringVar(&o.Driver, "driver", driverSim, "launcher driver: sim (against bin/simcloud) or aws (against bin/ec2sim)")
 	fs.IntVar(&o.Requests, "requests", 20, "latency scenario: number of sequential single-node requests")
@@ -107,10 +115,26 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.BootSteps, err = parseFloats(*bootSteps); err != nil {
 		return o, fmt.Errorf("parsing --boot-steps: %w", err)
 	}
-	for s := range strings.SplitSeq(*scenarios, ",") {
+	if o.CostSizes, err = parseSizes(*costSizes); err != nil {
+		return o, fmt.Errorf("parsing --cost: %w", err)
+	}
+	list := *scenarios
+	if !set["scenarios"] {
+		var only []string
+		if o.Waiting > 0 {
+			only = append(only, waitingScenario)
+		}
+		if len(o.CostSizes) > 0 {
+			only = append(only, costScenario)
+		}
+		if len(only) > 0 {
+			list = strings.Join(only, ",")
+		}
+	}
+	for s := range strings.SplitSeq(list, ",") {
 		s = strings.TrimSpace(s)
-		if s != latencyScenario && s != burstScenario {
-			return o, fmt.Errorf("unknown scenario %q (want %s or %s)", s, latencyScenario, burstScenario)
+		if !slices.Contains([]string{latencyScenario, burstScenario, waitingScenario, costScenario}, s) {
+			return o, fmt.Errorf("unknown scenario %q (want %s, %s, %s or %s)", s, latencyScenario, burstScenario, waitingScenario, costScenario)
 		}
 		if !slices.Contains(o.Scenarios, s) {
 			o.Scenarios = append(o.Scenarios, s)
@@ -134,6 +158,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		{"--delete-interval must be positive", o.DeleteInterval > 0},
 		{"--rate must not be negative", o.Rate >= 0},
 		{"--max-servers must not be negative", o.MaxServers >= 0},
+		{"--waiting must not be negative", o.Waiting >= 0},
+		{"the waiting scenario needs --waiting", o.Waiting > 0 || !slices.Contains(o.Scenarios, waitingScenario)},
+		{"--waiting-max-servers must be at least 1", o.WaitingCapacity >= 1},
+		{"--waiting-window must be positive", o.WaitingWindow > 0},
+		{"--waiting-serve must be at least 1", o.WaitingServe >= 1},
+		{"--cluster runs the sim driver only", !o.Cluster || o.Driver == driverSim},
+		{"the cost scenario needs --cost", len(o.CostSizes) > 0 || !slices.Contains(o.Scenarios, costScenario)},
 		{"--timeout must be positive", o.Timeout > 0},
 	} {
 		if !c.ok {
@@ -144,6 +175,25 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.MaxServers = max(o.Burst, 200)
 	}
 	return o, errors.Join(problems...)
+}
+
+// parseSizes parses a comma-separated list of positive integers.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		if v < 1 {
+			return nil, fmt.Errorf("size %d is below 1", v)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func parseFloats(s string) ([]float64, error) {
@@ -287,6 +337,14 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 		requests = o.Burst
 		maxServers = o.MaxServers
 		sc.Description = fmt.Sprintf("%d single-node requests at once; then every node is returned at once", o.Burst)
+	case costScenario:
+		sc.BootSteps = []float64{o.BurstBoot}
+		maxServers = max(slices.Max(o.CostSizes), 200)
+		sc.Description = fmt.Sprintf("bursts of %s single-node requests one after another: what a node costs at each size", intsString(o.CostSizes))
+	case waitingScenario:
+		sc.BootSteps = []float64{o.BurstBoot}
+		maxServers = o.WaitingCapacity
+		sc.Description = fmt.Sprintf("%d single-node requests waiting at max-servers %d: the idle launcher's cost, then the order of service as capacity frees", o.Waiting, o.WaitingCapacity)
 	}
 	sc.BootSeconds = sum(sc.BootSteps)
 	sc.MaxServers = maxServers
@@ -302,19 +360,25 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 		BinDir: o.BinDir, Dir: dir, Driver: o.Driver, Shards: o.Shards,
 		Workers: o.Workers, BootSteps: sc.BootSteps, DeleteLatency: o.DeleteLatency, MaxServers: maxServers,
 		PollInterval: o.PollInterval, DeleteInterval: o.DeleteInterval, Rate: o.Rate, Seed: o.Seed,
-		LauncherLogLevel: o.LogLevel, TemporalConfig: o.TemporalConfig, Logger: logger, Monitor: mon,
+		LauncherLogLevel: o.LogLevel, TemporalConfig: o.TemporalConfig, Logger: logger, Monitor: mon, Cluster: o.Cluster, NoWebapp: o.NoWebapp,
 	})
 	if err != nil {
 		sc.Error = err.Error()
 		return sc
 	}
 	go mon.run(mctx)
-	so := scenarioOptions{Requests: requests, Logger: logger}
+	so := scenarioOptions{Requests: requests, Logger: logger, Floor: o.Floor}
 	switch name {
 	case latencyScenario:
 		err = runLatency(ctx, st, mon, so, &sc)
 	case burstScenario:
 		err = runBurst(ctx, st, mon, so, &sc)
+	case costScenario:
+		err = runCost(ctx, st, mon, o.CostSizes, so, &sc)
+	case waitingScenario:
+		err = runWaiting(ctx, st, mon, waitingOptions{
+			Requests: o.Waiting, Capacity: o.WaitingCapacity, Window: o.WaitingWindow, Serve: o.WaitingServe, Logger: logger,
+		}, &sc)
 	}
 	if err != nil {
 		sc.Error = err.Error()

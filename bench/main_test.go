@@ -42,6 +42,29 @@ func TestParseFlags(t *testing.T) {
 		{"bad values", []string{"--driver", "gce", "--workers", "0", "--poll-interval", "0"}, nil,
 			[]string{`--driver: want sim or aws, got "gce"`, "--workers must be at least 1", "--poll-interval must be positive"}},
 		{"bad scenario", []string{"--scenarios", "latency,soak"}, nil, []string{`unknown scenario "soak"`}},
+		{"waiting alone", []string{"--waiting", "1000"}, func(t *testing.T, o options) {
+			assert.Equal(t, []string{waitingScenario}, o.Scenarios)
+			assert.Equal(t, 1000, o.Waiting)
+			assert.Equal(t, 2, o.WaitingCapacity)
+			assert.Equal(t, 20, o.WaitingServe)
+		}, nil},
+		{"waiting with others", []string{"--waiting", "50", "--scenarios", "burst,waiting"}, func(t *testing.T, o options) {
+			assert.Equal(t, []string{burstScenario, waitingScenario}, o.Scenarios)
+		}, nil},
+		{"cost alone", []string{"--cost", "1, 10,100"}, func(t *testing.T, o options) {
+			assert.Equal(t, []string{costScenario}, o.Scenarios)
+			assert.Equal(t, []int{1, 10, 100}, o.CostSizes)
+			assert.True(t, o.Floor)
+		}, nil},
+		{"waiting and cost", []string{"--cost", "1", "--waiting", "5", "--floor=false"}, func(t *testing.T, o options) {
+			assert.Equal(t, []string{waitingScenario, costScenario}, o.Scenarios)
+			assert.False(t, o.Floor)
+		}, nil},
+		{"bad cost sizes", []string{"--cost", "1,0"}, nil, []string{"parsing --cost: size 0 is below 1"}},
+		{"cost scenario without sizes", []string{"--scenarios", "cost"}, nil, []string{"the cost scenario needs --cost"}},
+		{"waiting scenario without a size", []string{"--scenarios", "waiting"}, nil, []string{"the waiting scenario needs --waiting"}},
+		{"bad waiting values", []string{"--waiting", "10", "--waiting-max-servers", "0", "--waiting-window", "0s"}, nil,
+			[]string{"--waiting-max-servers must be at least 1", "--waiting-window must be positive"}},
 		{"bad boot steps", []string{"--boot-steps", "1,-2"}, nil, []string{"parsing --boot-steps"}},
 		{"extra argument", []string{"run"}, nil, []string{"unexpected arguments"}},
 	}

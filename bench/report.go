@@ -48,7 +48,21 @@ type Settings struct {
 	DeleteInterval float64   `json:"delete_interval_seconds"`
 	Rate           float64   `json:"provider_rate"`
 	MaxServers     int       `json:"burst_max_servers"`
-	Quick          bool      `json:"quick"`
+	// Waiting, WaitingCapacity, WaitingWindow and WaitingServe are the waiting
+	// scenario's requests, pool max-servers, idle window and requests served in order.
+	Waiting         int           `json:"waiting_requests,omitempty"`
+	WaitingCapacity int           `json:"waiting_max_servers,omitempty"`
+	WaitingWindow   time.Duration `json:"waiting_window_ns,omitempty"`
+	WaitingServe    int           `json:"waiting_serve,omitempty"`
+	// Floor is whether the burst is followed by the engine floor; CostSizes are the
+	// cost scenario's burst sizes.
+	Floor bool `json:"engine_floor"`
+	// Cluster is whether the scenarios ran on the production topology.
+	Cluster bool `json:"cluster"`
+	// NoWebapp is whether the launchers ran without the web app (and its stats).
+	NoWebapp  bool  `json:"no_webapp"`
+	CostSizes []int `json:"cost_sizes,omitempty"`
+	Quick     bool  `json:"quick"`
 	// TemporalConfig are dynamic config values given to temporal-dev.
 	TemporalConfig []string `json:"temporal_dynamic_config,omitempty"`
 }
@@ -148,6 +162,12 @@ func writeText(w io.Writer, r *Report, timeline bool) {
 	fmt.Fprintf(w, "load average %s at start, %s at end\n", loadString(m.LoadAvgStart), loadString(m.LoadAvgEnd))
 	fmt.Fprintf(w, "setup        driver %s, %d launcher process(es), temporal-dev in memory with %d history shard(s), poll-interval %gs, delete-interval %gs, rate %s\n",
 		s.Driver, s.Workers, s.Shards, s.PollInterval, s.DeleteInterval, rateString(s.Rate))
+	if s.Cluster {
+		fmt.Fprintf(w, "topology     cluster: PostgreSQL, the four Temporal services, a 3-member ZooKeeper ensemble, one poller and %d worker process(es)\n", s.Workers)
+	}
+	if s.NoWebapp {
+		fmt.Fprintf(w, "launcher     --no-webapp: no web app, Prometheus metrics or stats collector\n")
+	}
 	if len(s.TemporalConfig) > 0 {
 		fmt.Fprintf(w, "temporal-dev dynamic config %s\n", strings.Join(s.TemporalConfig, " "))
 	}
@@ -167,6 +187,15 @@ func writeText(w io.Writer, r *Report, timeline bool) {
 		}
 		if wc := sc.Workflows; wc != nil {
 			writeWorkflows(w, wc, timeline)
+		}
+		if wr := sc.Waiting; wr != nil {
+			writeWaiting(w, wr)
+		}
+		if sc.Floor != nil {
+			writeFloor(w, sc.Floor)
+		}
+		if len(sc.Costs) > 0 {
+			writeCosts(w, sc.Costs)
 		}
 	}
 	if len(r.Targets) > 0 {
@@ -211,6 +240,9 @@ func writePhase(w io.Writer, ph PhaseReport) {
 		fmt.Fprintf(w, "   cloud API calls per node: %s (total %.2f)\n", callsString(ph.CallsPerNode), ph.CallsPerNodeTotal)
 	} else {
 		fmt.Fprintf(w, "   cloud API calls per node: none recorded\n")
+	}
+	if ph.ZKWrites > 0 {
+		fmt.Fprintf(w, "   ZooKeeper writes: %d (%.1f per node)\n", ph.ZKWrites, ph.ZKWritesPerNode)
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "   component\tCPU s\tCPU %%\tCPU ms/node\tpeak RSS MiB\tVmHWM MiB\t\n")
@@ -286,4 +318,62 @@ func floats(xs []float64) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+func writeWaiting(w io.Writer, r *WaitingReport) {
+	fmt.Fprintf(w, "\n-- %d requests waiting at max-servers %d: written in %.1f s, all waiting %.1f s later (ledger counts %d)\n",
+		r.Requests, r.Capacity, r.SubmitSeconds, r.SettleSeconds, r.LedgerWaiting)
+	fmt.Fprintf(w, "   idle window %.0f s: launcher ZooKeeper requests %.1f/s\n", r.WindowSeconds, r.LauncherZKPerSecond)
+	for _, u := range r.Usage {
+		fmt.Fprintf(w, "   %-14s cpu %6.1f%% of a core, peak rss %.0f MiB\n", u.Name, u.CPUPercent, u.PeakRSSMiB)
+	}
+	fmt.Fprintf(w, "   ledger: %d history events (%d KiB) in its current run, %.2f events/s, %.2f signals/s; oldest waiting request's history: %d events\n",
+		r.LedgerEvents, r.LedgerHistoryBytes/1024, r.LedgerEventsPerSecond, r.LedgerSignalsPerSec, r.OldestRequestEvents)
+	fmt.Fprintf(w, "   served as capacity freed: %d, out of Nodepool's order: %d, errors: %d; ranks %v\n",
+		r.Served, r.OutOfOrder, r.ServeErrors, r.Ranks)
+}
+
+func writeFloor(w io.Writer, f *FloorReport) {
+	fmt.Fprintf(w, "\n-- engine floor: %d trivial workflows (3 activities, a %s timer) at once on the same server: %d completed in %.1f s, %.1f workflows/s, %d history events each\n",
+		f.Workflows, floorTimer, f.Completed, f.WallSeconds, f.WorkflowsPerSecond, f.HistoryEvents)
+	for _, e := range f.Errors {
+		fmt.Fprintf(w, "   error: %s\n", firstLine(e))
+	}
+	if s := f.StartToClose; s != nil {
+		fmt.Fprintf(w, "   start to close: p50 %.3f s, p95 %.3f s, max %.3f s\n", s.P50, s.P95, s.Max)
+	}
+	for _, u := range f.Usage {
+		fmt.Fprintf(w, "   %-14s cpu %6.1f s (%.1f%% of a core)\n", u.Name, u.CPUSeconds, u.CPUPercent)
+	}
+	if f.NodesPerFloorWorkflow > 0 {
+		fmt.Fprintf(w, "   burst nodes/s over floor workflows/s: %.2f\n", f.NodesPerFloorWorkflow)
+	}
+}
+
+func writeCosts(w io.Writer, rows []CostRow) {
+	fmt.Fprintf(w, "\n-- cost per node by burst size (launch and return)\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "   size\tnodes\tnodes/s\tserver CPU ms\tlauncher CPU ms\thistory events\t(request\tdelete\tledger)\tZK writes\tcloud calls\t\n")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "   %d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%.1f\t%.1f\t%.2f\t\n", r.Size, r.Nodes, r.NodesPerSecond,
+			r.ServerCPUms, r.LauncherCPUms, r.HistoryEvents, r.RequestEvents, r.DeleteEvents, r.LedgerEvents, r.ZKWrites, r.CloudCalls)
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(w, "   size %d: %s\n", r.Size, firstLine(r.Error))
+		}
+	}
+}
+
+// intsString renders sizes as "1, 10 and 100".
+func intsString(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.Itoa(x)
+	}
+	if len(parts) < 2 {
+		return strings.Join(parts, "")
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
 }

@@ -54,6 +54,10 @@ type PhaseReport struct {
 	CallsPerNodeTotal float64            `json:"cloud_calls_per_node_total"`
 	Usage             []ProcUsage        `json:"usage"`
 	Machine           MachineUsage       `json:"machine"`
+	// ZKWrites is the number of ZooKeeper transactions (writes, session changes) during
+	// the phase, from every client; ZKWritesPerNode the same per completed node.
+	ZKWrites        int64   `json:"zookeeper_writes"`
+	ZKWritesPerNode float64 `json:"zookeeper_writes_per_node"`
 }
 
 // ScenarioReport is the outcome of one scenario.
@@ -76,6 +80,12 @@ type ScenarioReport struct {
 	CallsPerNode      map[string]float64 `json:"cloud_calls_per_node"`
 	CallsPerNodeTotal float64            `json:"cloud_calls_per_node_total"`
 	Workflows         *WorkflowCosts     `json:"workflows,omitempty"`
+	// Waiting holds the figures of the waiting scenario.
+	Waiting *WaitingReport `json:"waiting,omitempty"`
+	// Floor is the engine floor measured after the burst on the same server.
+	Floor *FloorReport `json:"engine_floor,omitempty"`
+	// Costs are the cost scenario's figures, one row per burst size.
+	Costs []CostRow `json:"costs,omitempty"`
 	// Error is set when the scenario stopped early.
 	Error string `json:"error,omitempty"`
 }
@@ -86,6 +96,7 @@ type phase struct {
 	mon    *monitor
 	report PhaseReport
 	calls  map[string]int64
+	zxid   int64
 	start  time.Time
 	mu     sync.Mutex
 }
@@ -93,6 +104,7 @@ type phase struct {
 func beginPhase(ctx context.Context, st *stack, mon *monitor, name string) *phase {
 	p := &phase{st: st, mon: mon, report: PhaseReport{Name: name}}
 	p.calls, _ = cloudCalls(ctx, st.opts.Driver, st.cloudURL)
+	p.zxid, _ = zkZxid(ctx, st.zkAddr)
 	mon.mark()
 	p.start = time.Now()
 	return p
@@ -119,6 +131,12 @@ func (p *phase) end(ctx context.Context) PhaseReport {
 		r.CloudCalls = map[string]int64{}
 	}
 	r.CallsPerNode, r.CallsPerNodeTotal = perNode(r.CloudCalls, r.Completed)
+	if z, err := zkZxid(ctx, p.st.zkAddr); err == nil && p.zxid > 0 && z>>32 == p.zxid>>32 {
+		r.ZKWrites = z - p.zxid
+		if r.Completed > 0 {
+			r.ZKWritesPerNode = float64(r.ZKWrites) / float64(r.Completed)
+		}
+	}
 	return r
 }
 
@@ -126,6 +144,8 @@ func (p *phase) end(ctx context.Context) PhaseReport {
 type scenarioOptions struct {
 	Requests int
 	Logger   *slog.Logger
+	// Floor runs the engine floor after the burst.
+	Floor bool
 }
 
 // warmUp runs one request through launch and return, so that the measured requests do
@@ -395,6 +415,22 @@ func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, r
 	if sample.RequestID != "" {
 		wc := workflowCosts(ctx, st.temporalAddr, st.opts.Driver, sample, o.Logger)
 		rep.Workflows = &wc
+	}
+	if err := st.checkAlive(); err != nil || !o.Floor {
+		return err
+	}
+	o.Logger.Info("engine floor: trivial workflows on the same server", "workflows", o.Requests)
+	fl, err := runFloor(ctx, st.temporalAddr, mon, o.Requests, o.Logger)
+	rep.Floor = fl
+	if err != nil {
+		return err
+	}
+	if len(rep.Phases) > 0 && fl.WorkflowsPerSecond > 0 {
+		for _, ph := range rep.Phases {
+			if ph.Name == phaseBurstLaunch {
+				fl.NodesPerFloorWorkflow = ph.NodesPerSecond / fl.WorkflowsPerSecond
+			}
+		}
 	}
 	return st.checkAlive()
 }

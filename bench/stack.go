@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -45,8 +48,15 @@ type stackOptions struct {
 	LauncherLogLevel string
 	// TemporalConfig are KEY=VALUE dynamic config values for temporal-dev.
 	TemporalConfig []string
-	Logger         *slog.Logger
-	Monitor        *monitor
+	// Cluster runs the production topology instead (devstack.StartCluster): PostgreSQL,
+	// the four Temporal services, a three-member ZooKeeper ensemble, the cloud, one
+	// poller and Workers worker processes. Only the sim driver.
+	Cluster bool
+	// NoWebapp starts the launchers with --no-webapp: no web app, so no Prometheus
+	// metrics and no stats collector.
+	NoWebapp bool
+	Logger   *slog.Logger
+	Monitor  *monitor
 }
 
 // stack is a running set of components.
@@ -55,13 +65,19 @@ type stack struct {
 	st   *devstack.Stack
 
 	temporalAddr string
-	cloudURL     string
-	zk           *zookeeper.Client
+	// zkAddr is a ZooKeeper member and zkAddrs every member.
+	zkAddr   string
+	zkAddrs  []string
+	cloudURL string
+	zk       *zookeeper.Client
 }
 
 // startStack starts every component and waits until the launcher has registered its
 // pool. On failure everything started so far is stopped.
 func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
+	if o.Cluster {
+		return startCluster(ctx, o)
+	}
 	ds, err := devstack.New(devstack.Options{Dir: o.Dir, LogDir: o.Dir, BinDir: o.BinDir, Logger: o.Logger})
 	if err != nil {
 		return nil, err
@@ -81,6 +97,7 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 		return s, err
 	}
 	o.Monitor.track("zookeeper", z.Pid())
+	s.zkAddr, s.zkAddrs = z.Addr, []string{z.Addr}
 
 	log.Info("starting Temporal dev server", "shards", o.Shards)
 	tp, err := ds.StartTemporal(ctx, devstack.TemporalOptions{
@@ -148,6 +165,9 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 			Config: cfgPath, Role: "all", LogLevel: o.LauncherLogLevel, Env: env, StartTimeout: launcherStartTimeout,
 			StopTimeout: 20 * time.Second,
 		}
+		if o.NoWebapp {
+			lo.ExtraArgs = append(lo.ExtraArgs, "--no-webapp")
+		}
 		name := "launcher"
 		if i == 0 {
 			// The first process runs the poller: it is ready once its pool is registered.
@@ -198,3 +218,64 @@ func sum(xs []float64) float64 {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// startCluster starts the production topology (see stackOptions.Cluster) and waits
+// until the poller has registered its pool. On failure everything started so far is
+// stopped.
+func startCluster(ctx context.Context, o stackOptions) (*stack, error) {
+	if o.Driver != driverSim {
+		return nil, fmt.Errorf("the cluster topology runs the sim driver only, not %q", o.Driver)
+	}
+	s := &stack{opts: o}
+	var cfgErr error
+	log := o.Logger
+	log.Info("starting the cluster: PostgreSQL, Temporal services, ZooKeeper ensemble, cloud, poller and workers", "workers", o.Workers)
+	c, err := devstack.StartCluster(ctx, devstack.ClusterOptions{
+		Options:  devstack.Options{Dir: o.Dir, LogDir: o.Dir, BinDir: o.BinDir, Logger: o.Logger},
+		Workers:  o.Workers,
+		Shards:   o.Shards,
+		SimCloud: benchCloud(o.BootSteps, o.DeleteLatency, o.Seed),
+		Launcher: func(c *devstack.Cluster) devstack.LauncherConfig {
+			cfg, err := benchConfig(launcherParams{
+				ZooKeeperAddrs: c.ZooKeeperAddrs(), TemporalAddress: c.Temporal.Addr, Driver: o.Driver, CloudURL: c.SimCloud.URL,
+				MaxServers: o.MaxServers, PollInterval: o.PollInterval, DeleteInterval: o.DeleteInterval, Rate: o.Rate,
+			})
+			cfgErr = err
+			return cfg
+		},
+		TemporalDynamicConfig: o.TemporalConfig,
+		LauncherLogLevel:      o.LauncherLogLevel,
+		PollerReady: func(ctx context.Context, c *devstack.Cluster) (func(context.Context) error, error) {
+			zctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			zk, err := zookeeper.Connect(zctx, zookeeper.Options{Servers: c.ZooKeeperAddrs(), Logger: log.With("component", "zookeeper")})
+			if err != nil {
+				return nil, fmt.Errorf("connecting to ZooKeeper: %w", err)
+			}
+			s.zk = zk
+			return zkready.PoolsRegistered(zk, providerName(o.Driver)), nil
+		},
+	})
+	if err != nil || cfgErr != nil {
+		if s.zk != nil {
+			s.zk.Close()
+		}
+		return nil, errors.Join(err, cfgErr)
+	}
+	s.st = c.Stack
+	s.temporalAddr, s.cloudURL = c.Temporal.Addr, c.SimCloud.URL
+	s.zkAddrs = c.ZooKeeperAddrs()
+	s.zkAddr = s.zkAddrs[0]
+	o.Monitor.track("postgres", c.Postgres.Pid())
+	for _, svc := range slices.Sorted(maps.Keys(c.Temporal.Services)) {
+		o.Monitor.track("temporal-server", c.Temporal.Services[svc].Pid())
+	}
+	for _, z := range c.ZooKeeper {
+		o.Monitor.track("zookeeper", z.Pid())
+	}
+	o.Monitor.track("simcloud", c.SimCloud.Pid())
+	for _, l := range slices.Concat(c.Pollers, c.Workers) {
+		o.Monitor.track("launcher", l.Pid())
+	}
+	return s, nil
+}

@@ -20,7 +20,8 @@ const (
 // zuulClient acts as Zuul's scheduler and executor through ZooKeeper, returning the
 // times the benchmark measures.
 type zuulClient struct {
-	c *zuul.Client
+	c  *zuul.Client
+	zk *zookeeper.Client
 }
 
 // newZuulClient returns the benchmark's Zuul on zk.
@@ -35,7 +36,7 @@ func newZuulClient(zk *zookeeper.Client) (*zuulClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &zuulClient{c: c}, nil
+	return &zuulClient{c: c, zk: zk}, nil
 }
 
 // submit creates a node request for labels as Zuul does and returns its id and the
@@ -46,6 +47,24 @@ func (z *zuulClient) submit(ctx context.Context, labels []string) (string, time.
 		return "", time.Now(), err
 	}
 	return r.ID, zookeeper.TimeOf(*r.CreatedTime), nil
+}
+
+// submitWith creates a single-node request at priority with a relative priority, as
+// Zuul does for a change deeper in a busy project's queue.
+func (z *zuulClient) submitWith(ctx context.Context, priority, relative int) (*zookeeper.NodeRequest, error) {
+	prefix, err := zuul.PriorityPrefix(priority)
+	if err != nil {
+		return nil, err
+	}
+	r, err := z.c.NewRequest(benchLabel)
+	if err != nil {
+		return nil, err
+	}
+	r.RelativePriority = relative
+	if _, err := z.zk.SubmitRequest(ctx, r, prefix, false); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // waitDone waits until request id is fulfilled or failed and returns it with the time

@@ -10,6 +10,16 @@
 // (which request versions it acted on, since when a lock has been held, ...) is keyed
 // by the requests, nodes and lock directories that exist and forgotten with them.
 //
+// What it reads (requests.go, nodes.go): children watches on the request and node
+// directories, a data watch on every listed request and node and a watch on every node's
+// lock keep the decoded records and lock states in memory. A znode is read when it
+// appears and each time it changes, never otherwise, so the cost of watching follows the
+// changes, not the number of waiting requests or nodes. The periodic scan (every
+// delete-interval) acts on what changes with time from the kept records: workflows that
+// ended too early, pending requests' locks, lost requests, nodes' ages. Every five
+// minutes one pass re-reads every unsettled request, as a safety net under the watches.
+// Stats counts the reads; Records gives the kept records to other readers.
+//
 // Requests (requests.go):
 //
 //   - A "requested" request that not all of our pools declined gets a workflow. When

@@ -41,6 +41,14 @@ type nodeState struct {
 	// version last reported.
 	badSince   time.Time
 	badVersion int32
+	// rec is the record last read by the node's data watch; decodeErr is set instead
+	// when it could not be decoded.
+	rec       *zookeeper.Node
+	decodeErr error
+	// lockKnown, locked and owner are the state of the node's lock as last watched.
+	lockKnown bool
+	locked    bool
+	owner     string
 }
 
 // node returns the state of node id, creating it; p.mu must be held.
@@ -53,9 +61,11 @@ func (p *Poller) node(id string) *nodeState {
 	return ns
 }
 
-// watchNodes reacts to the node tree. Every node has a data watch, so a node that Zuul
-// marks "used" is seen at once; a periodic scan catches what watches cannot show (a
-// lock released, a hold that expired).
+// watchNodes reacts to the node tree. Every node has a data watch and a watch on its
+// lock, which keep its record and lock state, so a node is read when it appears and when
+// it or its lock changes: a node that Zuul marks "used" or unlocks is seen at once. A
+// periodic scan acts on what changes with time (a hold that expired, how long a node has
+// been unlocked) from the kept state, without reading.
 func (p *Poller) watchNodes(ctx context.Context) {
 	events := p.opts.ZK.WatchChildren(ctx, zookeeper.NodesPath)
 	ticker := time.NewTicker(p.opts.ScanInterval)
@@ -121,8 +131,9 @@ func (p *Poller) watchNodes(ctx context.Context) {
 				if _, ok := watches[id]; !ok {
 					wctx, cancel := context.WithCancel(ctx)
 					watches[id] = cancel
-					go p.watchNodeData(wctx, id, changed)
-					check(id)
+					wg.Add(2)
+					go func() { defer wg.Done(); p.watchNodeData(wctx, id, changed) }()
+					go func() { defer wg.Done(); p.watchNodeLock(wctx, id, changed) }()
 				}
 			}
 			for id, cancel := range watches {
@@ -146,35 +157,67 @@ func (p *Poller) watchNodes(ctx context.Context) {
 	}
 }
 
-// watchNodeData reports every data change of a node until it is deleted.
+// watchNodeData keeps node id's record and reports every change of it until the node is
+// deleted or ctx ends.
 func (p *Poller) watchNodeData(ctx context.Context, id string, changed chan<- string) {
+	retry := watchRetry
 	for ctx.Err() == nil {
-		_, ch, err := p.opts.ZK.GetW(ctx, zookeeper.NodePath(id))
-		if errors.Is(err, zookeeper.ErrNotFound) {
+		n, _, watch, err := p.opts.ZK.GetNodeW(ctx, id)
+		p.nodeReads.Add(1)
+		if errors.Is(err, zookeeper.ErrNotFound) || ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		var de *zookeeper.DecodeError
+		if err != nil && !errors.As(err, &de) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Second):
-				continue
+			case <-time.After(retry):
 			}
+			retry = min(2*retry, watchRetryMax)
+			continue
+		}
+		retry = watchRetry
+		p.mu.Lock()
+		ns := p.node(id)
+		ns.rec, ns.decodeErr = n, err
+		ns.allocatedTo = ""
+		if n != nil {
+			ns.badSince = time.Time{}
+			if n.AllocatedTo != nil {
+				ns.allocatedTo = *n.AllocatedTo
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case changed <- id:
+		case <-ctx.Done():
+			return
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-ch:
+		case ev := <-watch:
 			if ev.Type == zk.EventNodeDeleted {
 				return
 			}
-			if ev.Type == zk.EventNodeDataChanged {
-				select {
-				case changed <- id:
-				case <-ctx.Done():
-					return
-				}
-			}
+		}
+	}
+}
+
+// watchNodeLock keeps the state of node id's lock and reports every change of it until
+// ctx ends.
+func (p *Poller) watchNodeLock(ctx context.Context, id string, changed chan<- string) {
+	for ev := range p.opts.ZK.WatchLock(ctx, zookeeper.NodeLockPath(id)) {
+		p.nodeReads.Add(int64(ev.Reads))
+		p.mu.Lock()
+		ns := p.node(id)
+		ns.lockKnown, ns.locked, ns.owner = true, ev.Locked, ev.Owner
+		p.mu.Unlock()
+		select {
+		case changed <- id:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -214,35 +257,22 @@ func nodeIDOfLockPath(path string) (string, bool) {
 	return strings.CutSuffix(rest, "/lock")
 }
 
+// considerNode acts on node id as its watches last saw it and its lock.
 func (p *Poller) considerNode(ctx context.Context, id string) {
-	n, err := p.opts.ZK.GetNode(ctx, id)
-	if errors.Is(err, zookeeper.ErrNotFound) {
-		p.forgetNode(id)
-		return
-	}
-	var de *zookeeper.DecodeError
-	if errors.As(err, &de) {
-		p.considerBadNode(ctx, id, err)
-		return
-	}
-	if err != nil {
-		p.log.Debug("skipping unreadable node", "node_id", id, "error", err)
-		return
-	}
 	p.mu.Lock()
-	ns := p.node(id)
-	ns.badSince = time.Time{}
-	ns.allocatedTo = ""
-	if n.AllocatedTo != nil {
-		ns.allocatedTo = *n.AllocatedTo
-	}
-	p.mu.Unlock()
-	if !p.opts.Policy.Providers[n.Provider] {
+	ns := p.nodes[id]
+	if ns == nil {
+		p.mu.Unlock()
 		return
 	}
-	// One read tells whether the node is locked and by whom.
-	locked, owner, err := p.opts.ZK.LockHolder(ctx, zookeeper.NodeLockPath(id))
-	if err != nil {
+	n, decodeErr, lockKnown, locked, owner := ns.rec, ns.decodeErr, ns.lockKnown, ns.locked, ns.owner
+	p.mu.Unlock()
+	if decodeErr != nil {
+		p.considerBadNode(ctx, id, decodeErr)
+		return
+	}
+	// Acted on once both its record and its lock have been seen.
+	if n == nil || !lockKnown || !p.opts.Policy.Providers[n.Provider] {
 		return
 	}
 	if p.releaseIfStale(ctx, zookeeper.NodeLockPath(id), owner) {
@@ -275,7 +305,9 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 		// Given back to its pool for reuse, as Nodepool does, once the request is
 		// confirmed gone.
 		req := *n.AllocatedTo
-		if _, err := p.opts.ZK.GetRequest(ctx, req); errors.Is(err, zookeeper.ErrNotFound) && p.deallocate(ctx, id, req) {
+		_, err := p.opts.ZK.GetRequest(ctx, req)
+		p.nodeReads.Add(1)
+		if errors.Is(err, zookeeper.ErrNotFound) && p.deallocate(ctx, id, req) {
 			p.log.Info("deallocated ready node of a vanished request", "node_id", id, "request_id", req)
 		}
 		return
@@ -315,6 +347,7 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 // be a record of a newer launcher and is left alone. Either is logged once per version.
 func (p *Poller) considerBadNode(ctx context.Context, id string, decodeErr error) {
 	data, stat, err := p.opts.ZK.Get(ctx, zookeeper.NodePath(id))
+	p.nodeReads.Add(1)
 	if errors.Is(err, zookeeper.ErrNotFound) {
 		p.forgetNode(id)
 		return
@@ -345,11 +378,14 @@ func (p *Poller) considerBadNode(ctx context.Context, id string, decodeErr error
 	if !removable || now.Sub(since) < badNodeGrace {
 		return
 	}
-	if locked, err := p.opts.ZK.IsLocked(ctx, zookeeper.NodeLockPath(id)); err != nil || locked {
+	locked, err := p.opts.ZK.IsLocked(ctx, zookeeper.NodeLockPath(id))
+	p.nodeReads.Add(1)
+	if err != nil || locked {
 		return
 	}
 	// Removed only as it was seen: a record written meanwhile is looked at again.
 	data, again, err := p.opts.ZK.Get(ctx, zookeeper.NodePath(id))
+	p.nodeReads.Add(1)
 	if err != nil || again.Version != stat.Version || isJSONObject(data) {
 		return
 	}

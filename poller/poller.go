@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/names"
@@ -54,9 +57,14 @@ type Options struct {
 	Version  string
 	// Policy decides which nodes to delete.
 	Policy lifecycle.Policy
-	// ScanInterval is how often every request and node is re-read, besides watches.
-	// Cleanup of stale request lock directories runs every cleanupEvery scans.
+	// ScanInterval is the period of the scan that acts on what changed with time rather
+	// than in ZooKeeper (workflows that ended too early, lost requests, locks of ended
+	// runs, nodes' ages). Cleanup of stale request lock directories runs every
+	// cleanupEvery scans.
 	ScanInterval time.Duration
+	// ResyncInterval is how often every request is read again although its data watch
+	// reported no change (5 minutes when zero).
+	ResyncInterval time.Duration
 	// PollInterval is passed to deletion workflows (timer between delete steps).
 	PollInterval time.Duration
 	// SearchAttributes is true when the server has the Nodepool* search attributes.
@@ -99,6 +107,15 @@ type Poller struct {
 	regs     map[string]*zookeeper.Registration
 	// launcherReg is this process's launcher component registration.
 	launcherReg *zookeeper.Registration
+
+	// slots bounds the requests read and acted on at once.
+	slots chan struct{}
+	// requestReads, nodeReads and scans are the counters of Stats.
+	requestReads, nodeReads, scans atomic.Int64
+	// resyncMu guards resyncs and resyncReads, which a resync pass adds to requestReads
+	// only when it ends, so that a Stats snapshot never holds half a pass.
+	resyncMu             sync.Mutex
+	resyncs, resyncReads int64
 }
 
 // New returns a Poller.
@@ -112,6 +129,9 @@ func New(opts Options) *Poller {
 	if opts.ScanInterval <= 0 {
 		opts.ScanInterval = 5 * time.Second
 	}
+	if opts.ResyncInterval <= 0 {
+		opts.ResyncInterval = defaultResyncInterval
+	}
 	return &Poller{
 		opts: opts, log: opts.Logger, now: opts.Now,
 		lockID:   "nodepool-temporal poller " + opts.Hostname,
@@ -122,7 +142,30 @@ func New(opts Options) *Poller {
 		running:  map[string]time.Time{},
 		lockDirs: map[string]time.Time{},
 		regs:     map[string]*zookeeper.Registration{},
+		slots:    make(chan struct{}, startConcurrency),
 	}
+}
+
+// Stats are the poller's ZooKeeper reads and scans since it started.
+type Stats struct {
+	// RequestReads counts reads of request znodes: one when a request appears, one per
+	// change, one per request and resync, one per malformed version.
+	RequestReads int64
+	// NodeReads counts reads of node znodes and node locks.
+	NodeReads int64
+	// Scans counts the periodic request scans.
+	Scans int64
+	// Resyncs counts the completed resync passes, and ResyncReads the request reads they
+	// made (included in RequestReads).
+	Resyncs, ResyncReads int64
+}
+
+// Stats returns the poller's counters.
+func (p *Poller) Stats() Stats {
+	p.resyncMu.Lock()
+	defer p.resyncMu.Unlock()
+	return Stats{RequestReads: p.requestReads.Load(), NodeReads: p.nodeReads.Load(), Scans: p.scans.Load(),
+		Resyncs: p.resyncs, ResyncReads: p.resyncReads}
 }
 
 // Run watches until ctx ends. It returns an error only when it cannot start.
@@ -224,4 +267,28 @@ func (p *Poller) syncPaused(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// Records returns the request and node records the poller's watches keep, as last read
+// (requests and nodes whose record could not be decoded are left out). They are shared:
+// callers must not change them. A reader that needs every request and node (the stats
+// gauges, say) can use them instead of reading ZooKeeper.
+func (p *Poller) Records() ([]*zookeeper.NodeRequest, []*zookeeper.Node) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	reqs := make([]*zookeeper.NodeRequest, 0, len(p.reqs))
+	for id, st := range p.reqs {
+		if st.rec != nil && p.known[id] {
+			reqs = append(reqs, st.rec)
+		}
+	}
+	nodes := make([]*zookeeper.Node, 0, len(p.nodes))
+	for _, ns := range p.nodes {
+		if ns.rec != nil {
+			nodes = append(nodes, ns.rec)
+		}
+	}
+	slices.SortFunc(reqs, func(a, b *zookeeper.NodeRequest) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(nodes, func(a, b *zookeeper.Node) int { return strings.Compare(a.ID, b.ID) })
+	return reqs, nodes
 }

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/nodepool-temporal/nodepool-temporal/names"
 
+	"github.com/go-zookeeper/zk"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -40,6 +43,13 @@ const (
 	strandedChecksPerScan = 64
 	// pendingCheckEvery is how often the lock of an unchanged pending request is read.
 	pendingCheckEvery = 5 * time.Second
+	// watchRetry and watchRetryMax bound the wait between attempts to read a request
+	// (and arm its data watch) while ZooKeeper cannot be reached.
+	watchRetry    = time.Second
+	watchRetryMax = 10 * time.Second
+	// defaultResyncInterval is how often every request is read again although no watch
+	// reported a change.
+	defaultResyncInterval = 5 * time.Minute
 )
 
 // Size budgets for what a workflow start carries besides its input.
@@ -69,10 +79,18 @@ type reqState struct {
 	// bad and badVersion: the record at badVersion could not be decoded (logged once).
 	bad        bool
 	badVersion int32
+	// rec is the record last read (nil when it could not be decoded).
+	rec *zookeeper.NodeRequest
 	// lockCheckedAt is when the lock of the pending request was last read; lostSince
 	// when it was first seen pending and unlocked.
 	lockCheckedAt time.Time
 	lostSince     time.Time
+}
+
+// superseded reports whether a newer version of the request than req was read since
+// (its reader acts on that one); p.mu must be held.
+func superseded(st *reqState, req *zookeeper.NodeRequest) bool {
+	return st.rec != nil && st.rec.Version > req.Version
 }
 
 // settled reports whether the request can no longer change in a way the poller acts on
@@ -91,13 +109,26 @@ func (p *Poller) request(id string) *reqState {
 	return st
 }
 
-// watchRequests reacts to the request tree: new requests start workflows, removed ones
-// signal theirs. A periodic scan catches requests handed back by other launchers,
-// revised priorities, lost requests and workflows that ended too early.
+// watchRequests reacts to the request tree. Each listed request has a data watch and its
+// last record is kept, so a request is read when it appears and each time it changes,
+// and never otherwise: new requests start workflows, changed ones are looked at again,
+// removed ones signal theirs. The periodic scan works from the kept records (restarts of
+// workflows that ended too early, pending requests' locks) and re-reads nothing; every
+// resyncEvery scans one pass re-reads every request, as a safety net under the watches.
 func (p *Poller) watchRequests(ctx context.Context) {
 	events := p.opts.ZK.WatchChildren(ctx, zookeeper.RequestsPath)
 	ticker := time.NewTicker(p.opts.ScanInterval)
 	defer ticker.Stop()
+	watches := map[string]context.CancelFunc{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, cancel := range watches {
+			cancel()
+		}
+		wg.Wait()
+	}()
+	resyncEvery := max(1, int(p.opts.ResyncInterval/p.opts.ScanInterval))
+	sinceResync := 0
 	var children []string
 	for {
 		select {
@@ -108,20 +139,27 @@ func (p *Poller) watchRequests(ctx context.Context) {
 				return
 			}
 			children = ev.Children
-			p.handleRequests(ctx, children, false)
+			p.handleRequests(ctx, children, watches, &wg)
 		case <-ticker.C:
-			p.handleRequests(ctx, children, true)
+			sinceResync++
+			resync := sinceResync >= resyncEvery
+			if resync {
+				sinceResync = 0
+			}
+			p.scanRequests(ctx, children, resync)
 		}
 	}
 }
 
-func (p *Poller) handleRequests(ctx context.Context, children []string, full bool) {
+// handleRequests takes a new listing of the request tree: a data watch begins for each
+// new request (its first read acts on it) and the workflows of removed ones are told.
+func (p *Poller) handleRequests(ctx context.Context, children []string, watches map[string]context.CancelFunc, wg *sync.WaitGroup) {
 	current := make(map[string]bool, len(children))
 	for _, id := range children {
 		current[id] = true
 	}
 	p.mu.Lock()
-	var removed, added []string
+	var removed []string
 	for id := range p.known {
 		if current[id] {
 			continue
@@ -133,47 +171,184 @@ func (p *Poller) handleRequests(ctx context.Context, children []string, full boo
 		}
 		p.forgetRequest(id)
 	}
-	for _, id := range children {
-		if !full && p.known[id] {
-			continue
-		}
-		if st := p.reqs[id]; full && st != nil && st.settled() {
-			continue
-		}
-		added = append(added, id)
-	}
 	p.known = current
-	if full {
-		// Entries of requests that vanished between listings.
-		for id := range p.reqs {
-			if !current[id] {
-				p.forgetRequest(id)
-			}
-		}
-		for path := range p.holders {
-			if id, ok := strings.CutPrefix(path, zookeeper.RequestLockRoot+"/"); ok && !current[id] {
-				delete(p.holders, path)
-			}
-		}
-		p.checkBudget = strandedChecksPerScan
-		p.pruneRunning(p.now())
-	}
 	p.mu.Unlock()
 
-	// Each signal and start is a round trip to Temporal: a burst of new or deleted
-	// requests is handled a few at a time instead of one after another.
+	for id, cancel := range watches {
+		if !current[id] {
+			cancel()
+			delete(watches, id)
+		}
+	}
+	for _, id := range children {
+		if _, ok := watches[id]; ok || !zookeeper.IsNodepoolRequestID(id) {
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		watches[id] = cancel
+		wg.Add(1)
+		go func() { defer wg.Done(); p.watchRequest(wctx, id) }()
+	}
+
+	// Each signal is a round trip to Temporal: a burst of deleted requests is handled a
+	// few at a time instead of one after another.
 	g := errgroup.Group{}
 	g.SetLimit(startConcurrency)
 	for _, id := range removed {
 		g.Go(func() error { p.signalDeleted(ctx, id); return nil })
 	}
-	for _, id := range added {
+	_ = g.Wait()
+}
+
+// watchRequest reads request id, acts on it, and does so again each time its data watch
+// fires, until the request is deleted or ctx ends (it is no longer listed).
+func (p *Poller) watchRequest(ctx context.Context, id string) {
+	retry := watchRetry
+	for ctx.Err() == nil {
+		if !p.takeSlot(ctx) {
+			return
+		}
+		req, watch, err := p.opts.ZK.GetRequestW(ctx, id)
+		p.requestReads.Add(1)
+		if ctx.Err() != nil {
+			p.freeSlot()
+			return
+		}
+		p.actOnRequest(ctx, id, req, err, false)
+		p.freeSlot()
+		if errors.Is(err, zookeeper.ErrNotFound) {
+			return // the next listing forgets it
+		}
+		if watch == nil {
+			// ZooKeeper unreachable: try again; the data watch is armed by the read
+			// that succeeds.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retry):
+			}
+			retry = min(2*retry, watchRetryMax)
+			continue
+		}
+		retry = watchRetry
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-watch:
+			if ev.Type == zk.EventNodeDeleted {
+				return
+			}
+			// Changed, or the watch was lost with the session: read it again.
+		}
+	}
+}
+
+// takeSlot takes one of startConcurrency slots for reading and acting on a request, so a
+// burst of thousands of new requests is read and started a few at a time.
+func (p *Poller) takeSlot(ctx context.Context) bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (p *Poller) freeSlot() { <-p.slots }
+
+// scanRequests is the periodic pass. It works from the kept records: requests whose
+// workflow is due for a check (or whose start failed) and pending requests, whose lock
+// must be held by someone alive. With resync, every unsettled request is read again
+// instead, in case a watch missed a change.
+func (p *Poller) scanRequests(ctx context.Context, children []string, resync bool) {
+	before := p.requestReads.Load()
+	now := p.now()
+	p.mu.Lock()
+	// Entries of requests that vanished between listings (a read under way when its
+	// request was removed may have recorded it again).
+	for id := range p.reqs {
+		if !p.known[id] {
+			p.forgetRequest(id)
+		}
+	}
+	for path := range p.holders {
+		if id, ok := strings.CutPrefix(path, zookeeper.RequestLockRoot+"/"); ok && !p.known[id] {
+			delete(p.holders, path)
+		}
+	}
+	p.checkBudget = strandedChecksPerScan
+	p.pruneRunning(now)
+	var reread []string
+	var due []*zookeeper.NodeRequest
+	if resync {
+		for _, id := range children {
+			if st := p.reqs[id]; p.known[id] && (st == nil || !st.settled()) {
+				reread = append(reread, id)
+			}
+		}
+	} else {
+		checks := p.checkBudget
+		for _, id := range children {
+			st := p.reqs[id]
+			if st == nil || st.rec == nil || st.bad {
+				continue
+			}
+			switch st.rec.State {
+			case zookeeper.StatePending:
+				if now.Sub(st.lockCheckedAt) >= pendingCheckEvery || st.version != st.rec.Version {
+					due = append(due, st.rec)
+				}
+			case zookeeper.StateRequested:
+				if p.allDeclined(st.rec) {
+					continue
+				}
+				switch {
+				case !st.started || st.version != st.rec.Version:
+					due = append(due, st.rec)
+				case !now.Before(st.nextCheck) && checks > 0:
+					checks--
+					due = append(due, st.rec)
+				}
+			}
+		}
+	}
+	p.mu.Unlock()
+
+	g := errgroup.Group{}
+	g.SetLimit(startConcurrency)
+	var resyncReads atomic.Int64
+	for _, id := range reread {
 		if ctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { p.considerRequest(ctx, id, full); return nil })
+		g.Go(func() error {
+			req, err := p.opts.ZK.GetRequest(ctx, id)
+			resyncReads.Add(1)
+			p.actOnRequest(ctx, id, req, err, true)
+			return nil
+		})
+	}
+	for _, req := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { p.actOnRequest(ctx, req.ID, req, nil, true); return nil })
 	}
 	_ = g.Wait()
+	if resync {
+		p.resyncMu.Lock()
+		p.requestReads.Add(resyncReads.Load())
+		p.resyncs++
+		p.resyncReads += resyncReads.Load()
+		p.resyncMu.Unlock()
+	}
+	p.scans.Add(1)
+	reads := p.requestReads.Load() - before
+	if resync {
+		p.log.Info("re-read every request", "requests", len(reread), "listed", len(children), "reads", reads)
+	} else {
+		p.log.Debug("request scan", "listed", len(children), "acted_on", len(due), "reads", reads)
+	}
 }
 
 // forgetRequest drops what the poller remembers about request id; p.mu must be held.
@@ -191,12 +366,9 @@ func (p *Poller) signalDeleted(ctx context.Context, id string) {
 	}
 }
 
-// considerRequest reads request id and acts on it. full is true on periodic scans.
-func (p *Poller) considerRequest(ctx context.Context, id string, full bool) {
-	if !zookeeper.IsNodepoolRequestID(id) {
-		return
-	}
-	req, err := p.opts.ZK.GetRequest(ctx, id)
+// actOnRequest acts on request id as just read (req and err from the read; full is true
+// on periodic scans) and keeps its record.
+func (p *Poller) actOnRequest(ctx context.Context, id string, req *zookeeper.NodeRequest, err error, full bool) {
 	if errors.Is(err, zookeeper.ErrNotFound) {
 		return // the next listing forgets it
 	}
@@ -211,6 +383,15 @@ func (p *Poller) considerRequest(ctx context.Context, id string, full bool) {
 		p.log.Debug("skipping unreadable node request", "request_id", id, "error", err)
 		return
 	}
+	p.mu.Lock()
+	st := p.request(id)
+	if st.rec != nil && st.rec.Version > req.Version {
+		// A newer version was read meanwhile and is acted on by its reader.
+		p.mu.Unlock()
+		return
+	}
+	st.rec = req
+	p.mu.Unlock()
 	switch {
 	case req.State == zookeeper.StatePending:
 		p.considerPending(ctx, req)
@@ -232,11 +413,14 @@ func (p *Poller) considerRequest(ctx context.Context, id string, full bool) {
 // ignored until it changes (or is deleted by its requestor).
 func (p *Poller) malformedRequest(ctx context.Context, id string, err error) {
 	version := int32(-1)
-	if _, stat, gerr := p.opts.ZK.Get(ctx, zookeeper.RequestPath(id)); gerr == nil {
+	_, stat, gerr := p.opts.ZK.Get(ctx, zookeeper.RequestPath(id))
+	p.requestReads.Add(1)
+	if gerr == nil {
 		version = stat.Version
 	}
 	p.mu.Lock()
 	st := p.request(id)
+	st.rec = nil
 	fresh := !st.bad || st.badVersion != version
 	st.state, st.started, st.bad, st.badVersion = "", false, true, version
 	p.mu.Unlock()
@@ -274,6 +458,10 @@ func (p *Poller) considerRequested(ctx context.Context, req *zookeeper.NodeReque
 	now := p.now()
 	p.mu.Lock()
 	st := p.request(req.ID)
+	if superseded(st, req) {
+		p.mu.Unlock()
+		return
+	}
 	act := actNone
 	switch {
 	case !st.started || st.state != zookeeper.StateRequested:

@@ -196,6 +196,10 @@ func (p *Poller) considerPending(ctx context.Context, req *zookeeper.NodeRequest
 	now := p.now()
 	p.mu.Lock()
 	st := p.request(req.ID)
+	if superseded(st, req) {
+		p.mu.Unlock()
+		return
+	}
 	due := st.state != zookeeper.StatePending || st.version != req.Version || now.Sub(st.lockCheckedAt) >= pendingCheckEvery
 	// A request handed back to "requested" later needs a start again.
 	st.state, st.version, st.started, st.bad = zookeeper.StatePending, req.Version, false, false
