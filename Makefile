@@ -60,6 +60,15 @@ test: deps build check-imports vet ## run every test (installs and starts what t
 run: deps build ## run ZooKeeper, Temporal (Web UI on :8233) and the launcher on a simulated cloud
 	$(BIN)/devstack -c examples/nodepool.yaml --dir .run --bin $(BIN)
 
+.PHONY: run-cluster
+run-cluster: deps build ## run the production topology: PostgreSQL, Temporal's four services, 3 ZooKeepers, pollers, workers (docs/cluster.md)
+	$(BIN)/devstack --cluster --dir .run-cluster --bin $(BIN)
+
+.PHONY: test-cluster
+test-cluster: deps build ## the end-to-end and chaos tests on the production topology (NODEPOOL_CHAOS=long for the long burst)
+	NODEPOOL_CLUSTER_TESTS=1 TEMPORAL_DEV_BIN=$(CURDIR)/$(BIN)/temporal-dev NODEPOOL_BIN_DIR=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -p 1 -timeout 60m -v -run '^TestCluster' ./e2e ./chaos
+
 .PHONY: bench
 bench: deps build ## measure launch latency and throughput on the sim cloud (see docs/benchmarks.md)
 	scripts/bench.sh

@@ -390,6 +390,19 @@ type PoolLabel struct {
 	Raw yaml.Node `config:"raw"`
 }
 
+// decodeFrom decodes a pool label: a mapping, or, as upstream's drivers that take only
+// label names write it, a bare name. The driver decides whether a bare name is enough:
+// drivers whose labels have keys of their own reject it when they decode the pool.
+func (l *PoolLabel) decodeFrom(d *decoder, n *yaml.Node, path string) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		l.Pos = Pos{File: d.file, Line: n.Line, Column: n.Column, Path: path, keys: map[string]int{KeyName: n.Line}}
+		l.Name = n.Value
+		l.Raw = *n
+		return
+	}
+	d.decodeStruct(n, reflect.ValueOf(l).Elem(), path)
+}
+
 // Default returns the configuration used for everything the file leaves out.
 func Default() *Config {
 	host, _ := os.Hostname()

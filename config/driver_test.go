@@ -274,7 +274,7 @@ providers:
 	require.Error(t, err)
 	assert.Equal(t, []string{
 		"d.yaml:11: providers[0].pools[0].labels[0]: field flavor not found",
-		`d.yaml:13: providers[1] (cloud-b): unknown driver "gce" (known drivers: aws, off, sim)`,
+		`d.yaml:13: providers[1] (cloud-b): driver "gce" of upstream Nodepool is not supported by this launcher (supported: aws, off, sim)`,
 		"d.yaml:14: providers[2] (cloud-c): sim refuses this provider",
 		`d.yaml:19: providers[2].pools[0].labels[0].name: label "missing" is not defined in the top-level labels`,
 	}, problemTexts(err))
@@ -355,4 +355,39 @@ func TestProviderDriverProblems(t *testing.T) {
 			assert.Equal(t, tc.want, problemTexts(err))
 		})
 	}
+}
+
+// A pool label may be a bare name, as upstream's drivers whose labels have no keys of
+// their own write it; a driver whose labels are mappings rejects it when it decodes.
+func TestBarePoolLabelName(t *testing.T) {
+	c, err := Parse("b.yaml", []byte(`zookeeper-servers: [{host: zk}]
+labels: [{name: small}, {name: big}]
+providers:
+  - name: p
+    driver: x
+    pools:
+      - name: main
+        labels:
+          - small
+          - name: big
+            flavor: f
+`))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	pool := c.Providers[0].Pools[0]
+	require.Len(t, pool.Labels, 2)
+	assert.Equal(t, "small", pool.Labels[0].Name)
+	assert.Equal(t, 9, pool.Labels[0].Pos.KeyLine(KeyName))
+	assert.Equal(t, "big", pool.Labels[1].Name)
+
+	type label struct {
+		Name   string `yaml:"name"`
+		Flavor string `yaml:"flavor"`
+	}
+	var l label
+	err = pool.Labels[0].DecodeDriver(&l)
+	require.Error(t, err)
+	assert.Equal(t, []string{`b.yaml:9: providers[0].pools[0].labels[0]: expected a mapping, got "small"`}, problemTexts(err))
+	require.NoError(t, pool.Labels[1].DecodeDriver(&l))
+	assert.Equal(t, "f", l.Flavor)
 }

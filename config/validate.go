@@ -14,6 +14,13 @@ func (c *Config) Validate() error {
 	return problemsError(c.problems())
 }
 
+// upstreamDrivers are the drivers of upstream Nodepool that this launcher does not
+// have: a provider naming one is told so, rather than that its driver is a typo.
+var upstreamDrivers = map[string]bool{
+	"azure": true, "gce": true, "ibmvpc": true, "kubernetes": true, "metastatic": true,
+	"openshift": true, "openshiftpods": true, "test": true,
+}
+
 // ValidateDrivers runs Validate and, for every provider, the validator registered for
 // its driver name in known (typically one that decodes the provider with
 // DecodeDriver and checks the result). A provider whose driver is not in known is
@@ -39,10 +46,12 @@ func (c *Config) ValidateDrivers(known map[string]func(p *Provider) error) error
 		}
 		fn, ok := known[p.Driver]
 		if !ok {
-			ps = append(ps, Problem{
-				File: p.Pos.File, Line: p.Pos.KeyLine(KeyDriver), Path: subject,
-				Msg: fmt.Sprintf("unknown driver %q (known drivers: %s)", p.Driver, strings.Join(names, ", ")),
-			})
+			msg := fmt.Sprintf("unknown driver %q (known drivers: %s)", p.Driver, strings.Join(names, ", "))
+			if upstreamDrivers[p.Driver] {
+				msg = fmt.Sprintf("driver %q of upstream Nodepool is not supported by this launcher (supported: %s)",
+					p.Driver, strings.Join(names, ", "))
+			}
+			ps = append(ps, Problem{File: p.Pos.File, Line: p.Pos.KeyLine(KeyDriver), Path: subject, Msg: msg})
 			continue
 		}
 		if fn == nil {

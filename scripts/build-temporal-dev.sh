@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Temporal dev server (tools/devtemporal, its own Go module) into
+# Builds the Temporal dev server (tools/devtemporal, its own Go module; also the
+# cluster services on PostgreSQL and Temporal's SQL tool, docs/cluster.md) into
 # OUT (default: bin/temporal-dev at the repository root).
 #
 # The build is skipped when OUT is newer than every file under tools/devtemporal,

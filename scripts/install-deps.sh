@@ -3,6 +3,9 @@
 #   zookeeper      ZooKeeper 3.8 server (started by scripts/zookeeper.sh); pulls a JRE
 #   a JRE          default-jre-headless, only if no `java` is available afterwards
 #   python3-kazoo  Python ZooKeeper client used to act as Zuul in tests
+#   postgresql     PostgreSQL server (initdb and postgres), for the cluster
+#                  stack (make run-cluster); the stack runs its own instance,
+#                  the system cluster the package creates is left alone
 #   chromium       only with --chromium (headless screenshots of the web UI)
 #
 # Idempotent: installed packages are left alone, and `apt-get update` runs
@@ -12,12 +15,12 @@
 # usage: scripts/install-deps.sh [--chromium]
 set -euo pipefail
 
-want=(zookeeper python3-kazoo)
+want=(zookeeper python3-kazoo postgresql)
 for arg in "$@"; do
 	case "$arg" in
 	--chromium) want+=(chromium) ;;
 	-h | --help)
-		sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)

@@ -3,6 +3,8 @@
 // configuration names, and a launcher.
 //
 //	devstack [-c examples/nodepool.yaml] [--dir .run] [--bin bin] [--ui-port 8233] [--role all]
+//	devstack --cluster [--dir .run-cluster] [--bin bin] [--ui-port 8233] [--frontend-port 7233]
+//	         [--pollers 1] [--workers 3]
 //
 // Everything is placed where the launcher configuration expects it: ZooKeeper on the
 // port of its zookeeper-servers entry (data in DIR/zookeeper), Temporal on
@@ -14,6 +16,19 @@
 //
 // Ctrl-C (or SIGTERM) stops everything, the launcher first. When a component exits on
 // its own, devstack stops the others and exits with status 1.
+//
+// With --cluster it runs the production topology instead (`make run-cluster`, see
+// docs/cluster.md): its own PostgreSQL, the Temporal schema set up by Temporal's SQL
+// tool, the frontend, history, matching and worker services as separate processes, a
+// three-member ZooKeeper ensemble, a sim cloud, pollers and workers, with a generated
+// launcher configuration in DIR/nodepool.yaml. A component that exits is reported and
+// the others carry on; lines on standard input control the components:
+//
+//	ps                 list the components with their pids and state
+//	kill NAME          kill -9 the component NAME (e.g. temporal-history, zookeeper-2, worker-1)
+//	stop NAME          stop it (SIGTERM)
+//	start NAME         start it again on the same ports and data
+//	restart NAME       stop and start it
 package main
 
 import (
@@ -52,6 +67,10 @@ type options struct {
 	config, dir, bin, role string
 	uiPort                 int
 	quiet                  bool
+	// cluster runs the production topology (see runCluster) instead.
+	cluster          bool
+	pollers, workers int
+	frontendPort     int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -64,11 +83,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.role, "role", worker.RoleAll, "the launcher's --role")
 	fs.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.BoolVar(&o.quiet, "q", false, "do not show the launcher's log on the terminal")
+	fs.BoolVar(&o.cluster, "cluster", false, "run the production topology: PostgreSQL, Temporal's services as separate processes, a ZooKeeper ensemble, pollers and workers (-c and --role are not used)")
+	fs.IntVar(&o.pollers, "pollers", 1, "with --cluster: poller processes")
+	fs.IntVar(&o.workers, "workers", 3, "with --cluster: worker processes")
+	fs.IntVar(&o.frontendPort, "frontend-port", 7233, "with --cluster: the Temporal frontend's port")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.cluster && (o.pollers < 1 || o.workers < 1) {
+		return o, fmt.Errorf("--pollers %d, --workers %d: want at least one of each", o.pollers, o.workers)
 	}
 	return o, nil
 }
@@ -152,6 +178,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "devstack:", err)
 		return 1
+	}
+	if o.cluster {
+		return runCluster(ctx, o, os.Stdin, stdout, stderr)
 	}
 	cfg, err := launchconfig.Load(o.config, "")
 	if err != nil {

@@ -169,12 +169,25 @@ func (c LauncherConfig) YAML() ([]byte, error) {
 	for i, l := range labels {
 		names[i] = name{l}
 	}
+	// The configuration's own fields (Extra inlined) come between zookeeper-servers and
+	// labels; yaml.v3 drops an inline map inside an inlined struct, so the document is
+	// put together as nodes.
 	type plain LauncherConfig
-	doc := struct {
-		Servers []yamlZK `yaml:"zookeeper-servers"`
-		plain   `yaml:",inline"`
-		Labels  []name `yaml:"labels"`
-	}{Servers: servers, plain: plain(c), Labels: names}
+	var body yaml.Node
+	if err := body.Encode(plain(c)); err != nil {
+		return nil, fmt.Errorf("encoding launcher configuration: %w", err)
+	}
+	var head, tail yaml.Node
+	if err := head.Encode(map[string]any{"zookeeper-servers": servers}); err != nil {
+		return nil, fmt.Errorf("encoding launcher configuration: %w", err)
+	}
+	if err := tail.Encode(map[string]any{"labels": names}); err != nil {
+		return nil, fmt.Errorf("encoding launcher configuration: %w", err)
+	}
+	doc := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	doc.Content = append(doc.Content, head.Content...)
+	doc.Content = append(doc.Content, body.Content...)
+	doc.Content = append(doc.Content, tail.Content...)
 	out, err := yaml.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encoding launcher configuration: %w", err)

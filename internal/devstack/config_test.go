@@ -18,6 +18,7 @@ func TestLauncherConfigLoads(t *testing.T) {
 		Temporal:         devstack.TemporalSection{Address: "127.0.0.1:7999", Namespace: "default", TaskQueue: "q"},
 		Launcher:         devstack.LauncherSection{Hostname: "h", PollInterval: 0.5, DeleteInterval: 2},
 		MaxHoldAge:       3600,
+		Extra:            map[string]any{"tenant-resource-limits": []map[string]any{{"tenant-name": "t", "max-servers": 7}}},
 		Providers: []devstack.Provider{
 			{
 				Name: "sim", Driver: "sim", Rate: 20, LaunchTimeout: 60, LaunchRetries: 2,
@@ -66,6 +67,9 @@ func TestLauncherConfigLoads(t *testing.T) {
 	p := loaded.Providers[0]
 	if p.RateOr(0) != 20 || *p.Pools[0].MaxServers != 5 || len(p.Pools[0].LabelNames()) != 2 {
 		t.Errorf("sim provider %+v:\n%s", p, data)
+	}
+	if len(loaded.TenantResourceLimits) != 1 || loaded.TenantResourceLimits[0].TenantName != "t" {
+		t.Errorf("top-level keys of Extra: tenant-resource-limits %+v:\n%s", loaded.TenantResourceLimits, data)
 	}
 	if loaded.Temporal.TaskQueue != "q" || loaded.Launcher.PollInterval.Duration().Seconds() != 0.5 {
 		t.Errorf("temporal %+v, launcher %+v", loaded.Temporal, loaded.Launcher)

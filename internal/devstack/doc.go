@@ -19,6 +19,14 @@
 // stops them in reverse start order. [LauncherConfig] writes the launcher's
 // nodepool.yaml for a set of providers, pools and labels.
 //
+// [StartCluster] starts the production topology instead (`make run-cluster`, see
+// docs/cluster.md): a PostgreSQL server of its own ([StartPostgres]; as the postgres
+// user when run as root), the Temporal schema set up by Temporal's SQL tool
+// ([SetupTemporalSchema]), the frontend, history, matching and worker services as
+// separate `temporal-dev service` processes ([StartTemporalCluster]), a ZooKeeper
+// ensemble ([Stack.StartZooKeeperEnsemble]), a sim cloud, pollers and workers, every one
+// named in the Stack so that it can be killed and restarted by name.
+//
 // The package imports no other package of this module, so that the tests of any
 // package may use it (through internal/testenv) without an import cycle.
 package devstack

@@ -61,6 +61,9 @@ type ProcSpec struct {
 	// DeathSignal is sent to the process when the process that started it dies; zero
 	// means SIGTERM.
 	DeathSignal syscall.Signal
+	// Credential, when set, runs the process as another user (a server that refuses
+	// to run as root, started by root).
+	Credential *syscall.Credential
 }
 
 // Proc is a child process that can be started, stopped, killed and started again with
@@ -182,7 +185,7 @@ func (p *Proc) Start(ctx context.Context) error {
 	}
 	// A process group of its own: an interrupt from the terminal reaches only the
 	// process that started it, which stops its children in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: sig}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: sig, Credential: spec.Credential}
 	r := &procRun{cmd: cmd, done: make(chan struct{}), ready: w.ready}
 	if err := startLocked(r, logFile); err != nil {
 		p.mu.Unlock()

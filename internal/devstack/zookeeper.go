@@ -19,6 +19,8 @@ import (
 const (
 	// zkMainClass runs a standalone server from a zoo.cfg.
 	zkMainClass = "org.apache.zookeeper.server.ZooKeeperServerMain"
+	// zkQuorumMainClass runs a member of a replicated ensemble from a zoo.cfg.
+	zkQuorumMainClass = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 	// ZooKeeperJar is the server jar of the Debian zookeeper package; its manifest
 	// Class-Path names the dependencies in /usr/share/java.
 	ZooKeeperJar = "/usr/share/java/zookeeper.jar"
@@ -50,8 +52,31 @@ type ZooKeeperTLS struct {
 	CAFile string
 }
 
+// ZooKeeperMember is a member of a replicated ensemble on 127.0.0.1.
+type ZooKeeperMember struct {
+	// ID is the member's myid, 1 to 255.
+	ID int
+	// ClientPort serves clients; QuorumPort carries the leader's updates to the
+	// followers; ElectionPort is for leader election.
+	ClientPort, QuorumPort, ElectionPort int
+}
+
+// Addr returns the member's client address.
+func (m ZooKeeperMember) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.ClientPort))
+}
+
 // ZooKeeperOptions configure StartZooKeeper.
 type ZooKeeperOptions struct {
+	// Name names the process; empty means "zookeeper".
+	Name string
+	// ID, when not zero, makes the server the member with this myid of Ensemble, a
+	// replicated ensemble; Port is then ignored (the member's ClientPort counts). A
+	// member is ready once the ensemble has a quorum, so the members of a new
+	// ensemble must be started at the same time.
+	ID int
+	// Ensemble lists every member of the ensemble, this one included.
+	Ensemble []ZooKeeperMember
 	// Dir holds zoo.cfg and the data directory (Dir/data); required. Data in it
 	// survives restarts.
 	Dir string
@@ -118,7 +143,7 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeper, err
 			return z, nil
 		}
 		lastErr = err
-		if !errors.Is(err, errPortTaken) || opts.Port != 0 {
+		if !errors.Is(err, errPortTaken) || opts.Port != 0 || opts.ID != 0 {
 			break
 		}
 	}
@@ -131,6 +156,18 @@ var errPortTaken = errors.New("port already in use")
 func startZooKeeper(ctx context.Context, java string, opts ZooKeeperOptions) (*ZooKeeper, error) {
 	dir := opts.Dir
 	port := opts.Port
+	var member *ZooKeeperMember
+	if opts.ID != 0 {
+		for i := range opts.Ensemble {
+			if opts.Ensemble[i].ID == opts.ID {
+				member = &opts.Ensemble[i]
+			}
+		}
+		if member == nil {
+			return nil, fmt.Errorf("starting zookeeper: member %d is not in the ensemble %v", opts.ID, opts.Ensemble)
+		}
+		port = member.ClientPort
+	}
 	if port == 0 {
 		var err error
 		if port, err = FreePort(); err != nil {
@@ -154,6 +191,20 @@ func startZooKeeper(ctx context.Context, java string, opts ZooKeeperOptions) (*Z
 		"forceSync=no",
 		"autopurge.snapRetainCount=3",
 		"autopurge.purgeInterval=1",
+	}
+	mainClass := zkMainClass
+	if member != nil {
+		mainClass = zkQuorumMainClass
+		for _, m := range opts.Ensemble {
+			cfg = append(cfg, fmt.Sprintf("server.%d=127.0.0.1:%d:%d", m.ID, m.QuorumPort, m.ElectionPort))
+		}
+		// A member restarted after a kill -9 may take a moment to rejoin; the others
+		// carry on meanwhile.
+		cfg = append(cfg, "cnxTimeout=2000", "quorumListenOnAllIPs=false")
+		myid := filepath.Join(dir, "data", "myid")
+		if err := os.WriteFile(myid, []byte(strconv.Itoa(member.ID)+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", myid, err)
+		}
 	}
 	z := &ZooKeeper{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
 	if opts.TLS != nil {
@@ -205,14 +256,14 @@ func startZooKeeper(ctx context.Context, java string, opts ZooKeeperOptions) (*Z
 		timeout = zkStartTimeout
 	}
 	z.Proc = NewProc(ProcSpec{
-		Name: "zookeeper",
+		Name: cmpOr(opts.Name, "zookeeper"),
 		Path: java,
 		Args: []string{
 			"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 			"-Dzookeeper.admin.enableServer=false",
 			"-Dlog4j.configuration=file:" + log4j,
 			"-cp", strings.Join(classpath, ":"),
-			zkMainClass, cfgPath,
+			mainClass, cfgPath,
 		},
 		Dir:     dir,
 		LogFile: logFile,
@@ -248,6 +299,18 @@ func ZooKeeperRuok(addr string) bool {
 // "ruok" with "imok" and "srvr" with its mode ("ruok" answers slightly earlier).
 func ZooKeeperServing(addr string) bool {
 	return ZooKeeperRuok(addr) && strings.Contains(string(fourLetterWord(addr, "srvr")), "Mode:")
+}
+
+// ZooKeeperMode returns the mode the ZooKeeper at addr reports ("leader", "follower",
+// "standalone"), or "" when it does not answer or serves no requests (a member without
+// a quorum).
+func ZooKeeperMode(addr string) string {
+	for _, line := range strings.Split(string(fourLetterWord(addr, "srvr")), "\n") {
+		if mode, ok := strings.CutPrefix(line, "Mode: "); ok {
+			return strings.TrimSpace(mode)
+		}
+	}
+	return ""
 }
 
 // fourLetterWord sends a ZooKeeper four-letter command and returns the answer.

@@ -23,7 +23,7 @@ func TestLoadValidatesDriverSections(t *testing.T) {
 		{name: "example of make run", file: "../../examples/nodepool.yaml"},
 		{name: "compose stack", file: "../../docker/nodepool.yaml"},
 		{name: "unknown driver", file: "testdata/unknown-driver.yaml", want: []string{
-			`unknown-driver.yaml:7: providers[0] (cloud)`, `unknown driver "gce" (known drivers: aws, fake, openstack, sim, static)`,
+			`unknown-driver.yaml:7: providers[0] (cloud)`, `driver "gce" of upstream Nodepool is not supported by this launcher (supported: aws, fake, openstack, sim, static)`,
 		}},
 		{name: "openstack providers, driver key absent in one", file: "testdata/openstack.yaml"},
 		{name: "bad openstack keys", file: "testdata/bad-openstack-keys.yaml", want: []string{

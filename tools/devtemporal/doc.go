@@ -44,4 +44,27 @@
 // to stderr.
 //
 //	temporal-dev ready grpc=127.0.0.1:7233 ui=http://127.0.0.1:8233
+//
+// Two subcommands run Temporal as a multi-process cluster on PostgreSQL instead (see
+// docs/cluster.md):
+//
+//	temporal-dev service --service frontend|history|matching|worker|all [--pg-host H] [--pg-port P]
+//	             [--pg-user U] [--db temporal] [--visibility-db temporal_visibility] [--shards 4]
+//	             [--NAME-port P] [--NAME-membership-port P]... [--ui-port P] [--ip IP]
+//	             [--broadcast-address IP] [--frontend-address HOST:PORT] [--namespace NS]...
+//	temporal-dev sql-tool [temporal-sql-tool arguments]
+//
+// "service" runs the selected services of the go.temporal.io/server version this
+// module pins, with persistence and SQL visibility on PostgreSQL (the postgres12
+// plugin) and ringpop membership over the database; every process of a cluster gets
+// the same ports and databases. Membership ports must not exceed 32767 (the SQL
+// schema keeps them in a smallint). A process running the frontend registers the
+// namespaces and the project's search attributes and serves the UI with --ui-port.
+// Once its services report SERVING it prints one line on stdout:
+//
+//	temporal-dev service ready frontend=127.0.0.1:7233 ui=http://127.0.0.1:8233
+//
+// "sql-tool" is Temporal's temporal-sql-tool with the PostgreSQL plugin and the
+// server's embedded schema files (--schema-name postgresql/v12/temporal and
+// postgresql/v12/visibility).
 package main

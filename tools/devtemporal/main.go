@@ -21,6 +21,14 @@ func main() {
 // readiness on stdout and serves until SIGINT or SIGTERM. It returns the
 // process exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "service":
+			return runService(args[1:], stdout, stderr)
+		case "sql-tool":
+			return runSQLTool(args[1:], stderr)
+		}
+	}
 	opts, err := flags.Parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
