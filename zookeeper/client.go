@@ -76,6 +76,11 @@ type Client struct {
 	queue  []zk.Event
 	signal chan struct{}
 
+	// lostReplies, when set (by tests), makes the server's answer to a create or
+	// delete of a path it matches go missing, as when the connection drops after the
+	// server applied the request: the caller gets zk.ErrConnectionClosed.
+	lostReplies func(op, path string) bool
+
 	mu           sync.Mutex
 	sessionID    int64
 	hadSession   bool
@@ -441,7 +446,13 @@ func (c *Client) exists(ctx context.Context, p string) (*zk.Stat, error) {
 }
 
 func (c *Client) delete(ctx context.Context, p string, version int32) error {
-	_, err := do(ctx, func() (struct{}, error) { return struct{}{}, c.conn.Delete(c.abs(p), version) })
+	_, err := do(ctx, func() (struct{}, error) {
+		err := c.conn.Delete(c.abs(p), version)
+		if err == nil && c.lostReplies != nil && c.lostReplies("delete", p) {
+			err = zk.ErrConnectionClosed
+		}
+		return struct{}{}, err
+	})
 	return err
 }
 
@@ -460,6 +471,9 @@ func (c *Client) create(ctx context.Context, p string, data []byte, flags int32)
 	ch := make(chan result, 1)
 	go func() {
 		created, err := c.conn.Create(c.abs(p), data, flags, zk.WorldACL(zk.PermAll))
+		if err == nil && c.lostReplies != nil && c.lostReplies("create", p) {
+			created, err = "", zk.ErrConnectionClosed
+		}
 		ch <- result{created, err}
 	}()
 	select {

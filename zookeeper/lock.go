@@ -127,15 +127,62 @@ func (c *Client) newContender(ctx context.Context, lockPath, prefix string, data
 }
 
 // removeContender deletes a contender, tolerating its absence, even after
-// ctx ended.
+// ctx ended. A delete whose answer was lost (the connection dropped) is sent again
+// until it is answered or the cleanup time runs out: a contender left behind would
+// hold its lock for as long as our session lives.
 func (c *Client) removeContender(ctx context.Context, lockPath, name string) error {
 	ctx, cancel := cleanupContext(ctx)
 	defer cancel()
-	err := c.delete(ctx, lockPath+"/"+name, -1)
-	if err != nil && !errors.Is(err, zk.ErrNoNode) {
-		return err
+	for {
+		err := c.delete(ctx, lockPath+"/"+name, -1)
+		if err == nil || errors.Is(err, zk.ErrNoNode) {
+			return nil
+		}
+		if !replyLost(err) || !sleepCtx(ctx, lostReplyRetry) {
+			return err
+		}
 	}
-	return nil
+}
+
+// findContender returns our contender in lockPath (the child named with prefix), or
+// "" when there is none.
+func (c *Client) findContender(ctx context.Context, lockPath, prefix string) (string, error) {
+	children, err := c.children(ctx, lockPath)
+	if errors.Is(err, zk.ErrNoNode) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, ch := range children {
+		if strings.HasPrefix(ch, prefix) {
+			return ch, nil
+		}
+	}
+	return "", nil
+}
+
+// lostReplyRetry is the pause between attempts to learn the outcome of a request
+// whose answer was lost.
+const lostReplyRetry = 200 * time.Millisecond
+
+// replyLost reports whether err leaves open whether the server applied the request:
+// the connection dropped (or no server could be reached) before the answer came.
+func replyLost(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
+		errors.Is(err, zk.ErrSessionMoved)
+}
+
+// sleepCtx waits d, or less when ctx ends first; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // newContenderPrefix returns "<uuid4 hex>__lock__", kazoo's contender name
@@ -167,6 +214,35 @@ func (c *Client) NewLock(path, identifier string) *Lock {
 
 // Path returns the lock directory.
 func (l *Lock) Path() string { return l.path }
+
+// contend creates our contender and returns its name. When the create's answer was
+// lost (the connection dropped, for instance while the ensemble changed leader), the
+// contender may exist all the same, holding or queueing for the lock under our
+// session: as kazoo does, it is looked for by its unique prefix once the ensemble
+// answers again, and taken as ours when found.
+func (l *Lock) contend(ctx context.Context) (string, error) {
+	name, err := l.c.newContender(ctx, l.path, l.prefix, l.identifier)
+	if err == nil || !replyLost(err) {
+		return name, err
+	}
+	fctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	for {
+		found, ferr := l.c.findContender(fctx, l.path, l.prefix)
+		if ferr == nil {
+			if found != "" {
+				l.c.log.Info("lock contender created without an answer found again", "path", l.path, "contender", found)
+				return found, nil
+			}
+			return "", err // the create was not applied
+		}
+		if !replyLost(ferr) || !sleepCtx(fctx, lostReplyRetry) {
+			l.c.log.Warn("lock contender whose create lost its answer not looked up; it may hold the lock until the session ends",
+				"path", l.path, "prefix", l.prefix, "error", ferr)
+			return "", err
+		}
+	}
+}
 
 // errContenderGone reports that our own contender vanished (session loss).
 var errContenderGone = errors.New("lock contender vanished")
@@ -200,7 +276,7 @@ func (l *Lock) TryAcquire(ctx context.Context) (bool, error) {
 		}
 	}
 	for range 3 {
-		name, err := l.c.newContender(ctx, l.path, l.prefix, l.identifier)
+		name, err := l.contend(ctx)
 		if err != nil {
 			return false, fmt.Errorf("locking %s: %w", l.path, err)
 		}
@@ -246,7 +322,7 @@ func (l *Lock) Acquire(ctx context.Context, timeout time.Duration) error {
 	}
 	for {
 		if l.node == "" {
-			name, err := l.c.newContender(ctx, l.path, l.prefix, l.identifier)
+			name, err := l.contend(ctx)
 			if err != nil {
 				return fmt.Errorf("locking %s: %w", l.path, err)
 			}

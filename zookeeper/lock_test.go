@@ -3,7 +3,10 @@ package zookeeper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,5 +213,61 @@ func TestLockNotHeldAfterSessionExpiry(t *testing.T) {
 	}
 	if ok, err := l.TryAcquire(ctx); err != nil || !ok {
 		t.Fatalf("re-acquiring in the new session: %v %v", ok, err)
+	}
+}
+
+// A create or delete whose answer is lost (the connection drops after the server applied
+// it, as when the ensemble changes leader) leaves no contender behind: one created without
+// an answer is found again by its prefix and used, one deleted without an answer is not
+// reported as still there.
+func TestLockRepliesLost(t *testing.T) {
+	tests := []struct {
+		name    string
+		op      string
+		acquire func(ctx context.Context, l *Lock) error
+	}{
+		{"TryAcquire, create answer lost", "create", func(ctx context.Context, l *Lock) error {
+			ok, err := l.TryAcquire(ctx)
+			if err == nil && !ok {
+				err = errors.New("not acquired")
+			}
+			return err
+		}},
+		{"Acquire, create answer lost", "create", func(ctx context.Context, l *Lock) error { return l.Acquire(ctx, 5*time.Second) }},
+		{"Release, delete answer lost", "delete", func(ctx context.Context, l *Lock) error { return l.Acquire(ctx, 5*time.Second) }},
+	}
+	z := newTestZK(t)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			a, b := z.connect(t), z.connect(t)
+			path := RequestLockPath(fmt.Sprintf("300-000000010%d", i))
+			if err := a.ensureLockDir(ctx, path); err != nil {
+				t.Fatal(err)
+			}
+			var lost atomic.Int32
+			a.lostReplies = func(op, p string) bool {
+				return op == tc.op && strings.HasPrefix(p, path+"/") && lost.Add(1) == 1
+			}
+			la := a.NewLock(path, "holder-a")
+			if err := tc.acquire(ctx, la); err != nil {
+				t.Fatalf("acquiring: %v (contenders %v)", err, contenderNames(t, a, path))
+			}
+			if names := contenderNames(t, a, path); len(names) != 1 {
+				t.Fatalf("contenders %v, want exactly ours", names)
+			}
+			if err := la.Release(ctx); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			if lost.Load() == 0 {
+				t.Fatalf("no %s answer was lost", tc.op)
+			}
+			if names := contenderNames(t, a, path); len(names) != 0 {
+				t.Fatalf("contenders %v after release, want none", names)
+			}
+			if ok, err := b.NewLock(path, "holder-b").TryAcquire(ctx); err != nil || !ok {
+				t.Fatalf("another session's TryAcquire after release: %v %v", ok, err)
+			}
+		})
 	}
 }
