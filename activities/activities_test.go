@@ -1026,3 +1026,31 @@ func TestCreateStepMarksTheNodeReady(t *testing.T) {
 		})
 	}
 }
+
+// A pool of ours that offers every label but cannot serve the request declines it at
+// once, while a pool of ours lacking a label defers to another launcher's pool: the other
+// launchers yield to a pool that offers the labels until it declines.
+func TestPlanDeclinesWhatOurPoolsCannotServeBeforeDeferring(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const upstream = "upstream-PoolWorker.fake-main"
+	_, err := f.zk.RegisterPool(ctx, zookeeper.PoolComponent{Hostname: "up", ID: upstream, Kind: "pool",
+		ProviderName: "fake", SupportedLabels: []string{"large"}, Priority: 100})
+	require.NoError(t, err)
+	// Five nodes: more than main's max-servers; the disabled pool lacks "large".
+	id := f.submit(t, "large", "large", "large", "large", "large")
+	p := f.plan(t, id)
+	require.Equal(t, DecisionDefer, p.Decision, "another launcher's pool offers the labels")
+	req, err := f.zk.GetRequest(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, zookeeper.StateRequested, req.State)
+	require.Equal(t, []string{poolID}, req.DeclinedBy, "main offers the label but cannot serve five nodes: it declines now")
+	locked, _, err := f.zk.LockHolder(ctx, zookeeper.RequestLockPath(id))
+	require.NoError(t, err)
+	require.False(t, locked, "the request is left unlocked")
+
+	require.Equal(t, DecisionDefer, f.plan(t, id).Decision, "planned again, it still defers")
+	req, err = f.zk.GetRequest(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, []string{poolID}, req.DeclinedBy, "declined once")
+}

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -75,8 +76,8 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 		idx  int
 	}
 	var candidates []candidate
-	var open []string // our pools that have not declined yet
-	lacking := false  // a pool of ours lacks a requested label
+	var open []string          // our pools that have not declined yet
+	lacks := map[string]bool{} // the pools of ours that lack a requested label
 	reasons := map[string]string{}
 	idx := 0
 	for pi := range a.settings.Providers {
@@ -91,12 +92,14 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 				continue
 			}
 			open = append(open, pool.ID)
+			if !offersAll(pool, req.NodeTypes) {
+				lacks[pool.ID] = true
+			}
 			switch {
 			case pool.MaxServers == 0:
 				reasons[pool.ID] = "pool is disabled by max-servers"
 			case !offersAll(pool, req.NodeTypes):
 				reasons[pool.ID] = fmt.Sprintf("node type(s) %v not available", missing(pool, req.NodeTypes))
-				lacking = true
 			default:
 				candidates = append(candidates, candidate{prov, pool, idx})
 			}
@@ -188,11 +191,29 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 		}
 		return plan, nil
 	}
-	if lacking {
+	if len(lacks) > 0 {
 		if p, ok := canServe(others, req); ok {
 			// A pool of ours lacks a label, but another launcher's online pool offers
 			// them all and has not declined: leave the request to it, as Nodepool's
-			// pools do, and decline only once no such pool is left.
+			// pools do, and decline only once no such pool is left. Our pools that offer
+			// every label but cannot serve the request decline it now: the other
+			// launchers count them as candidates and yield to them until they do.
+			var cannot []string
+			for _, id := range open {
+				if !lacks[id] && reasons[id] != "" {
+					cannot = append(cannot, id)
+				}
+			}
+			if len(cannot) > 0 && !resume {
+				var why []string
+				for _, id := range cannot {
+					why = append(why, id+": "+reasons[id])
+				}
+				if _, err := a.DeclineRequest(ctx, DeclineInput{RequestID: in.RequestID,
+					Owner: cmp.Or(in.Owner, "plan/"+in.RequestID), PoolIDs: cannot, Reason: strings.Join(why, "; ")}); err != nil {
+					return Plan{}, err
+				}
+			}
 			return Plan{Decision: DecisionDefer, DeclinePools: open,
 				Reason: fmt.Sprintf("node type(s) not offered here; pool %s of another launcher can serve the request", p.ID)}, nil
 		}
