@@ -187,7 +187,7 @@ func TestZooKeeperFromSecureFileOnly(t *testing.T) {
 			"testdata/secure/bad-zookeeper.yaml:6: zookeeper-tls.ca: is required when zookeeper-tls is present (cert, key and ca)",
 		}},
 		{name: "an empty list in the secure file gives no servers", secure: "testdata/secure/empty-zookeeper.yaml", problems: []string{
-			main + ":2: zookeeper-servers: at least one server is required",
+			main + ":2: zookeeper-servers: at least one server is required, in this file or in the secure file testdata/secure/empty-zookeeper.yaml",
 		}},
 		{name: "no secure file", problems: []string{
 			main + ":2: zookeeper-servers: at least one server is required",

@@ -225,7 +225,11 @@ func (c *Config) problems() []Problem {
 
 func (c *Config) validateZooKeeper(v *validator, root Pos) {
 	if len(c.ZooKeeperServers) == 0 {
-		v.add(root.problem(KeyZooKeeperServers, "at least one server is required"))
+		if c.SecurePath != "" {
+			v.add(root.problem(KeyZooKeeperServers, "at least one server is required, in this file or in the secure file %s", c.SecurePath))
+		} else {
+			v.add(root.problem(KeyZooKeeperServers, "at least one server is required"))
+		}
 	}
 	for i, s := range c.ZooKeeperServers {
 		v.required(s.Pos, KeyHost, s.Host)
