@@ -812,17 +812,19 @@ type ledgerSignals struct {
 	mu      sync.Mutex
 	fail    error
 	started []string // signal-with-start: "<workflow id> <signal>"
+	queues  []string // signal-with-start: the task queue a ledger would start on
 	sent    []string // signal: "<workflow id> <signal>"
 	args    []any
 }
 
-func (l *ledgerSignals) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, _ client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
+func (l *ledgerSignals) SignalWithStartWorkflow(_ context.Context, id, signal string, arg any, opts client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
 		return nil, l.fail
 	}
 	l.started = append(l.started, id+" "+signal)
+	l.queues = append(l.queues, opts.TaskQueue)
 	l.args = append(l.args, arg)
 	return nil, nil
 }
@@ -888,6 +890,7 @@ func TestPlanAndAcceptSignalTheLedger(t *testing.T) {
 				require.Equal(t, len(tc.wantStarted) > 0, plan.Acquired)
 				require.Equal(t, tc.wantStarted, sig.started)
 				if len(tc.wantStarted) > 0 {
+					require.Equal(t, []string{"tq-ledger"}, sig.queues, "ledgers start on their own task queue")
 					acq := sig.args[0].(LedgerAcquire)
 					require.Equal(t, plan.Acquire(target.Holder, target.Chain, id), acq)
 				}

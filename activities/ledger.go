@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -108,9 +109,14 @@ func (a *Activities) signalLedger(ctx context.Context, in SignalLedgerInput) err
 	if a.temporal == nil {
 		return invalidConfig("no Temporal client configured for signalling ledgers")
 	}
-	info := activity.GetInfo(ctx)
+	// Ledgers run on a task queue of their own (a running ledger keeps the queue it
+	// was started on).
+	tq := activity.GetInfo(ctx).TaskQueue
+	if in.StartInput.TaskQueue != "" {
+		tq = names.LedgerTaskQueue(in.StartInput.TaskQueue)
+	}
 	_, err := a.temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.Signal, in.Payload.arg(),
-		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: info.TaskQueue},
+		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: tq},
 		in.WorkflowType, in.StartInput)
 	if err != nil {
 		return fmt.Errorf("signalling ledger %s: %w", in.WorkflowID, err)

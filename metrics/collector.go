@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
@@ -54,6 +56,8 @@ type CollectorOptions struct {
 type Collector struct {
 	opts CollectorOptions
 	log  *slog.Logger
+	// mirrored holds the mirrors while this process reports.
+	mirrored atomic.Pointer[mirrors]
 }
 
 // NewCollector returns a Collector.
@@ -131,9 +135,16 @@ func (c *Collector) report(ctx context.Context, lock *zookeeper.Lock) {
 	c.setReporter(true)
 	t := time.NewTicker(c.opts.Interval)
 	defer t.Stop()
+	// The records are mirrored from watches while this process reports: each is read
+	// when it changes, not every interval.
+	mctx, stopMirrors := context.WithCancel(ctx)
+	defer stopMirrors()
+	m := mirrors{requests: c.opts.ZK.MirrorRequests(mctx), nodes: c.opts.ZK.MirrorNodes(mctx)}
+	c.mirrored.Store(&m)
+	defer c.mirrored.Store(nil)
 	var lastFacts time.Time
 	for {
-		c.publishSnapshot(ctx)
+		c.publishSnapshot(ctx, m)
 		if c.opts.Prometheus != nil && c.opts.Facts != nil && !c.opts.Now().Before(lastFacts.Add(c.opts.FactsInterval)) {
 			c.publishFacts(ctx)
 			lastFacts = c.opts.Now()
@@ -163,11 +174,55 @@ func (c *Collector) setReporter(on bool) {
 	}
 }
 
-// publishSnapshot reads ZooKeeper and sends the node and request gauges.
-func (c *Collector) publishSnapshot(ctx context.Context) {
+// recordReads returns how many request and node records the reporter has read.
+func (c *Collector) recordReads() int64 {
+	m := c.mirrored.Load()
+	if m == nil {
+		return 0
+	}
+	return m.requests.Reads() + m.nodes.Reads()
+}
+
+// mirrors are the watched copies of the request and node trees the reporter uses.
+type mirrors struct {
+	requests *zookeeper.Mirror[*zookeeper.NodeRequest]
+	nodes    *zookeeper.Mirror[*zookeeper.Node]
+}
+
+// snapshot computes the gauges from the mirrors once they are complete, and reads
+// every record until then.
+func (m mirrors) snapshot(ctx context.Context, zk *zookeeper.Client, now time.Time) (*Snapshot, error) {
+	reqs, rok := m.requests.Records()
+	nodes, nok := m.nodes.Records()
+	if !rok || !nok {
+		return TakeSnapshot(ctx, zk, now)
+	}
+	pools, err := zk.ListPools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Compute(now, pools, sortedValues(nodes), sortedValues(reqs)), nil
+}
+
+// sortedValues returns the records of m in the order of their ids.
+func sortedValues[T any](m map[string]T) []T {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]T, len(ids))
+	for i, id := range ids {
+		out[i] = m[id]
+	}
+	return out
+}
+
+// publishSnapshot computes the node and request gauges and sends them.
+func (c *Collector) publishSnapshot(ctx context.Context, m mirrors) {
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	snap, err := TakeSnapshot(rctx, c.opts.ZK, c.opts.Now())
+	snap, err := m.snapshot(rctx, c.opts.ZK, c.opts.Now())
 	if err != nil {
 		if ctx.Err() == nil {
 			c.log.Warn("reading ZooKeeper for stats", "error", err)

@@ -322,3 +322,45 @@ func TestCollectorElection(t *testing.T) {
 	require.Eventually(t, func() bool { return reporting(other) }, 20*time.Second, 50*time.Millisecond)
 	assert.Equal(t, want, other.srv.gauges(t, want))
 }
+
+// The reporter reads a node or request record when it appears and when it changes, not
+// every interval: its ZooKeeper reads grow with changes, not with the records.
+func TestCollectorReadsRecordsOnlyWhenTheyChange(t *testing.T) {
+	addr, chroot := testenv.ZooKeeperChroot(t)
+	zk := zkClient(t, addr, chroot)
+	seed(t, zk)
+	prom := NewPrometheus()
+	scrape := newScraper(t, prom)
+	c := NewCollector(CollectorOptions{ZK: zk, Prometheus: prom, Identifier: "h-1",
+		Interval: 50 * time.Millisecond, FactsInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	require.Eventually(t, func() bool {
+		return slices.Contains(scrape.samples(t, "nodepool_requests{"), `nodepool_requests{state="pending"} 1`)
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return c.recordReads() >= 9 }, 20*time.Second, 50*time.Millisecond,
+		"each of 6 nodes and 3 requests read once")
+	time.Sleep(200 * time.Millisecond)
+	before := c.recordReads()
+	time.Sleep(500 * time.Millisecond) // ten intervals
+	require.Equal(t, before, c.recordReads(), "unchanged records are not read again")
+
+	ids, err := zk.ListRequests(context.Background())
+	require.NoError(t, err)
+	for _, id := range ids {
+		r, err := zk.GetRequest(context.Background(), id)
+		require.NoError(t, err)
+		if r.State == zookeeper.StatePending {
+			r.State = zookeeper.StateFulfilled
+			require.NoError(t, zk.UpdateRequest(context.Background(), r))
+		}
+	}
+	require.Eventually(t, func() bool {
+		return slices.Contains(scrape.samples(t, "nodepool_requests{"), `nodepool_requests{state="fulfilled"} 1`)
+	}, 20*time.Second, 50*time.Millisecond, "the change is reported")
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, before+1, c.recordReads(), "one change, one read")
+}

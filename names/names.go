@@ -40,6 +40,13 @@ func MinReadyWorkflowID(taskQueue string) string {
 	return taskQueue + "/min-ready"
 }
 
+// LedgerTaskQueue returns the task queue of the pool ledgers' workflow tasks and
+// activities: apart from the request workflows', so that a ledger's answers do not
+// queue behind a burst of request workflow tasks.
+func LedgerTaskQueue(taskQueue string) string {
+	return taskQueue + "-ledger"
+}
+
 // ProviderTaskQueue returns the task queue for a provider's driver steps.
 func ProviderTaskQueue(taskQueue, provider string) string {
 	return taskQueue + "-provider-" + provider

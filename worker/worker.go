@@ -230,7 +230,13 @@ func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, act
 	main.RegisterWorkflowWithOptions(workflows.LeakSweep, workflow.RegisterOptions{Name: workflows.SweepWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.MinReady, workflow.RegisterOptions{Name: workflows.MinReadyWorkflowType})
 	main.RegisterActivity(acts)
-	out := []tworker.Worker{main}
+	// Pool ledgers answer every request's acquire: their workflow tasks get a task
+	// queue of their own, so that they do not wait behind a burst of request workflow
+	// tasks. Ledgers started before this queue existed keep running on the main one.
+	ledgers := tworker.New(tc, names.LedgerTaskQueue(s.TaskQueue), tworker.Options{WorkerStopTimeout: stop, Interceptors: intercept})
+	ledgers.RegisterWorkflowWithOptions(workflows.PoolLedger, workflow.RegisterOptions{Name: workflows.LedgerWorkflowType})
+	ledgers.RegisterActivity(acts)
+	out := []tworker.Worker{main, ledgers}
 	for i := range cfg.Providers {
 		p := &cfg.Providers[i]
 		// Driver steps of a provider run on their own task queue, whose activity rate

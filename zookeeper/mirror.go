@@ -1,0 +1,176 @@
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Mirror keeps the decoded records of one tree (node requests, or nodes) up to date
+// from ZooKeeper watches: the tree's listing is watched, and each record has a data
+// watch, so a record is read when it appears and each time it changes, and never
+// otherwise. Readers that need every record every few seconds (the stats reporter)
+// cost ZooKeeper as much as the records change, not as much as there are records.
+//
+// A record that cannot be decoded is left out until it changes into one that can; a
+// record whose read fails for another reason (ZooKeeper unreachable) keeps its last
+// value and is read again with a backoff. After a reconnect the listing is read again
+// and every data watch fires, so nothing missed while disconnected stays stale.
+type Mirror[T any] struct {
+	c    *Client
+	root string
+	read func(ctx context.Context, id string) (T, <-chan zk.Event, error)
+
+	mu      sync.Mutex
+	recs    map[string]T
+	listed  bool
+	pending int // records listed but not read once yet
+	reads   atomic.Int64
+}
+
+// MirrorRequests returns a mirror of the node requests, kept until ctx ends.
+func (c *Client) MirrorRequests(ctx context.Context) *Mirror[*NodeRequest] {
+	m := &Mirror[*NodeRequest]{c: c, root: RequestsPath, read: c.GetRequestW, recs: map[string]*NodeRequest{}}
+	go m.run(ctx)
+	return m
+}
+
+// MirrorNodes returns a mirror of the node records, kept until ctx ends.
+func (c *Client) MirrorNodes(ctx context.Context) *Mirror[*Node] {
+	read := func(ctx context.Context, id string) (*Node, <-chan zk.Event, error) {
+		n, _, watch, err := c.GetNodeW(ctx, id)
+		return n, watch, err
+	}
+	m := &Mirror[*Node]{c: c, root: NodesPath, read: read, recs: map[string]*Node{}}
+	go m.run(ctx)
+	return m
+}
+
+// Records returns the records as last read, by id, and whether the mirror is
+// complete: the tree has been listed and every listed record read once.
+func (m *Mirror[T]) Records() (map[string]T, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]T, len(m.recs))
+	for id, r := range m.recs {
+		out[id] = r
+	}
+	return out, m.listed && m.pending == 0
+}
+
+// Reads returns how many record reads the mirror has made.
+func (m *Mirror[T]) Reads() int64 { return m.reads.Load() }
+
+// mirrorRetryMax bounds the backoff between reads of a record ZooKeeper did not answer.
+const mirrorRetryMax = 10 * time.Second
+
+func (m *Mirror[T]) run(ctx context.Context) {
+	watches := map[string]context.CancelFunc{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, cancel := range watches {
+			cancel()
+		}
+		wg.Wait()
+	}()
+	for ev := range m.c.WatchChildren(ctx, m.root) {
+		current := make(map[string]bool, len(ev.Children))
+		for _, id := range ev.Children {
+			current[id] = true
+		}
+		m.mu.Lock()
+		for id, cancel := range watches {
+			if !current[id] {
+				cancel()
+				delete(watches, id)
+				delete(m.recs, id)
+			}
+		}
+		for _, id := range ev.Children {
+			if _, ok := watches[id]; ok || (m.root == RequestsPath && !IsNodepoolRequestID(id)) {
+				continue
+			}
+			wctx, cancel := context.WithCancel(ctx)
+			watches[id] = cancel
+			m.pending++
+			wg.Add(1)
+			go func() { defer wg.Done(); m.follow(wctx, id) }()
+		}
+		m.listed = true
+		m.mu.Unlock()
+	}
+}
+
+// follow reads record id and again each time its data watch fires, until the record
+// is deleted or ctx ends (it is no longer listed).
+func (m *Mirror[T]) follow(ctx context.Context, id string) {
+	first := true
+	done := func() {
+		if first {
+			first = false
+			m.mu.Lock()
+			m.pending--
+			m.mu.Unlock()
+		}
+	}
+	defer done()
+	retry := watchRetryMin
+	for ctx.Err() == nil {
+		rec, watch, err := m.read(ctx, id)
+		m.reads.Add(1)
+		if ctx.Err() != nil {
+			return
+		}
+		var derr *DecodeError
+		switch {
+		case errors.Is(err, ErrNotFound):
+			m.mu.Lock()
+			delete(m.recs, id)
+			m.mu.Unlock()
+			return // the next listing forgets it
+		case errors.As(err, &derr):
+			m.mu.Lock()
+			delete(m.recs, id)
+			m.mu.Unlock()
+		case err != nil:
+			// ZooKeeper unreachable: keep the last value and try again.
+			done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retry):
+			}
+			retry = min(2*retry, mirrorRetryMax)
+			continue
+		default:
+			m.mu.Lock()
+			m.recs[id] = rec
+			m.mu.Unlock()
+		}
+		done()
+		retry = watchRetryMin
+		if watch == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(mirrorRetryMax):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-watch:
+			if ev.Type == zk.EventNodeDeleted {
+				m.mu.Lock()
+				delete(m.recs, id)
+				m.mu.Unlock()
+				return
+			}
+		}
+	}
+}
