@@ -74,7 +74,10 @@ func TestMirrorReadsOnlyChanges(t *testing.T) {
 			if _, err := c.set(ctx, RequestPath(badID), data, -1); err != nil {
 				t.Fatal(err)
 			}
-		}, 1, func(recs map[string]*NodeRequest) bool { r := recs[badID]; return r != nil && r.NodeTypes[0] == "large" }},
+		}, 1, func(recs map[string]*NodeRequest) bool {
+			r := recs[badID]
+			return r != nil && r.NodeTypes[0] == "large"
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
