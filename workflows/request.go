@@ -17,15 +17,18 @@ import (
 // Request workflow tuning.
 const (
 	// capacityWatchdog is how often a request waiting for capacity checks that its
-	// request still exists (in case the poller's request-deleted signal was missed).
-	capacityWatchdog = time.Minute
-	// reacquireRounds is how many watchdog rounds pass between repeated acquires, in
-	// case a ledger lost its state (an operator reset it): rare enough that 10,000
-	// waiting requests cost the ledger a few signals a second.
-	reacquireRounds = 15
-	// waitRounds is how many watchdog rounds a waiting run lasts before it continues
-	// as new, which keeps the history of a request that waits for days short.
-	waitRounds = 120
+	// request still exists, in case the poller's request-deleted signal was missed (the
+	// poller watches every request and re-reads them every few minutes, so this is a
+	// second safety net). Every waiting request wakes once per period: with 10,000
+	// waiting, five minutes cost the server about 33 workflow tasks a second.
+	capacityWatchdog = 5 * time.Minute
+	// reacquireRounds is how many watchdog rounds pass between repeated acquires (15
+	// minutes), in case a ledger lost its state (an operator reset it): rare enough
+	// that 10,000 waiting requests cost the ledger about ten signals a second.
+	reacquireRounds = 3
+	// waitRounds is how many watchdog rounds a waiting run lasts (two hours) before it
+	// continues as new, which keeps the history of a request that waits for days short.
+	waitRounds = 24
 	// quotaBackoff is the wait after a cloud quota error before relaunching.
 	quotaBackoff = 10 * time.Second
 	// maxQuotaAborts bounds relaunches after cloud quota errors, which do not count as
