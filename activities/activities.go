@@ -45,6 +45,10 @@ type Activities struct {
 	poolsAt time.Time
 	// releases batches the ledger releases of deletions that finish together.
 	releases releaseBatcher
+	// nodes, when set, mirrors the node records from watches: activities that look at
+	// every node (planning's ready nodes, pool usage, min-ready, tenant limits) read it
+	// instead of every record.
+	nodes *zookeeper.Mirror[*zookeeper.Node]
 }
 
 // Option changes an Activities value built by New.
@@ -52,6 +56,12 @@ type Option func(*Activities)
 
 // WithRecorder sends counts (leaked resources deleted) to a metrics recorder.
 func WithRecorder(r metrics.Recorder) Option { return func(a *Activities) { a.recorder = r } }
+
+// WithNodeMirror makes the activities read the node records from m (once m has read
+// every node) rather than reading every record each time they need them all.
+func WithNodeMirror(m *zookeeper.Mirror[*zookeeper.Node]) Option {
+	return func(a *Activities) { a.nodes = m }
+}
 
 // WithClock replaces the clock, for tests.
 func WithClock(now func() time.Time) Option { return func(a *Activities) { a.now = now } }

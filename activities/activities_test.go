@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -1056,4 +1057,39 @@ func TestPlanDeclinesWhatOurPoolsCannotServeBeforeDeferring(t *testing.T) {
 	req, err = f.zk.GetRequest(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, []string{poolID}, req.DeclinedBy, "declined once")
+}
+
+// With a node mirror, the activities that look at every node read the mirror, and
+// follow the records as they change.
+func TestForEachNodeReadsTheMirror(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newFixture(t)
+	var ids []string
+	for range 3 {
+		id, err := f.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeReady, Provider: "sim", Pool: "main", Type: zookeeper.Labels{"small"}})
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	m := f.zk.MirrorNodes(ctx)
+	acts := New(f.zk, f.acts.drivers, f.acts.settings, nil, nil, WithNodeMirror(m))
+	require.Eventually(t, func() bool { _, ok := m.Records(); return ok }, 10*time.Second, 10*time.Millisecond)
+	reads := m.Reads()
+	visit := func() []string {
+		var seen []string
+		require.NoError(t, acts.forEachNode(ctx, func(n *zookeeper.Node) { seen = append(seen, n.ID+" "+string(n.State)) }))
+		return seen
+	}
+	for range 5 {
+		require.Equal(t, []string{ids[0] + " ready", ids[1] + " ready", ids[2] + " ready"}, visit())
+	}
+	require.Equal(t, reads, m.Reads(), "no record read again")
+
+	n, err := f.zk.GetNode(ctx, ids[1])
+	require.NoError(t, err)
+	n.State = zookeeper.NodeUsed
+	require.NoError(t, f.zk.UpdateNode(ctx, n))
+	require.Eventually(t, func() bool {
+		return slices.Equal([]string{ids[0] + " ready", ids[1] + " used", ids[2] + " ready"}, visit())
+	}, 10*time.Second, 10*time.Millisecond)
 }

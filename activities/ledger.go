@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -75,9 +76,24 @@ func (a *Activities) chainRunning(ctx context.Context, workflowID, chain string)
 	return strings.HasSuffix(info.GetFirstRunId(), chain), nil
 }
 
-// forEachNode calls fn for every readable node. Nodes that vanish while listed and
-// malformed znodes are skipped; any other read error ends the scan.
+// forEachNode calls fn for every readable node, in the order of their ids: from the
+// node mirror once it is complete (fn must not change the node), else by reading each
+// record. Nodes that vanish while listed and malformed znodes are skipped; any other
+// read error ends the scan.
 func (a *Activities) forEachNode(ctx context.Context, fn func(*zookeeper.Node)) error {
+	if a.nodes != nil {
+		if recs, complete := a.nodes.Records(); complete {
+			ids := make([]string, 0, len(recs))
+			for id := range recs {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				fn(recs[id])
+			}
+			return nil
+		}
+	}
 	ids, err := a.zk.ListNodes(ctx)
 	if err != nil {
 		return fmt.Errorf("listing nodes: %w", err)

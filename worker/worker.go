@@ -142,7 +142,9 @@ func Run(ctx context.Context, opts Options) error {
 		if err := restoreStaticClaims(ctx, zk, drv, logger); err != nil {
 			return err
 		}
-		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"), activities.WithRecorder(rec))
+		// Activities that look at every node read them from a mirror kept by watches.
+		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"), activities.WithRecorder(rec),
+			activities.WithNodeMirror(zk.MirrorNodes(ctx)))
 		// The workers' client carries the metrics handler through which workflows
 		// record launch attempts (metrics.SDKHandler); it shares tc's connection.
 		wc, err := client.NewClientFromExisting(tc, client.Options{Namespace: cfg.Temporal.Namespace,
