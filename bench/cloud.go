@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -13,8 +14,11 @@ import (
 // simCallKinds are the simcloud counters that count API calls.
 var simCallKinds = []string{sim.CallCreate, sim.CallDescribe, sim.CallDelete, sim.CallList, sim.CallLimits}
 
+// errNoCloudAPI is cloudCalls' answer for the static driver, which calls no cloud.
+var errNoCloudAPI = errors.New("the static driver calls no cloud API")
+
 // cloudCalls returns the cloud's API call counts by operation: the simcloud's /stats
-// call counters, or ec2sim's /_stats calls by action.
+// call counters, or the /_stats calls by operation of ec2sim or ossim.
 func cloudCalls(ctx context.Context, driver, baseURL string) (map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -29,7 +33,9 @@ func cloudCalls(ctx context.Context, driver, baseURL string) (map[string]int64, 
 			out[k] = st[k]
 		}
 		return out, nil
-	case driverAWS:
+	case driverStatic:
+		return nil, errNoCloudAPI
+	case driverAWS, driverOpenStack:
 		var st struct {
 			Calls map[string]int64 `json:"calls"`
 		}

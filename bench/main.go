@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	bootSteps := fs.String("boot-steps", "0.5,1.5", "latency scenario: the cloud's boot step latencies in seconds, comma separated")
-	scenarios := fs.String("scenarios", "latency,burst", "scenarios to run, comma separated: latency, burst, waiting (--waiting alone runs only waiting)")
+	scenarios := fs.String("scenarios", "latency,burst", "scenarios to run, comma separated: latency, burst, waiting, cost, reuse (--waiting or --cost alone runs only those)")
 	fs.IntVar(&o.Waiting, "waiting", 0, "waiting scenario: requests left waiting at a pool of tiny capacity (0 = scenario off)")
 	fs.IntVar(&o.WaitingCapacity, "waiting-max-servers", 2, "waiting scenario: the pool's max-servers")
 	fs.DurationVar(&o.WaitingWindow, "waiting-window", time.Minute, "waiting scenario: idle window measured while the requests wait")
@@ -74,8 +74,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	costSizes := fs.String("cost", "", "cost scenario: burst sizes, comma separated (e.g. 1,10,100,1000); --cost alone runs only this scenario")
 	fs.IntVar(&o.WaitingServe, "waiting-serve", 20, "waiting scenario: requests served, and their order checked, as capacity frees")
 	fs.BoolVar(&o.Quick, "quick", false, fmt.Sprintf("short run: %d sequential and %d burst requests (unless set explicitly)", quickRequests, quickBurst))
-	fs.StringVar(&o.Driver, "driver", driverSim, "launcher driver: sim (against bin/simcloud) or aws (against bin/ec2sim)")
-	fs.IntVar(&o.Requests, "requests", 20, "latency scenario: number of sequential single-node requests")
+	fs.StringVar(&o.Driver, "driver", driverSim, "launcher driver: sim (against bin/simcloud), aws (against bin/ec2sim), openstack (against bin/ossim) or static (loopback hosts, no cloud)")
+	fs.IntVar(&o.Requests, "requests", 20, "latency and reuse scenarios: number of sequential single-node requests")
+	fs.IntVar(&o.MinReady, "min-ready", 5, "reuse scenario: the label's min-ready (ready nodes kept for reuse)")
+	fs.IntVar(&o.StaticHosts, "static-hosts", 0, "static driver: hosts (127.0.0.2, 127.0.0.3, ...) with one slot each (0 = the scenario's max-servers)")
 	fs.IntVar(&o.Burst, "burst", 200, "burst scenario: number of single-node requests submitted at once")
 	fs.Float64Var(&o.BurstBoot, "burst-boot", 0.1, "burst scenario: the cloud's boot time in seconds (one boot step)")
 	fs.Float64Var(&o.DeleteLatency, "delete-latency", 0.1, "the cloud's instance deletion time in seconds")
@@ -85,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.DeleteInterval, "delete-interval", 5, "launcher delete-interval: period of the full request and node scan, seconds")
 	fs.Float64Var(&o.Rate, "rate", 0, "provider rate: driver steps per second across workers (0 = unlimited)")
 	fs.IntVar(&o.MaxServers, "max-servers", 0, "burst scenario: pool max-servers (0 = the burst size, at least 200)")
-	fs.StringVar(&o.BinDir, "bin", "bin", "directory with temporal-dev, simcloud, ec2sim and nodepool-launcher")
+	fs.StringVar(&o.BinDir, "bin", "bin", "directory with temporal-dev, simcloud, ec2sim, ossim and nodepool-launcher")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.JSONOut, "json-out", "", "also write the JSON report to this file")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory (configuration, logs) after a successful run")
@@ -133,16 +135,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	for s := range strings.SplitSeq(list, ",") {
 		s = strings.TrimSpace(s)
-		if !slices.Contains([]string{latencyScenario, burstScenario, waitingScenario, costScenario}, s) {
-			return o, fmt.Errorf("unknown scenario %q (want %s, %s, %s or %s)", s, latencyScenario, burstScenario, waitingScenario, costScenario)
+		if !slices.Contains([]string{latencyScenario, burstScenario, waitingScenario, costScenario, reuseScenario}, s) {
+			return o, fmt.Errorf("unknown scenario %q (want %s, %s, %s, %s or %s)", s, latencyScenario, burstScenario, waitingScenario, costScenario, reuseScenario)
 		}
 		if !slices.Contains(o.Scenarios, s) {
 			o.Scenarios = append(o.Scenarios, s)
 		}
 	}
 	var problems []error
-	if o.Driver != driverSim && o.Driver != driverAWS {
-		problems = append(problems, fmt.Errorf("--driver: want %s or %s, got %q", driverSim, driverAWS, o.Driver))
+	if !slices.Contains(drivers, o.Driver) {
+		problems = append(problems, fmt.Errorf("--driver: want %s, %s, %s or %s, got %q", driverSim, driverAWS, driverOpenStack, driverStatic, o.Driver))
 	}
 	for _, c := range []struct {
 		name string
@@ -165,6 +167,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		{"--waiting-serve must be at least 1", o.WaitingServe >= 1},
 		{"--cluster runs the sim driver only", !o.Cluster || o.Driver == driverSim},
 		{"the cost scenario needs --cost", len(o.CostSizes) > 0 || !slices.Contains(o.Scenarios, costScenario)},
+		{"--min-ready must be at least 1", o.MinReady >= 1},
+		{"--static-hosts must not be negative", o.StaticHosts >= 0},
+		{"--driver static runs one launcher process (its slot claims live in one worker's memory)", o.Driver != driverStatic || o.Workers == 1},
+		{"the reuse scenario does not run with --cluster", !o.Cluster || !slices.Contains(o.Scenarios, reuseScenario)},
 		{"--timeout must be positive", o.Timeout > 0},
 	} {
 		if !c.ok {
@@ -309,6 +315,8 @@ func (o *options) resolvePaths() error {
 		need = append(need, filepath.Join(o.BinDir, "simcloud"))
 	case driverAWS:
 		need = append(need, filepath.Join(o.BinDir, "ec2sim"))
+	case driverOpenStack:
+		need = append(need, filepath.Join(o.BinDir, "ossim"))
 	}
 	var missing []string
 	for _, p := range need {
@@ -345,6 +353,21 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 		sc.BootSteps = []float64{o.BurstBoot}
 		maxServers = o.WaitingCapacity
 		sc.Description = fmt.Sprintf("%d single-node requests waiting at max-servers %d: the idle launcher's cost, then the order of service as capacity frees", o.Waiting, o.WaitingCapacity)
+	case reuseScenario:
+		sc.BootSteps = o.BootSteps
+		maxServers = max(maxServers, o.MinReady+2)
+		sc.MinReady = o.MinReady
+		sc.Description = fmt.Sprintf("%d single-node requests one after another, each while min-ready %d ready nodes exist; each node is returned and deleted, and min-ready restored, before the next", o.Requests, o.MinReady)
+	}
+	if o.Driver == driverStatic {
+		// Static hosts exist already: nothing boots, nothing is called.
+		sc.BootSteps = []float64{}
+		sc.NoCloudAPI = true
+		sc.StaticHosts = o.StaticHosts
+		if sc.StaticHosts == 0 {
+			sc.StaticHosts = maxServers
+		}
+		maxServers = min(maxServers, sc.StaticHosts)
 	}
 	sc.BootSeconds = sum(sc.BootSteps)
 	sc.MaxServers = maxServers
@@ -361,6 +384,7 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 		Workers: o.Workers, BootSteps: sc.BootSteps, DeleteLatency: o.DeleteLatency, MaxServers: maxServers,
 		PollInterval: o.PollInterval, DeleteInterval: o.DeleteInterval, Rate: o.Rate, Seed: o.Seed,
 		LauncherLogLevel: o.LogLevel, TemporalConfig: o.TemporalConfig, Logger: logger, Monitor: mon, Cluster: o.Cluster, NoWebapp: o.NoWebapp,
+		StaticHosts: sc.StaticHosts, MinReady: sc.MinReady,
 	})
 	if err != nil {
 		sc.Error = err.Error()
@@ -379,9 +403,14 @@ func runScenario(ctx context.Context, o options, name, dir string, logger *slog.
 		err = runWaiting(ctx, st, mon, waitingOptions{
 			Requests: o.Waiting, Capacity: o.WaitingCapacity, Window: o.WaitingWindow, Serve: o.WaitingServe, Logger: logger,
 		}, &sc)
+	case reuseScenario:
+		err = runReuse(ctx, st, mon, so, o.MinReady, &sc)
 	}
 	if err != nil {
 		sc.Error = err.Error()
+	}
+	if st.static != nil {
+		sc.StaticConnections = st.static.connections()
 	}
 	// The cloud was started with the stack: its counters cover the whole scenario.
 	if calls, err := cloudCalls(context.WithoutCancel(ctx), o.Driver, st.cloudURL); err == nil {

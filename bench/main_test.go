@@ -40,7 +40,30 @@ func TestParseFlags(t *testing.T) {
 			assert.Empty(t, o.BootSteps)
 		}, nil},
 		{"bad values", []string{"--driver", "gce", "--workers", "0", "--poll-interval", "0"}, nil,
-			[]string{`--driver: want sim or aws, got "gce"`, "--workers must be at least 1", "--poll-interval must be positive"}},
+			[]string{`--driver: want sim, aws, openstack or static, got "gce"`, "--workers must be at least 1", "--poll-interval must be positive"}},
+		{"openstack", []string{"--driver", "openstack", "--quick"}, func(t *testing.T, o options) {
+			assert.Equal(t, driverOpenStack, o.Driver)
+			assert.Equal(t, []string{latencyScenario, burstScenario}, o.Scenarios)
+		}, nil},
+		{"static", []string{"--driver", "static", "--static-hosts", "12"}, func(t *testing.T, o options) {
+			assert.Equal(t, driverStatic, o.Driver)
+			assert.Equal(t, 12, o.StaticHosts)
+		}, nil},
+		{"static with two workers", []string{"--driver", "static", "--workers", "2"}, nil,
+			[]string{"--driver static runs one launcher process"}},
+		{"bad static hosts", []string{"--driver", "static", "--static-hosts", "-1"}, nil,
+			[]string{"--static-hosts must not be negative"}},
+		{"reuse", []string{"--scenarios", "reuse", "--requests", "10"}, func(t *testing.T, o options) {
+			assert.Equal(t, []string{reuseScenario}, o.Scenarios)
+			assert.Equal(t, 10, o.Requests)
+			assert.Equal(t, 5, o.MinReady)
+		}, nil},
+		{"reuse min-ready", []string{"--scenarios", "latency,reuse", "--min-ready", "2"}, func(t *testing.T, o options) {
+			assert.Equal(t, []string{latencyScenario, reuseScenario}, o.Scenarios)
+			assert.Equal(t, 2, o.MinReady)
+		}, nil},
+		{"bad min-ready", []string{"--scenarios", "reuse", "--min-ready", "0"}, nil, []string{"--min-ready must be at least 1"}},
+		{"reuse on the cluster", []string{"--scenarios", "reuse", "--cluster"}, nil, []string{"the reuse scenario does not run with --cluster"}},
 		{"bad scenario", []string{"--scenarios", "latency,soak"}, nil, []string{`unknown scenario "soak"`}},
 		{"waiting alone", []string{"--waiting", "1000"}, func(t *testing.T, o options) {
 			assert.Equal(t, []string{waitingScenario}, o.Scenarios)
@@ -93,18 +116,22 @@ func TestEvaluate(t *testing.T) {
 			{Name: phaseBurstLaunch, Requests: 200, Launch: &Summary{P50: 5}, NodesPerSecond: 18, CallsPerNodeTotal: 2.5},
 			{Name: phaseBurstReturn, Return: &Summary{P50: 1.2}},
 		}},
+		{Name: reuseScenario, Driver: driverStatic, Phases: []PhaseReport{{Name: phaseReuse, Launch: &Summary{P50: 0.2}}},
+			Reuse: &ReuseReport{Requests: 10, Fulfilled: 10, FromReady: 9, FromReadyShare: 0.9, ReadyLaunch: &Summary{P95: 0.4}}},
 	}}
 	got := evaluate(r)
-	require.Len(t, got, 5)
+	require.Len(t, got, 7)
 	met := map[string]bool{}
 	for _, tg := range got {
 		met[tg.Name] = tg.Met
 	}
 	assert.Equal(t, map[string]bool{
-		"single-request overhead above boot, p50": true,
-		"used-to-deleted of a single node, p50":   true,
-		"burst throughput (200 requests)":         false,
-		"EC2 API calls per launched node":         true,
-		"used-to-deleted after the burst, p50":    false,
+		"single-request overhead above boot, p50":  true,
+		"used-to-deleted of a single node, p50":    true,
+		"burst throughput (200 requests)":          false,
+		"EC2 API calls per launched node":          true,
+		"used-to-deleted after the burst, p50":     false,
+		"request fulfilled from a ready node, p95": true,
+		"requests served from a ready node":        false,
 	}, met)
 }

@@ -65,6 +65,10 @@ type Settings struct {
 	Quick     bool  `json:"quick"`
 	// TemporalConfig are dynamic config values given to temporal-dev.
 	TemporalConfig []string `json:"temporal_dynamic_config,omitempty"`
+	// MinReady is the reuse scenario's min-ready; StaticHosts the static driver's
+	// hosts as given (0: each scenario's max-servers).
+	MinReady    int `json:"min_ready,omitempty"`
+	StaticHosts int `json:"static_hosts,omitempty"`
 }
 
 // Target is one of the goals the figures are checked against.
@@ -115,6 +119,11 @@ func evaluate(r *Report) []Target {
 					out = append(out, Target{Name: "EC2 API calls per launched node", Goal: "<= 3",
 						Value: ph.CallsPerNodeTotal, Unit: "calls", Met: ph.CallsPerNodeTotal <= goalCallsPerNode})
 				}
+			case sc.Name == reuseScenario && ph.Name == phaseReuse && sc.Reuse != nil && sc.Reuse.ReadyLaunch != nil:
+				out = append(out, Target{Name: "request fulfilled from a ready node, p95", Goal: "< 1 s",
+					Value: sc.Reuse.ReadyLaunch.P95, Unit: "s", Met: sc.Reuse.ReadyLaunch.P95 < goalReuseP95 && ph.Failed == 0})
+				out = append(out, Target{Name: "requests served from a ready node", Goal: "all",
+					Value: 100 * sc.Reuse.FromReadyShare, Unit: "%", Met: sc.Reuse.FromReady == sc.Reuse.Requests})
 			case sc.Name == burstScenario && ph.Name == phaseBurstReturn && ph.Return != nil:
 				out = append(out, Target{Name: "used-to-deleted after the burst, p50", Goal: "< 1 s",
 					Value: ph.Return.P50, Unit: "s", Met: ph.Return.P50 < goalDeleteP50 && ph.Failed == 0})
@@ -173,15 +182,25 @@ func writeText(w io.Writer, r *Report, timeline bool) {
 	}
 	for _, sc := range r.Scenarios {
 		fmt.Fprintf(w, "\n== %s: %s\n", sc.Name, sc.Description)
-		fmt.Fprintf(w, "   cloud: boot steps %s (%.2f s), delete %.2f s, max-servers %d\n",
-			floats(sc.BootSteps), sc.BootSeconds, sc.DeleteLatency, sc.MaxServers)
+		if sc.NoCloudAPI {
+			fmt.Fprintf(w, "   static hosts: %d on loopback from 127.0.0.2, one slot each, host-key-checking off (%d connections to them); no cloud, max-servers %d\n",
+				sc.StaticHosts, sc.StaticConnections, sc.MaxServers)
+		} else {
+			fmt.Fprintf(w, "   cloud: boot steps %s (%.2f s), delete %.2f s, max-servers %d\n",
+				floats(sc.BootSteps), sc.BootSeconds, sc.DeleteLatency, sc.MaxServers)
+		}
+		if sc.MinReady > 0 {
+			fmt.Fprintf(w, "   label %s: min-ready %d\n", benchLabel, sc.MinReady)
+		}
 		if sc.Error != "" {
 			fmt.Fprintf(w, "   STOPPED EARLY: %s\n", sc.Error)
 		}
 		for _, ph := range sc.Phases {
-			writePhase(w, ph)
+			writePhase(w, ph, sc.NoCloudAPI)
 		}
-		if len(sc.CallsPerNode) > 0 {
+		if sc.NoCloudAPI {
+			fmt.Fprintf(w, "\n-- whole scenario: %d nodes launched and deleted (warm-up included); no cloud API calls: the static driver calls none\n", sc.Launched)
+		} else if len(sc.CallsPerNode) > 0 {
 			fmt.Fprintf(w, "\n-- whole scenario: %d nodes launched and deleted (warm-up included); cloud API calls per node, start-up and one-time lookups included: %s (total %.2f)\n",
 				sc.Launched, callsString(sc.CallsPerNode), sc.CallsPerNodeTotal)
 		}
@@ -190,6 +209,9 @@ func writeText(w io.Writer, r *Report, timeline bool) {
 		}
 		if wr := sc.Waiting; wr != nil {
 			writeWaiting(w, wr)
+		}
+		if rr := sc.Reuse; rr != nil {
+			writeReuse(w, rr)
 		}
 		if sc.Floor != nil {
 			writeFloor(w, sc.Floor)
@@ -215,7 +237,7 @@ func writeText(w io.Writer, r *Report, timeline bool) {
 	}
 }
 
-func writePhase(w io.Writer, ph PhaseReport) {
+func writePhase(w io.Writer, ph PhaseReport, noCloudAPI bool) {
 	fmt.Fprintf(w, "\n-- %s: %d request(s), %d completed, %d failed, %.1f s\n", ph.Name, ph.Requests, ph.Completed, ph.Failed, ph.WallSeconds)
 	for _, e := range ph.Errors {
 		fmt.Fprintf(w, "   error: %s\n", firstLine(e))
@@ -236,7 +258,9 @@ func writePhase(w io.Writer, ph PhaseReport) {
 	if ph.NodesPerSecond > 0 {
 		fmt.Fprintf(w, "   throughput: %.1f nodes/s\n", ph.NodesPerSecond)
 	}
-	if len(ph.CallsPerNode) > 0 {
+	if noCloudAPI {
+		fmt.Fprintf(w, "   cloud API calls per node: none (the static driver calls no cloud API)\n")
+	} else if len(ph.CallsPerNode) > 0 {
 		fmt.Fprintf(w, "   cloud API calls per node: %s (total %.2f)\n", callsString(ph.CallsPerNode), ph.CallsPerNodeTotal)
 	} else {
 		fmt.Fprintf(w, "   cloud API calls per node: none recorded\n")
@@ -331,6 +355,22 @@ func writeWaiting(w io.Writer, r *WaitingReport) {
 		r.LedgerEvents, r.LedgerHistoryBytes/1024, r.LedgerEventsPerSecond, r.LedgerSignalsPerSec, r.OldestRequestEvents)
 	fmt.Fprintf(w, "   served as capacity freed: %d, out of Nodepool's order: %d, errors: %d; ranks %v\n",
 		r.Served, r.OutOfOrder, r.ServeErrors, r.Ranks)
+}
+
+func writeReuse(w io.Writer, r *ReuseReport) {
+	fmt.Fprintf(w, "\n-- reuse: min-ready %d (first %d ready %.1f s after the launcher started); %d of %d requests fulfilled, %d (%.0f%%) from a node ready before the request\n",
+		r.MinReady, r.MinReady, r.InitialReadySeconds, r.Fulfilled, r.Requests, r.FromReady, 100*r.FromReadyShare)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "   seconds\tp50\tp95\tp99\tmin\tmax\tmean\t\n")
+	row := func(name string, s *Summary) {
+		if s != nil {
+			fmt.Fprintf(tw, "   %s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t\n", name, s.P50, s.P95, s.P99, s.Min, s.Max, s.Mean)
+		}
+	}
+	row("submit to fulfilled, all", r.Launch)
+	row("submit to fulfilled, from ready", r.ReadyLaunch)
+	row("fulfilled to min-ready restored", r.Replenish)
+	tw.Flush()
 }
 
 func writeFloor(w io.Writer, f *FloorReport) {

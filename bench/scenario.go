@@ -86,6 +86,18 @@ type ScenarioReport struct {
 	Floor *FloorReport `json:"engine_floor,omitempty"`
 	// Costs are the cost scenario's figures, one row per burst size.
 	Costs []CostRow `json:"costs,omitempty"`
+	// Reuse holds the figures of the reuse scenario, and MinReady the label's
+	// min-ready it ran with.
+	Reuse    *ReuseReport `json:"reuse,omitempty"`
+	MinReady int          `json:"min_ready,omitempty"`
+	// NoCloudAPI is set for the static driver, which calls no cloud: its cloud call
+	// figures are empty because there is nothing to count, not because none were
+	// measured.
+	NoCloudAPI bool `json:"no_cloud_api,omitempty"`
+	// StaticHosts is the static driver's number of hosts, and StaticConnections the
+	// connections their listeners accepted (host checks).
+	StaticHosts       int   `json:"static_hosts,omitempty"`
+	StaticConnections int64 `json:"static_connections,omitempty"`
 	// Error is set when the scenario stopped early.
 	Error string `json:"error,omitempty"`
 }

@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack"
@@ -25,7 +29,7 @@ const (
 
 // stackOptions describe one stack: ZooKeeper, Temporal, a cloud and the launcher.
 type stackOptions struct {
-	// BinDir holds temporal-dev, simcloud, ec2sim and nodepool-launcher.
+	// BinDir holds temporal-dev, simcloud, ec2sim, ossim and nodepool-launcher.
 	BinDir string
 	// Dir receives configuration, data and logs.
 	Dir    string
@@ -55,6 +59,10 @@ type stackOptions struct {
 	// NoWebapp starts the launchers with --no-webapp: no web app, so no Prometheus
 	// metrics and no stats collector.
 	NoWebapp bool
+	// StaticHosts is the number of hosts of the static driver's pool.
+	StaticHosts int
+	// MinReady is the label's min-ready; 0 leaves it out.
+	MinReady int
 	Logger   *slog.Logger
 	Monitor  *monitor
 }
@@ -70,6 +78,10 @@ type stack struct {
 	zkAddrs  []string
 	cloudURL string
 	zk       *zookeeper.Client
+	// procs are processes started beside the devstack ones (ossim), stopped after them.
+	procs []*devstack.Proc
+	// static holds the static driver's host listeners.
+	static *staticListeners
 }
 
 // startStack starts every component and waits until the launcher has registered its
@@ -130,22 +142,40 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 		}
 		s.cloudURL = c.URL
 		o.Monitor.track("ec2sim", c.Pid())
+	case driverOpenStack:
+		p, url, err := startOSSim(ctx, ds, o)
+		if err != nil {
+			return s, err
+		}
+		s.procs = append(s.procs, p)
+		s.cloudURL = url
+		o.Monitor.track("ossim", p.Pid())
+	case driverStatic:
+		// No cloud: the hosts are loopback addresses with a listener each.
+		if s.static, err = listenStatic(o.StaticHosts); err != nil {
+			return s, err
+		}
 	default:
 		return s, fmt.Errorf("unknown driver %q", o.Driver)
 	}
 
 	_, zkPort, _ := net.SplitHostPort(z.Addr)
 	port, _ := strconv.Atoi(zkPort)
-	cfg, err := benchConfig(launcherParams{
+	params := launcherParams{
 		ZooKeeperPort: port, TemporalAddress: s.temporalAddr, Driver: o.Driver, CloudURL: s.cloudURL,
 		MaxServers: o.MaxServers, PollInterval: o.PollInterval, DeleteInterval: o.DeleteInterval, Rate: o.Rate,
-	})
+		MinReady: o.MinReady,
+	}
+	if s.static != nil {
+		params.StaticHosts = s.static.hosts
+	}
+	data, err := launcherConfig(params)
 	if err != nil {
 		return s, err
 	}
-	cfgPath, err := ds.WriteConfig("nodepool.yaml", cfg)
-	if err != nil {
-		return s, err
+	cfgPath := ds.Path("nodepool.yaml")
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		return s, fmt.Errorf("writing the launcher configuration: %w", err)
 	}
 
 	zctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -159,6 +189,19 @@ func startStack(ctx context.Context, o stackOptions) (s *stack, err error) {
 	}
 
 	env := []string{"TEMPORAL_ADDRESS=" + s.temporalAddr, "TEMPORAL_NAMESPACE=default", "TEMPORAL_TASK_QUEUE=" + benchTaskQueue}
+	if o.Driver == driverOpenStack {
+		clouds, err := cloudsYAML(s.cloudURL)
+		if err != nil {
+			return s, err
+		}
+		path := ds.Path("clouds.yaml")
+		if err := os.WriteFile(path, clouds, 0o600); err != nil {
+			return s, fmt.Errorf("writing clouds.yaml: %w", err)
+		}
+		// The provider's cloud key names the entry; OS_CLOUD from the caller's
+		// environment must not pick another.
+		env = append(env, "OS_CLIENT_CONFIG_FILE="+path, "OS_CLOUD=")
+	}
 	log.Info("starting launcher", "processes", o.Workers)
 	for i := range o.Workers {
 		lo := devstack.LauncherOptions{
@@ -198,15 +241,108 @@ func zeroDurations(bootSteps []float64, deleteLatency float64) []string {
 }
 
 // checkAlive returns an error naming any component that exited.
-func (s *stack) checkAlive() error { return s.st.CheckAlive() }
+func (s *stack) checkAlive() error {
+	errs := []error{s.st.CheckAlive()}
+	for _, p := range s.procs {
+		if !p.Running() {
+			errs = append(errs, fmt.Errorf("%s is not running (%v); last lines of %s:\n%s",
+				p.Name(), p.ExitErr(), p.LogPath(), p.Tail(20)))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // stop stops every component in reverse start order: launchers first, so that they
-// drain while Temporal and ZooKeeper still answer.
+// drain while Temporal, ZooKeeper and the cloud still answer.
 func (s *stack) stop() error {
 	if s.zk != nil {
 		s.zk.Close()
 	}
-	return s.st.Stop()
+	var errs []error
+	if s.st != nil {
+		errs = append(errs, s.st.Stop())
+	}
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		errs = append(errs, s.procs[i].Stop())
+	}
+	if s.static != nil {
+		s.static.close()
+	}
+	return errors.Join(errs...)
+}
+
+// startOSSim starts bin/ossim, the OpenStack-compatible endpoint, with the stack's
+// boot and deletion times and no limits, and returns it with its base URL.
+func startOSSim(ctx context.Context, ds *devstack.Stack, o stackOptions) (*devstack.Proc, string, error) {
+	const marker = "ossim listening on "
+	p := devstack.NewProc(devstack.ProcSpec{
+		Name: "ossim", Path: ds.Bin("ossim"), LogFile: ds.LogFile("ossim"), ReadyMarker: marker,
+		Args: []string{
+			"--listen", "127.0.0.1:0", "--log-level", "warn", "--seed", strconv.FormatInt(o.Seed, 10),
+			"--boot-time", seconds(sum(o.BootSteps)).String(), "--delete-time", seconds(o.DeleteLatency).String(),
+			"--max-instances", "-1", "--max-cores", "-1", "--max-ram", "-1",
+		},
+	})
+	if err := p.Start(ctx); err != nil {
+		return nil, "", err
+	}
+	_, addr, _ := strings.Cut(p.ReadyLine(), marker)
+	addr = strings.TrimSpace(addr)
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		_ = p.Stop()
+		return nil, "", fmt.Errorf("ossim: reading the listening address from %q: %w", p.ReadyLine(), err)
+	}
+	return p, "http://" + addr, nil
+}
+
+// staticListeners are TCP listeners on the static driver's host addresses, one per
+// host, so that every host answers on its connection-port.
+type staticListeners struct {
+	hosts     []staticHost
+	lns       []net.Listener
+	wg        sync.WaitGroup
+	connected atomic.Int64
+}
+
+// listenStatic opens a listener on a free port of each of n loopback addresses
+// (staticAddrs). Connections are counted and closed at once.
+func listenStatic(n int) (*staticListeners, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("the static driver needs at least one host, not %d", n)
+	}
+	l := &staticListeners{}
+	for _, addr := range staticAddrs(n) {
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("listening on %s for a static host: %w", addr, err)
+		}
+		l.lns = append(l.lns, ln)
+		l.hosts = append(l.hosts, staticHost{Name: addr, Port: ln.Addr().(*net.TCPAddr).Port})
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				l.connected.Add(1)
+				_ = c.Close()
+			}
+		}()
+	}
+	return l, nil
+}
+
+// connections returns how many connections the hosts have accepted.
+func (l *staticListeners) connections() int64 { return l.connected.Load() }
+
+func (l *staticListeners) close() {
+	for _, ln := range l.lns {
+		_ = ln.Close()
+	}
+	l.wg.Wait()
 }
 
 func sum(xs []float64) float64 {
