@@ -139,10 +139,8 @@ func (m *Mirror[T]) follow(ctx context.Context, id string) {
 		case err != nil:
 			// ZooKeeper unreachable: keep the last value and try again.
 			done()
-			select {
-			case <-ctx.Done():
+			if !sleepCtx(ctx, retry) {
 				return
-			case <-time.After(retry):
 			}
 			retry = min(2*retry, mirrorRetryMax)
 			continue
@@ -154,10 +152,8 @@ func (m *Mirror[T]) follow(ctx context.Context, id string) {
 		done()
 		retry = watchRetryMin
 		if watch == nil {
-			select {
-			case <-ctx.Done():
+			if !sleepCtx(ctx, mirrorRetryMax) {
 				return
-			case <-time.After(mirrorRetryMax):
 			}
 			continue
 		}
