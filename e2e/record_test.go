@@ -41,9 +41,33 @@ func TestRecordHistories(t *testing.T) {
 	failed := c.submit("100", "unknown-label")
 	c.waitRequest(failed, 60*time.Second, stateIs(zookeeper.StateFailed))
 
-	save := func(name, workflowID string) {
-		var res any
-		require.NoError(t, c.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &res))
+	// A queue at the pool's limit: seven requests for five servers, served as
+	// capacity returns.
+	var queued []string
+	for range 7 {
+		queued = append(queued, c.submit("100", "small"))
+	}
+	for len(queued) > 0 {
+		var next []string
+		for _, qid := range queued {
+			r, err := c.zk.GetRequest(ctx, qid)
+			require.NoError(t, err)
+			if r.State != zookeeper.StateFulfilled {
+				next = append(next, qid)
+				continue
+			}
+			c.giveBack(c.accept(r))
+		}
+		queued = next
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.waitNoNodes(30 * time.Second)
+
+	save := func(name, workflowID string, running bool) {
+		if !running {
+			var res any
+			require.NoError(t, c.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &res))
+		}
 		iter := c.temporal.GetWorkflowHistory(ctx, workflowID, "", false, 0)
 		hist := &historypb.History{}
 		for iter.HasNext() {
@@ -55,7 +79,9 @@ func TestRecordHistories(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(out, name), data, 0o644))
 	}
-	save("handle-request-fulfilled.json", names.RequestWorkflowID(c.taskQueue, id))
-	save("handle-request-declined.json", names.RequestWorkflowID(c.taskQueue, failed))
-	save("delete-node.json", names.DeleteWorkflowID(c.taskQueue, req.Nodes[0]))
+	save("handle-request-fulfilled.json", names.RequestWorkflowID(c.taskQueue, id), false)
+	save("handle-request-declined.json", names.RequestWorkflowID(c.taskQueue, failed), false)
+	save("delete-node.json", names.DeleteWorkflowID(c.taskQueue, req.Nodes[0]), false)
+	// The ledger runs on; its history so far replays up to its last workflow task.
+	save("pool-ledger.json", names.LedgerWorkflowID(c.taskQueue, "sim", "main"), true)
 }

@@ -3,8 +3,6 @@ package workflows
 import (
 	"encoding/json"
 	"maps"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -130,11 +128,9 @@ func PoolLedger(ctx workflow.Context, in LedgerInput) error {
 }
 
 type ledger struct {
-	in    LedgerInput
-	id    string
-	state *LedgerState
-	// released holds nodes released since the running reconciliation began.
-	released map[string]bool
+	in LedgerInput
+	id string
+	b  *book
 
 	acquireCh, bindCh, releaseCh workflow.ReceiveChannel
 	actx                         workflow.Context
@@ -144,22 +140,9 @@ type ledger struct {
 
 func (l *ledger) setup(ctx workflow.Context) error {
 	l.id = workflow.GetInfo(ctx).WorkflowExecution.ID
-	l.state = l.in.State
-	if l.state == nil {
-		l.state = &LedgerState{}
-	}
-	if l.state.Holds == nil {
-		l.state.Holds = map[string]*Hold{}
-	}
-	if l.state.External == nil {
-		l.state.External = map[string]int{}
-	}
-	if l.state.BindEpoch == nil {
-		l.state.BindEpoch = map[string]int{}
-	}
-	l.released = map[string]bool{}
+	l.b = newBook(l.in.State)
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (LedgerStatus, error) {
-		return l.status(), nil
+		return l.b.status(l.in.Provider, l.in.Pool), nil
 	}); err != nil {
 		return err
 	}
@@ -190,11 +173,10 @@ func (l *ledger) run(ctx workflow.Context) error {
 	var reconcileEpoch int
 	var timer workflow.Future
 	startReconcile := func() {
-		l.state.Epoch++
-		reconcileEpoch = l.state.Epoch
-		l.released = map[string]bool{}
+		var holders []activities.HolderRef
+		reconcileEpoch, holders = l.b.startReconcile(l.holderOf)
 		reconcile = workflow.ExecuteActivity(l.actx, a.PoolUsage, activities.PoolUsageInput{
-			Provider: l.in.Provider, Pool: l.in.Pool, Holders: l.grantedHolders(),
+			Provider: l.in.Provider, Pool: l.in.Pool, Holders: holders,
 		})
 	}
 	startReconcile()
@@ -223,7 +205,9 @@ func (l *ledger) run(ctx workflow.Context) error {
 				if err := f.Get(ctx, &res); err != nil {
 					workflow.GetLogger(ctx).Warn("reconciling pool usage", "error", err)
 				} else {
-					l.reconcile(ctx, res, reconcileEpoch)
+					for _, rid := range l.b.reconcile(res, reconcileEpoch) {
+						workflow.GetLogger(ctx).Info("voiding the grant of an ended workflow", "request_id", rid)
+					}
 				}
 				reconcile = nil
 				timer = workflow.NewTimer(ctx, l.interval)
@@ -249,7 +233,7 @@ func (l *ledger) run(ctx workflow.Context) error {
 				l.grant(ctx)
 			}
 			next := l.in
-			next.State = l.compacted()
+			next.State = l.b.compacted()
 			return workflow.NewContinueAsNewError(ctx, LedgerWorkflowType, next)
 		}
 	}
@@ -277,6 +261,26 @@ func (l *ledger) drain() bool {
 	}
 }
 
+func (l *ledger) acquire(acq LedgerAcquire) { l.b.acquire(acq, requestOf(acq.RequestID, acq.Holder)) }
+func (l *ledger) bind(b LedgerBind)         { l.b.bind(b, requestOf(b.RequestID, b.Holder)) }
+func (l *ledger) release(r LedgerRelease)   { l.b.release(r, requestOf(r.RequestID, r.Holder)) }
+
+// grant signals the book's decisions to the requests' workflows.
+func (l *ledger) grant(ctx workflow.Context) {
+	answers := l.b.decide()
+	futures := make([]workflow.Future, len(answers))
+	for i, ans := range answers {
+		ans.grant.Ledger = l.id
+		futures[i] = workflow.SignalExternalWorkflow(ctx, l.holderOf(ans.rid), "", SignalCapacity, ans.grant)
+	}
+	for i, f := range futures {
+		if err := f.Get(ctx, nil); err != nil {
+			// The holder is gone; its grant is void unless it bound nodes.
+			l.b.holderGone(answers[i].rid)
+		}
+	}
+}
+
 // holderOf returns the workflow id that holds a request's capacity.
 func (l *ledger) holderOf(requestID string) string {
 	return names.RequestWorkflowID(l.in.TaskQueue, requestID)
@@ -284,7 +288,7 @@ func (l *ledger) holderOf(requestID string) string {
 
 // requestOf returns the request id of a signal: its RequestID, or the id inside the
 // holder's workflow id.
-func (l *ledger) requestOf(requestID, holder string) string {
+func requestOf(requestID, holder string) string {
 	if requestID != "" {
 		return requestID
 	}
@@ -302,8 +306,6 @@ func chainTag(chain string) string {
 }
 
 // intern returns the index of r in the needs table, adding it when new.
-func (l *ledger) intern(r drivers.Resources) int { return l.state.intern(r) }
-
 func (s *LedgerState) intern(r drivers.Resources) int {
 	for i, n := range s.Needs {
 		if maps.Equal(n, r) {
@@ -391,319 +393,4 @@ func legacyState(data []byte) bool {
 		}
 	}
 	return false
-}
-
-func (l *ledger) need(i int) drivers.Resources {
-	if i < 0 || i >= len(l.state.Needs) {
-		return drivers.Resources{}
-	}
-	return l.state.Needs[i]
-}
-
-func (l *ledger) acquire(acq LedgerAcquire) {
-	if len(acq.Limits) > 0 || l.state.Limits == nil {
-		l.state.Limits = acq.Limits.Clone()
-	}
-	rid := l.requestOf(acq.RequestID, acq.Holder)
-	tag := chainTag(acq.Chain)
-	if h, ok := l.state.Holds[rid]; ok {
-		if tag != "" && h.Chain != "" && h.Chain != tag {
-			// A new run chain of the request's workflow: the old chain was terminated,
-			// so its grant is void. Nodes it created stay counted until they are
-			// removed.
-			l.retire(rid)
-		} else {
-			if !h.Granted && !h.Bound {
-				// A revised relative priority moves a waiting request.
-				h.RelPrio = acq.Order.RelativePriority
-			}
-			if h.Granted && !h.Bound {
-				h.Resend = true
-			}
-			if h.Chain == "" {
-				h.Chain = tag
-			}
-			return
-		}
-	}
-	l.state.Holds[rid] = &Hold{Chain: tag, RelPrio: acq.Order.RelativePriority, Need: l.intern(acq.Need), NoWait: acq.NoWait}
-}
-
-// retire drops a hold; the nodes bound to it count as the pool's external usage until
-// they are removed.
-func (l *ledger) retire(rid string) {
-	h, ok := l.state.Holds[rid]
-	if !ok {
-		return
-	}
-	for id, need := range h.Nodes {
-		l.state.External[id] = need
-	}
-	delete(l.state.Holds, rid)
-}
-
-func (l *ledger) bind(b LedgerBind) {
-	rid := l.requestOf(b.RequestID, b.Holder)
-	h, ok := l.state.Holds[rid]
-	if !ok {
-		// The grant was released meanwhile; the nodes still use capacity.
-		h = &Hold{Granted: true, GrantEpoch: l.state.Epoch}
-		l.state.Holds[rid] = h
-	}
-	h.Bound = true
-	h.Nodes = map[string]int{}
-	ids := make([]string, 0, len(b.Nodes))
-	for id := range b.Nodes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		h.Nodes[id] = l.intern(b.Nodes[id])
-		l.state.BindEpoch[id] = l.state.Epoch
-		delete(l.state.External, id)
-	}
-}
-
-func (l *ledger) release(r LedgerRelease) {
-	if len(r.NodeIDs) == 0 {
-		rid := l.requestOf(r.RequestID, r.Holder)
-		if h, ok := l.state.Holds[rid]; ok && !h.Bound {
-			delete(l.state.Holds, rid)
-		}
-		return
-	}
-	for _, id := range r.NodeIDs {
-		l.released[id] = true
-		delete(l.state.External, id)
-		delete(l.state.BindEpoch, id)
-		for _, rid := range l.sortedHolds() {
-			h := l.state.Holds[rid]
-			if _, ok := h.Nodes[id]; ok {
-				delete(h.Nodes, id)
-				if h.Bound && len(h.Nodes) == 0 {
-					delete(l.state.Holds, rid)
-				}
-			}
-		}
-	}
-}
-
-// grantedHolders lists the holders of unbound grants given before the current epoch,
-// for the reconciliation to check that their workflows still run.
-func (l *ledger) grantedHolders() []activities.HolderRef {
-	var out []activities.HolderRef
-	for _, rid := range l.sortedHolds() {
-		h := l.state.Holds[rid]
-		if h.Granted && !h.Bound && h.GrantEpoch < l.state.Epoch {
-			out = append(out, activities.HolderRef{RequestID: rid, WorkflowID: l.holderOf(rid), Chain: h.Chain})
-		}
-	}
-	return out
-}
-
-func (l *ledger) reconcile(ctx workflow.Context, res activities.PoolUsageResult, epoch int) {
-	// Unbound grants of workflows that ended (terminated between grant and bind) are
-	// void; their nodes, if any, are counted below by their presence.
-	for _, rid := range res.Ended {
-		if h, ok := l.state.Holds[rid]; ok && h.Granted && !h.Bound {
-			workflow.GetLogger(ctx).Info("voiding the grant of an ended workflow", "request_id", rid)
-			delete(l.state.Holds, rid)
-		}
-	}
-	known := map[string]bool{}
-	for _, rid := range l.sortedHolds() {
-		h := l.state.Holds[rid]
-		for id := range h.Nodes {
-			if _, present := res.Nodes[id]; !present && l.state.BindEpoch[id] < epoch {
-				delete(h.Nodes, id)
-				delete(l.state.BindEpoch, id)
-				continue
-			}
-			known[id] = true
-		}
-		if h.Bound && len(h.Nodes) == 0 {
-			delete(l.state.Holds, rid)
-		}
-	}
-	external := map[string]int{}
-	ids := make([]string, 0, len(res.Nodes))
-	for id := range res.Nodes {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		if !known[id] && !l.released[id] {
-			external[id] = l.intern(res.Nodes[id])
-		}
-	}
-	l.state.External = external
-}
-
-func (l *ledger) used() drivers.Resources {
-	used := drivers.Resources{}
-	for _, rid := range l.sortedHolds() {
-		h := l.state.Holds[rid]
-		if !h.Granted {
-			continue
-		}
-		if h.Bound {
-			for _, id := range sortedKeys(h.Nodes) {
-				used = used.Add(l.need(h.Nodes[id]))
-			}
-		} else {
-			used = used.Add(l.need(h.Need))
-		}
-	}
-	for _, id := range sortedKeys(l.state.External) {
-		used = used.Add(l.need(l.state.External[id]))
-	}
-	return used
-}
-
-// orderOf returns a request's order: its priority prefix and sequence come from its
-// id, its relative priority from the newest acquire.
-func orderOf(rid string, relPrio int) activities.OrderKey {
-	prio, seq := "", rid
-	if i := strings.Index(rid, "-"); i >= 0 {
-		prio, seq = rid[:i], rid[i+1:]
-	}
-	return activities.OrderKey{Priority: prio, RelativePriority: relPrio, Sequence: seq}
-}
-
-// waiting returns the requests waiting for a grant, in Nodepool's order: priority,
-// then relative priority, then first come first served.
-func (l *ledger) waiting() []string {
-	var w []string
-	for _, rid := range l.sortedHolds() {
-		if h := l.state.Holds[rid]; !h.Granted && !h.Bound {
-			w = append(w, rid)
-		}
-	}
-	sort.SliceStable(w, func(i, j int) bool {
-		oi, oj := orderOf(w[i], l.state.Holds[w[i]].RelPrio), orderOf(w[j], l.state.Holds[w[j]].RelPrio)
-		if oi != oj {
-			return oi.Less(oj)
-		}
-		return w[i] < w[j]
-	})
-	return w
-}
-
-func (l *ledger) grant(ctx workflow.Context) {
-	used := l.used()
-	type answer struct {
-		rid   string
-		grant Grant
-	}
-	var answers []answer
-	for _, rid := range l.sortedHolds() {
-		if h := l.state.Holds[rid]; h.Resend {
-			h.Resend = false
-			answers = append(answers, answer{rid, Grant{Granted: true, Chain: h.Chain}})
-		}
-	}
-	blocked := false
-	for _, rid := range l.waiting() {
-		h := l.state.Holds[rid]
-		need := l.need(h.Need)
-		if fits, over := l.state.Limits.Fits(nil, need); !fits {
-			delete(l.state.Holds, rid)
-			answers = append(answers, answer{rid, Grant{Reason: "request exceeds the pool's limits: " + strings.Join(over, ", "), Chain: h.Chain}})
-			continue
-		}
-		if fits, _ := l.state.Limits.Fits(used, need); fits && !blocked {
-			h.Granted, h.GrantEpoch = true, l.state.Epoch
-			used = used.Add(need)
-			answers = append(answers, answer{rid, Grant{Granted: true, Chain: h.Chain}})
-			continue
-		}
-		if h.NoWait {
-			// A min-ready request is declined at quota rather than paused.
-			delete(l.state.Holds, rid)
-			answers = append(answers, answer{rid, Grant{Reason: "the pool is at quota", Chain: h.Chain}})
-			continue
-		}
-		// The head does not fit yet: nothing behind it may overtake it; only requests
-		// that would be refused anyway are answered.
-		blocked = true
-	}
-	futures := make([]workflow.Future, len(answers))
-	for i, ans := range answers {
-		ans.grant.Ledger = l.id
-		futures[i] = workflow.SignalExternalWorkflow(ctx, l.holderOf(ans.rid), "", SignalCapacity, ans.grant)
-	}
-	for i, f := range futures {
-		if err := f.Get(ctx, nil); err != nil {
-			// The holder is gone; its grant is void unless it bound nodes.
-			if h, ok := l.state.Holds[answers[i].rid]; ok && !h.Bound {
-				delete(l.state.Holds, answers[i].rid)
-			}
-		}
-	}
-}
-
-// compacted returns the state to carry to the next run, with the needs table reduced
-// to the entries still referenced.
-func (l *ledger) compacted() *LedgerState {
-	st := *l.state
-	st.Needs = nil
-	st.Holds = map[string]*Hold{}
-	st.External = map[string]int{}
-	remap := map[int]int{}
-	keep := func(i int) int {
-		if j, ok := remap[i]; ok {
-			return j
-		}
-		st.Needs = append(st.Needs, l.need(i).Clone())
-		remap[i] = len(st.Needs) - 1
-		return remap[i]
-	}
-	for _, rid := range l.sortedHolds() {
-		h := *l.state.Holds[rid]
-		h.Need = keep(h.Need)
-		if len(h.Nodes) > 0 {
-			nodes := map[string]int{}
-			for _, id := range sortedKeys(h.Nodes) {
-				nodes[id] = keep(h.Nodes[id])
-			}
-			h.Nodes = nodes
-		}
-		st.Holds[rid] = &h
-	}
-	for _, id := range sortedKeys(l.state.External) {
-		st.External[id] = keep(l.state.External[id])
-	}
-	return &st
-}
-
-func (l *ledger) status() LedgerStatus {
-	st := LedgerStatus{
-		Provider: l.in.Provider, Pool: l.in.Pool,
-		Limits: l.state.Limits.Clone(), Used: l.used(),
-	}
-	waiting := l.waiting()
-	st.WaitingCount = len(waiting)
-	st.Waiting = waiting[:min(len(waiting), statusWaitingMax)]
-	for _, h := range l.state.Holds {
-		if h.Granted {
-			st.Granted++
-		}
-		st.Nodes += len(h.Nodes)
-	}
-	st.Nodes += len(l.state.External)
-	st.Paused = len(waiting) > 0
-	return st
-}
-
-func (l *ledger) sortedHolds() []string {
-	return sortedKeys(l.state.Holds)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
