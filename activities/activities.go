@@ -40,7 +40,7 @@ type Activities struct {
 	recorder metrics.Recorder
 	// ready is the last listing of ready, unallocated nodes (see readyNodes).
 	ready *readyListing
-	// pools and poolsAt are the last listing of other launchers' pools (otherPools).
+	// pools and poolsAt are the last listing of the registered pools (registeredPools).
 	pools   []zookeeper.PoolComponent
 	poolsAt time.Time
 	// releases batches the ledger releases of deletions that finish together.

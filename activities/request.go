@@ -63,10 +63,11 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 	if req.State != zookeeper.StateRequested && !resume {
 		return Plan{Decision: DecisionSkip, Reason: "request is " + string(req.State)}, nil
 	}
-	declined := map[string]bool{}
-	for _, id := range req.DeclinedBy {
-		declined[id] = true
+	registered, err := a.registeredPools(ctx)
+	if err != nil {
+		return Plan{}, err
 	}
+	liveIDs := registeredIDs(registered)
 	order := OrderKey{Priority: req.Priority(), RelativePriority: req.RelativePriority, Sequence: req.Sequence()}
 	info := requestInfo(req)
 
@@ -88,7 +89,7 @@ func (a *Activities) planRequest(ctx context.Context, in PlanInput) (Plan, error
 		for qi := range prov.Pools {
 			pool := &prov.Pools[qi]
 			idx++
-			if declined[pool.ID] {
+			if names.PoolDeclined(req.DeclinedBy, pool.ID, liveIDs) {
 				continue
 			}
 			open = append(open, pool.ID)
@@ -321,14 +322,18 @@ func (a *Activities) DeclineRequest(ctx context.Context, in DeclineInput) (Decli
 		if req.State != zookeeper.StateRequested && req.State != zookeeper.StatePending {
 			return false, nil
 		}
-		for _, id := range in.PoolIDs {
-			if !slices.Contains(req.DeclinedBy, id) {
-				req.DeclinedBy = append(req.DeclinedBy, id)
-			}
-		}
 		pools, err := a.zk.ListPools(ctx)
 		if err != nil {
 			return false, fmt.Errorf("listing registered pools: %w", err)
+		}
+		// Each pool declines under the ids its processes registered (Nodepool's
+		// per-process ids), so that the registrations below are all matched.
+		for _, pool := range in.PoolIDs {
+			for _, id := range names.PoolDeclineIDs(pool, registeredIDs(pools)) {
+				if !slices.Contains(req.DeclinedBy, id) {
+					req.DeclinedBy = append(req.DeclinedBy, id)
+				}
+			}
 		}
 		req.State = zookeeper.StateFailed
 		for _, p := range pools {
@@ -415,7 +420,16 @@ func (a *Activities) acceptRequest(ctx context.Context, in AcceptInput) (AcceptR
 		return AcceptResult{}, fmt.Errorf("reading request %s: %w", in.RequestID, err)
 	}
 	// Under our lock, a pending request is ours: accepted by an earlier try.
-	if req.State != zookeeper.StatePending && (req.State != zookeeper.StateRequested || slices.Contains(req.DeclinedBy, in.Plan.PoolID)) {
+	declined := false
+	if req.State == zookeeper.StateRequested {
+		registered, err := a.registeredPools(ctx)
+		if err != nil {
+			a.releaseQuietly(ctx, reqLock, in.Owner)
+			return AcceptResult{}, err
+		}
+		declined = names.PoolDeclined(req.DeclinedBy, in.Plan.PoolID, registeredIDs(registered))
+	}
+	if req.State != zookeeper.StatePending && (req.State != zookeeper.StateRequested || declined) {
 		a.releaseQuietly(ctx, reqLock, in.Owner)
 		return AcceptResult{Reason: "request is " + string(req.State) + " after locking"}, nil
 	}
@@ -756,9 +770,9 @@ func distinct(list []string) []string {
 // poolsCacheTTL is how long a listing of the registered pools serves plans.
 const poolsCacheTTL = 2 * time.Second
 
-// otherPools returns the pools other launchers registered (ours excluded), from a
-// listing at most poolsCacheTTL old.
-func (a *Activities) otherPools(ctx context.Context) ([]zookeeper.PoolComponent, error) {
+// registeredPools returns every registered pool, from a listing at most poolsCacheTTL
+// old.
+func (a *Activities) registeredPools(ctx context.Context) ([]zookeeper.PoolComponent, error) {
 	a.mu.Lock()
 	cached, at := a.pools, a.poolsAt
 	a.mu.Unlock()
@@ -769,20 +783,39 @@ func (a *Activities) otherPools(ctx context.Context) ([]zookeeper.PoolComponent,
 	if err != nil {
 		return nil, fmt.Errorf("listing registered pools: %w", err)
 	}
-	ours := map[string]bool{}
-	for _, id := range a.settings.PoolIDs() {
-		ours[id] = true
+	if all == nil {
+		all = []zookeeper.PoolComponent{}
 	}
+	a.mu.Lock()
+	a.pools, a.poolsAt = all, a.now()
+	a.mu.Unlock()
+	return all, nil
+}
+
+// otherPools returns the pools other launchers registered (every process's
+// registration of our pools excluded).
+func (a *Activities) otherPools(ctx context.Context) ([]zookeeper.PoolComponent, error) {
+	all, err := a.registeredPools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ours := a.settings.PoolIDs()
 	others := []zookeeper.PoolComponent{}
 	for _, p := range all {
-		if !ours[p.ID] {
+		if !slices.ContainsFunc(ours, func(id string) bool { return names.IsPoolInstance(p.ID, id) }) {
 			others = append(others, p)
 		}
 	}
-	a.mu.Lock()
-	a.pools, a.poolsAt = others, a.now()
-	a.mu.Unlock()
 	return others, nil
+}
+
+// registeredIDs returns the ids of the registered pools.
+func registeredIDs(pools []zookeeper.PoolComponent) []string {
+	ids := make([]string, len(pools))
+	for i, p := range pools {
+		ids[i] = p.ID
+	}
+	return ids
 }
 
 // yieldTo returns a pool of another launcher that should serve the request before our

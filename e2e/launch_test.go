@@ -1,16 +1,26 @@
 package e2e
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-temporal/nodepool-temporal/internal/zuul"
+	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
 const poolID = "e2e-PoolWorker.sim-main"
+
+// requireDeclinedByOurPool checks that the sim pool declined req, under the id one of
+// the launcher's processes registered it with.
+func requireDeclinedByOurPool(t *testing.T, req *zookeeper.NodeRequest) {
+	t.Helper()
+	require.True(t, slices.ContainsFunc(req.DeclinedBy, func(id string) bool { return names.IsPoolInstance(id, poolID) }),
+		"pool %s not in declined_by %v", poolID, req.DeclinedBy)
+}
 
 func simCloud(maxServers int, labels ...string) *cloudSpec {
 	return &cloudSpec{Provider: "sim", MaxServers: maxServers, Labels: labels}
@@ -80,7 +90,7 @@ func TestUnknownLabelFails(t *testing.T) {
 	c.startLauncher("all")
 	id := c.submit("100", "small", "no-such-label")
 	req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFailed))
-	require.Contains(t, req.DeclinedBy, poolID)
+	requireDeclinedByOurPool(t, req)
 	require.Empty(t, c.nodeIDs())
 	require.EqualValues(t, 0, cloudStats(t, cl)["instances.created"])
 }

@@ -147,7 +147,7 @@ func TestOperatorCancelAndHoldSignal(t *testing.T) {
 		require.NoError(t, c.temporal.SignalWorkflow(ctx, wid, "", workflows.SignalHoldFailed,
 			workflows.HoldFailed{Comment: "keep for debugging", HoldExpiration: 3600}))
 		req := c.waitRequest(id, 90*time.Second, stateIs(zookeeper.StateFailed))
-		require.Contains(t, req.DeclinedBy, poolID)
+		requireDeclinedByOurPool(t, req)
 
 		var res workflows.RequestResult
 		require.NoError(t, c.temporal.GetWorkflow(ctx, wid, "").Get(ctx, &res))
@@ -169,7 +169,7 @@ func TestOperatorCancelAndHoldSignal(t *testing.T) {
 		c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StatePending))
 		require.NoError(t, c.temporal.CancelWorkflow(ctx, wid, ""))
 		req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFailed))
-		require.Contains(t, req.DeclinedBy, poolID)
+		requireDeclinedByOurPool(t, req)
 		var canceled *temporal.CanceledError
 		require.ErrorAs(t, c.temporal.GetWorkflow(ctx, wid, "").Get(ctx, nil), &canceled)
 		desc, err := c.temporal.DescribeWorkflowExecution(ctx, wid, "")

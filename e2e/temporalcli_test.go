@@ -308,7 +308,7 @@ func TestDocumentedTemporalCommands(t *testing.T) {
 	// Every attempt fails; with the hold-failed signal the failed instances are kept
 	// as held nodes, and the request is declined.
 	req := c.waitRequest(id, 90*time.Second, stateIs(zookeeper.StateFailed))
-	require.Contains(t, req.DeclinedBy, poolID)
+	requireDeclinedByOurPool(t, req)
 	var res workflows.RequestResult
 	require.NoError(t, c.temporal.GetWorkflow(ctx, wid, "").Get(ctx, &res))
 	require.Equal(t, workflows.OutcomeDeclined, res.Outcome)
@@ -355,7 +355,7 @@ func TestDocumentedTemporalCommands(t *testing.T) {
 		}
 		r.run(cmd, id)
 		req := c.waitRequest(id, 60*time.Second, stateIs(zookeeper.StateFailed))
-		require.Contains(t, req.DeclinedBy, poolID)
+		requireDeclinedByOurPool(t, req)
 		var canceled *temporal.CanceledError
 		require.ErrorAs(t, c.temporal.GetWorkflow(ctx, wid, "").Get(ctx, nil), &canceled, "the workflow ends cancelled")
 		desc, err := c.temporal.DescribeWorkflowExecution(ctx, wid, "")

@@ -363,8 +363,8 @@ func (d *deployment) poolID(provider, pool string) string {
 	d.t.Helper()
 	pools, err := d.zk.ListPools(d.ctx(10 * time.Second))
 	require.NoError(d.t, err)
-	// Upstream's registrations carry no pool name; its pool ids are
-	// "<host>-PoolWorker.<provider>-<pool>-<uuid>", ours "<host>-PoolWorker.<provider>-<pool>".
+	// Upstream's registrations carry no pool name; pool ids of both sides are
+	// "<host>-PoolWorker.<provider>-<pool>-<uuid>".
 	worker := "PoolWorker." + provider + "-" + pool
 	for _, p := range pools {
 		if p.ProviderName != provider {

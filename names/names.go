@@ -4,7 +4,10 @@
 // declined_by), so they are built in exactly one place. The package is a leaf.
 package names
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // DefaultTaskQueue is the main task queue when the configuration names none.
 const DefaultTaskQueue = "nodepool"
@@ -52,9 +55,81 @@ func ProviderTaskQueue(taskQueue, provider string) string {
 	return taskQueue + "-provider-" + provider
 }
 
-// PoolID returns the pool worker id of a pool, in Nodepool's format.
+// PoolID returns the pool worker id of a pool, in Nodepool's format, without the
+// per-process suffix: the id by which the launcher's settings, plans and nodes know the
+// pool in every process.
 func PoolID(launcher, provider, pool string) string {
 	return launcher + "-PoolWorker." + provider + "-" + pool
+}
+
+// poolInstanceLen is the length of the suffix that makes a pool id per process: a
+// UUID's 32 hexadecimal digits, as Nodepool appends.
+const poolInstanceLen = 32
+
+// PoolInstanceID returns the id a launcher process registers a pool under and writes
+// into declined_by: the pool id with the process's instance suffix (32 hexadecimal
+// digits), as Nodepool does, so that a restarted launcher revisits what it declined.
+func PoolInstanceID(poolID, instance string) string {
+	return poolID + "-" + instance
+}
+
+// IsPoolInstance reports whether id is poolID itself or one of its per-process ids.
+// The suffix's fixed form keeps "…-main" from claiming the ids of a pool "…-main-2".
+func IsPoolInstance(id, poolID string) bool {
+	if id == poolID {
+		return true
+	}
+	rest, ok := strings.CutPrefix(id, poolID+"-")
+	if !ok || len(rest) != poolInstanceLen {
+		return false
+	}
+	for _, c := range rest {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// PoolDeclined reports whether a pool counts as having declined a request: when the
+// pool is registered, whether one of its registered ids is in declinedBy (a restarted
+// launcher registers new ids, so earlier declines are revisited); when it is not,
+// whether any id of it is.
+func PoolDeclined(declinedBy []string, poolID string, registered []string) bool {
+	live := false
+	for _, r := range registered {
+		if IsPoolInstance(r, poolID) {
+			live = true
+			if slices.Contains(declinedBy, r) {
+				return true
+			}
+		}
+	}
+	if live {
+		return false
+	}
+	for _, d := range declinedBy {
+		if IsPoolInstance(d, poolID) {
+			return true
+		}
+	}
+	return false
+}
+
+// PoolDeclineIDs returns the ids to add to declined_by when a pool declines: its
+// registered ids (every process that registered it), or the pool id when none is
+// registered.
+func PoolDeclineIDs(poolID string, registered []string) []string {
+	var out []string
+	for _, r := range registered {
+		if IsPoolInstance(r, poolID) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{poolID}
+	}
+	return out
 }
 
 // ownerSep separates a workflow id from its run chain in a lock owner.

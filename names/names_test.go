@@ -1,6 +1,9 @@
 package names
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestNames(t *testing.T) {
 	tests := []struct{ got, want string }{
@@ -41,5 +44,55 @@ func TestLockOwner(t *testing.T) {
 	}
 	if w, c := ParseLockOwner("plain-owner"); w != "plain-owner" || c != "" {
 		t.Errorf("ParseLockOwner(plain) = %q, %q", w, c)
+	}
+}
+
+func TestPoolInstances(t *testing.T) {
+	const base = "host-PoolWorker.aws-main"
+	const inst = "0123456789abcdef0123456789abcdef"
+	other := "host-PoolWorker.aws-main-2-" + inst
+	mine := PoolInstanceID(base, inst)
+	if mine != base+"-"+inst {
+		t.Fatalf("PoolInstanceID = %q", mine)
+	}
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{base, true},
+		{mine, true},
+		{other, false},
+		{base + "-0123", false},
+		{base + "-0123456789ABCDEF0123456789ABCDEF", false},
+		{"host-PoolWorker.aws-mai", false},
+	} {
+		if got := IsPoolInstance(tt.id, base); got != tt.want {
+			t.Errorf("IsPoolInstance(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+	restarted := PoolInstanceID(base, "ffffffffffffffffffffffffffffffff")
+	for _, tt := range []struct {
+		name       string
+		declinedBy []string
+		registered []string
+		declined   bool
+		ids        []string
+	}{
+		{"registered and declined by it", []string{mine}, []string{mine, other}, true, []string{mine}},
+		{"declined before a restart is revisited", []string{mine}, []string{restarted}, false, []string{restarted}},
+		{"declined by one of two processes", []string{mine}, []string{mine, restarted}, true, []string{mine, restarted}},
+		{"another pool's decline is not ours", []string{other}, []string{mine}, false, []string{mine}},
+		{"not registered: any id of the pool", []string{mine}, nil, true, []string{base}},
+		{"not registered: the plain id", []string{base}, []string{other}, true, []string{base}},
+		{"not registered, not declined", []string{other}, nil, false, []string{base}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PoolDeclined(tt.declinedBy, base, tt.registered); got != tt.declined {
+				t.Errorf("PoolDeclined = %v, want %v", got, tt.declined)
+			}
+			if got := PoolDeclineIDs(base, tt.registered); !slices.Equal(got, tt.ids) {
+				t.Errorf("PoolDeclineIDs = %v, want %v", got, tt.ids)
+			}
+		})
 	}
 }

@@ -52,6 +52,11 @@ type Options struct {
 	// TaskQueue is the launcher's main task queue.
 	TaskQueue string
 	Pools     []Pool
+	// Instance is this process's pool id suffix (32 hexadecimal digits, new at every
+	// start): each pool registers as names.PoolInstanceID(pool.ID, Instance), as
+	// Nodepool's launchers do, so that declines are revisited after a restart. Empty
+	// registers the plain pool ids.
+	Instance string
 	// Hostname and Version go into the pool registrations.
 	Hostname string
 	Version  string
@@ -104,7 +109,11 @@ type Poller struct {
 	// lockDirs caches the creation time of request lock directories whose request is
 	// gone, until they are old enough to remove.
 	lockDirs map[string]time.Time
-	regs     map[string]*zookeeper.Registration
+	// regs are the pool registrations, by pool id.
+	regs map[string]*zookeeper.Registration
+	// live are the ids of every registered pool (every launcher's, every process's),
+	// as last listed.
+	live atomic.Pointer[[]string]
 	// launcherReg is this process's launcher component registration.
 	launcherReg *zookeeper.Registration
 
@@ -192,13 +201,14 @@ func (p *Poller) register(ctx context.Context) error {
 		return fmt.Errorf("registering launcher: %w", err)
 	}
 	p.launcherReg = reg
+	var live []string
 	for _, pool := range p.opts.Pools {
 		reg, err := p.opts.ZK.RegisterPool(ctx, zookeeper.PoolComponent{
 			Hostname:        p.opts.Hostname,
 			State:           "running",
 			Kind:            "pool",
 			Version:         p.opts.Version,
-			ID:              pool.ID,
+			ID:              p.registrationID(pool),
 			Name:            pool.Name,
 			ProviderName:    pool.Provider,
 			SupportedLabels: append([]string{}, pool.Labels...),
@@ -208,9 +218,35 @@ func (p *Poller) register(ctx context.Context) error {
 			return fmt.Errorf("registering pool %s: %w", pool.ID, err)
 		}
 		p.regs[pool.ID] = reg
-		p.log.Info("registered pool", "pool", pool.ID, "labels", pool.Labels)
+		live = append(live, p.registrationID(pool))
+		p.log.Info("registered pool", "pool", p.registrationID(pool), "labels", pool.Labels)
 	}
+	p.live.Store(&live)
+	p.refreshLive(ctx)
 	return nil
+}
+
+// registrationID returns the id this process registers pool under.
+func (p *Poller) registrationID(pool Pool) string {
+	if p.opts.Instance == "" {
+		return pool.ID
+	}
+	return names.PoolInstanceID(pool.ID, p.opts.Instance)
+}
+
+// refreshLive lists the registered pools' ids for allDeclined. A failed listing keeps
+// the previous one.
+func (p *Poller) refreshLive(ctx context.Context) {
+	pools, err := p.opts.ZK.ListPools(ctx)
+	if err != nil {
+		p.log.Debug("listing registered pools", "error", err)
+		return
+	}
+	ids := make([]string, len(pools))
+	for i, pool := range pools {
+		ids[i] = pool.ID
+	}
+	p.live.Store(&ids)
 }
 
 func (p *Poller) unregister() {
@@ -243,6 +279,7 @@ func (p *Poller) syncPaused(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
+		p.refreshLive(ctx)
 		for _, pool := range p.opts.Pools {
 			reg := p.regs[pool.ID]
 			if reg == nil {
@@ -260,9 +297,9 @@ func (p *Poller) syncPaused(ctx context.Context) {
 			}
 			if reg.Component().Paused != paused {
 				if err := reg.SetPaused(ctx, paused); err != nil {
-					p.log.Warn("updating pool registration", "pool", pool.ID, "error", err)
+					p.log.Warn("updating pool registration", "pool", p.registrationID(pool), "error", err)
 				} else {
-					p.log.Info("pool paused state changed", "pool", pool.ID, "paused", paused)
+					p.log.Info("pool paused state changed", "pool", p.registrationID(pool), "paused", paused)
 				}
 			}
 		}

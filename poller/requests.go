@@ -429,13 +429,16 @@ func (p *Poller) malformedRequest(ctx context.Context, id string, err error) {
 	}
 }
 
+// allDeclined reports whether every pool of ours that takes requests has declined req,
+// by the ids registered now (names.PoolDeclined): after a restart the pools register
+// new ids, and requests they declined before are looked at again.
 func (p *Poller) allDeclined(req *zookeeper.NodeRequest) bool {
-	declined := map[string]bool{}
-	for _, d := range req.DeclinedBy {
-		declined[d] = true
+	var live []string
+	if l := p.live.Load(); l != nil {
+		live = *l
 	}
 	for _, pool := range p.opts.Pools {
-		if !pool.Idle && !declined[pool.ID] {
+		if !pool.Idle && !names.PoolDeclined(req.DeclinedBy, pool.ID, live) {
 			return false
 		}
 	}

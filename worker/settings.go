@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"time"
 
@@ -87,6 +89,19 @@ func Settings(cfg *config.Config) activities.Settings {
 		s.Providers = append(s.Providers, ps)
 	}
 	return s
+}
+
+// processInstance is this process's pool id suffix: new at every start, kept across
+// configuration reloads (Nodepool's launchers also keep their pool workers' ids while
+// they run).
+var processInstance = newInstance()
+
+func newInstance() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("reading random bytes: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // pollerPools lists the pools for registration.

@@ -186,6 +186,7 @@ func Run(ctx context.Context, opts Options) error {
 			Temporal:         tc,
 			TaskQueue:        settings.TaskQueue,
 			Pools:            pollerPools(settings),
+			Instance:         processInstance,
 			Hostname:         hostname(),
 			Version:          Version,
 			Policy:           settings.Policy(orphanGrace(cfg)),
@@ -269,7 +270,7 @@ func startWebapp(ctx context.Context, g *errgroup.Group, cfg *config.Config, zk 
 	var pools []string
 	if role == RoleAll || role == RolePoller {
 		for _, p := range pollerPools(settings) {
-			pools = append(pools, p.ID)
+			pools = append(pools, names.PoolInstanceID(p.ID, processInstance))
 		}
 	}
 	app := webapp.New(webapp.Options{ZK: zk, Started: started, Pools: pools, Metrics: sinks.Handler(),

@@ -256,8 +256,10 @@ func (s *session) poolVerdicts(ctx context.Context, x *explanation) error {
 	if err != nil {
 		return err
 	}
+	live := make([]string, 0, len(regs))
 	for _, p := range regs {
 		registered[p.ID] = p
+		live = append(live, p.ID)
 	}
 	seen := map[string]bool{}
 	launcher := launcherName(s.cfg)
@@ -271,9 +273,12 @@ func (s *session) poolVerdicts(ctx context.Context, x *explanation) error {
 				ID: names.PoolID(launcher, p.Name, pool.Name), Provider: p.Name, Pool: pool.Name,
 				Priority: pool.Priority(p), Ours: true, Labels: pool.LabelNames(), order: order,
 			}
-			seen[v.ID] = true
-			if reg, ok := registered[v.ID]; ok {
-				v.Registered, v.Paused = true, reg.Paused
+			// Every process of this launcher registers the pool under its own id.
+			for _, reg := range regs {
+				if names.IsPoolInstance(reg.ID, v.ID) {
+					seen[reg.ID] = true
+					v.Registered, v.Paused = true, v.Paused || reg.Paused
+				}
 			}
 			limits := pool.Limits()
 			switch {
@@ -295,7 +300,7 @@ func (s *session) poolVerdicts(ctx context.Context, x *explanation) error {
 					v.Reason = "not registered: no poller of this launcher runs"
 				}
 			}
-			if declined[v.ID] {
+			if names.PoolDeclined(r.DeclinedBy, v.ID, live) {
 				// Why it declined, as far as the configuration tells; a pool that
 				// could serve the request declined after a failed launch or a
 				// refused grant, which the workflow's reason names.
