@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -189,13 +191,8 @@ type IAMInstanceProfile struct {
 	Arn  string `yaml:"arn,omitempty"`
 }
 
-// PoolSpec carries the name of a pool and of its labels, in the order of the
-// provider's pools and of the pool's labels, as the caller read them from the common
-// keys.
-type PoolSpec struct {
-	Name   string
-	Labels []string
-}
+// PoolSpec carries the name of a pool and of its labels (see drivers.PoolSpec).
+type PoolSpec = drivers.PoolSpec
 
 // DecodeConfig decodes an AWS provider section strictly (unknown keys are errors). It
 // is for callers that hold YAML with only the AWS keys, such as tests and tools.
@@ -260,28 +257,7 @@ func (c *Config) Validate(pools []PoolSpec) error {
 			add(path+".connection-port", "must be a TCP port, got %d", im.ConnectionPort)
 		}
 	}
-	if len(c.Pools) == 0 {
-		add("pools", "at least one pool is required")
-	}
-	if pools != nil && len(pools) != len(c.Pools) {
-		add("pools", "%d pools decoded but %d named", len(c.Pools), len(pools))
-	}
-	poolNames := map[string]bool{}
-	for i, ps := range pools {
-		if ps.Name == "" {
-			add(fmt.Sprintf("pools[%d].name", i), "required")
-		} else if poolNames[ps.Name] {
-			add(fmt.Sprintf("pools[%d].name", i), "duplicate pool %q", ps.Name)
-		}
-		poolNames[ps.Name] = true
-		labelNames := map[string]bool{}
-		for j, l := range ps.Labels {
-			if l == "" || labelNames[l] {
-				add(fmt.Sprintf("pools[%d].labels[%d].name", i, j), "missing or duplicate label name %q", l)
-			}
-			labelNames[l] = true
-		}
-	}
+	drivers.CheckPoolSpecs(pools, len(c.Pools), add)
 	for i, p := range c.Pools {
 		path := fmt.Sprintf("pools[%d]", i)
 		if p.PublicIPv4 != nil && p.PublicIPAddress != nil && *p.PublicIPv4 != *p.PublicIPAddress {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nodepool-temporal/nodepool-temporal/drivers"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -124,13 +126,8 @@ type Label struct {
 	HostKeyChecking *bool    `yaml:"host-key-checking,omitempty"`
 }
 
-// PoolSpec carries the name of a pool and of its labels, in the order of the
-// provider's pools and of the pool's labels, as the caller read them from the common
-// keys.
-type PoolSpec struct {
-	Name   string
-	Labels []string
-}
+// PoolSpec carries the name of a pool and of its labels (see drivers.PoolSpec).
+type PoolSpec = drivers.PoolSpec
 
 // DecodeConfig decodes an OpenStack provider section strictly (unknown keys are
 // errors). It is for callers that hold YAML with only the OpenStack keys, such as
@@ -197,28 +194,7 @@ func (c *Config) Validate(pools []PoolSpec) error {
 			add(path+".connection-type", "must be ssh, network_cli or winrm, got %q", im.ConnectionType)
 		}
 	}
-	if len(c.Pools) == 0 {
-		add("pools", "at least one pool is required")
-	}
-	if pools != nil && len(pools) != len(c.Pools) {
-		add("pools", "%d pools decoded but %d named", len(c.Pools), len(pools))
-	}
-	poolNames := map[string]bool{}
-	for i, ps := range pools {
-		if ps.Name == "" {
-			add(fmt.Sprintf("pools[%d].name", i), "required")
-		} else if poolNames[ps.Name] {
-			add(fmt.Sprintf("pools[%d].name", i), "duplicate pool %q", ps.Name)
-		}
-		poolNames[ps.Name] = true
-		labelNames := map[string]bool{}
-		for j, l := range ps.Labels {
-			if l == "" || labelNames[l] {
-				add(fmt.Sprintf("pools[%d].labels[%d].name", i, j), "missing or duplicate label name %q", l)
-			}
-			labelNames[l] = true
-		}
-	}
+	drivers.CheckPoolSpecs(pools, len(c.Pools), add)
 	for i, p := range c.Pools {
 		path := fmt.Sprintf("pools[%d]", i)
 		checkList(path+".networks", p.Networks, "network", add)
