@@ -48,11 +48,19 @@ func zkOptions(ctx workflow.Context) workflow.Context {
 // server's task queues. Activities that heartbeat (AcceptRequest), that must be rate
 // limited (driver steps) or that may run long stay ordinary activities.
 
+// zkLocalDeadline bounds the retries of a local ZooKeeper activity. A local activity
+// without a schedule-to-close timeout gets its start-to-close timeout as one, so its
+// retries would end (and fail the workflow) after 30 s of an overloaded or unreachable
+// ZooKeeper or Temporal server. Past this deadline the workflow fails and the poller
+// starts a new run for the request or node that still needs one.
+const zkLocalDeadline = time.Hour
+
 // zkLocal are the options of local ZooKeeper activities.
 func zkLocal(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         zkRetry(),
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: zkLocalDeadline,
+		RetryPolicy:            zkRetry(),
 	})
 }
 
@@ -60,7 +68,9 @@ func zkLocal(ctx workflow.Context) workflow.Context {
 func lockWaitLocal(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         lockWaitRetry(),
+		// The retry policy's attempts bound the wait, not the first attempt's timeout.
+		ScheduleToCloseTimeout: 5 * time.Minute,
+		RetryPolicy:            lockWaitRetry(),
 	})
 }
 
@@ -80,8 +90,9 @@ func acceptOptions(ctx workflow.Context, nodes int) workflow.Context {
 // bookkeeping.
 func acceptLocal(ctx workflow.Context, nodes int) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30*time.Second + time.Duration(nodes)*100*time.Millisecond,
-		RetryPolicy:         zkRetry(),
+		StartToCloseTimeout:    30*time.Second + time.Duration(nodes)*100*time.Millisecond,
+		ScheduleToCloseTimeout: zkLocalDeadline,
+		RetryPolicy:            zkRetry(),
 	})
 }
 
