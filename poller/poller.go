@@ -70,6 +70,9 @@ type Options struct {
 	// ResyncInterval is how often every request is read again although its data watch
 	// reported no change (5 minutes when zero).
 	ResyncInterval time.Duration
+	// StrandedChecksPerScan bounds how many waiting requests' workflows one scan asks
+	// Temporal about (0: strandedChecksPerScan).
+	StrandedChecksPerScan int
 	// PollInterval is passed to deletion workflows (timer between delete steps).
 	PollInterval time.Duration
 	// SearchAttributes is true when the server has the Nodepool* search attributes.
@@ -140,6 +143,9 @@ func New(opts Options) *Poller {
 	}
 	if opts.ResyncInterval <= 0 {
 		opts.ResyncInterval = defaultResyncInterval
+	}
+	if opts.StrandedChecksPerScan <= 0 {
+		opts.StrandedChecksPerScan = strandedChecksPerScan
 	}
 	return &Poller{
 		opts: opts, log: opts.Logger, now: opts.Now,

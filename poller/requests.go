@@ -276,7 +276,7 @@ func (p *Poller) scanRequests(ctx context.Context, children []string, resync boo
 			delete(p.holders, path)
 		}
 	}
-	p.checkBudget = strandedChecksPerScan
+	p.checkBudget = p.opts.StrandedChecksPerScan
 	p.pruneRunning(now)
 	var reread []string
 	var due []*zookeeper.NodeRequest
@@ -287,7 +287,13 @@ func (p *Poller) scanRequests(ctx context.Context, children []string, resync boo
 			}
 		}
 	} else {
-		checks := p.checkBudget
+		// Requests whose workflow is due for a check, most overdue first: with thousands
+		// waiting, the budget goes round all of them instead of to the same first ids.
+		type check struct {
+			req  *zookeeper.NodeRequest
+			next time.Time
+		}
+		var checks []check
 		for _, id := range children {
 			st := p.reqs[id]
 			if st == nil || st.rec == nil || st.bad {
@@ -305,11 +311,14 @@ func (p *Poller) scanRequests(ctx context.Context, children []string, resync boo
 				switch {
 				case !st.started || st.version != st.rec.Version:
 					due = append(due, st.rec)
-				case !now.Before(st.nextCheck) && checks > 0:
-					checks--
-					due = append(due, st.rec)
+				case !now.Before(st.nextCheck):
+					checks = append(checks, check{st.rec, st.nextCheck})
 				}
 			}
+		}
+		slices.SortStableFunc(checks, func(a, b check) int { return a.next.Compare(b.next) })
+		for _, c := range checks[:min(len(checks), p.checkBudget)] {
+			due = append(due, c.req)
 		}
 	}
 	p.mu.Unlock()

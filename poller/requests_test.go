@@ -56,6 +56,37 @@ func TestPollerRestartsStrandedRequests(t *testing.T) {
 	}
 }
 
+// With more waiting requests than one scan may check, the checks go round all of them,
+// most overdue first: a workflow that ended is found whatever its request's id (with
+// 10,000 waiting, the budget used to go to the same first ids every scan, and the
+// ended workflows of later ones were never restarted).
+func TestPollerChecksEveryWaitingRequestInTurn(t *testing.T) {
+	e := start(t, func(o *Options) { o.StrandedChecksPerScan = 1 })
+	var wids []string
+	for range 4 {
+		wids = append(wids, names.RequestWorkflowID("tq", submit(t, e.zk, zookeeper.StateRequested)))
+	}
+	last := wids[len(wids)-1]
+	eventually(t, func() bool {
+		for _, w := range wids {
+			if e.ft.runCount(w) != 1 {
+				return false
+			}
+		}
+		return true
+	}, "no first runs")
+	e.ft.terminate(last)
+	// Every step makes every request due again; a scan checks one.
+	for range 12 {
+		e.clock.Advance(strandedRecheck + time.Second)
+		time.Sleep(120 * time.Millisecond)
+		if e.ft.runCount(last) == 2 {
+			return
+		}
+	}
+	t.Fatalf("the ended workflow of %s was not restarted", last)
+}
+
 // A workflow that keeps ending at once (it finds nothing to do) is not restarted on every
 // scan: the interval between restarts grows.
 func TestPollerBacksOffRestartingStrandedRequests(t *testing.T) {
