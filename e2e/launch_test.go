@@ -179,3 +179,37 @@ func TestPriorityOrderAtQuota(t *testing.T) {
 	}
 	require.Equal(t, []string{high, normal, low}, order)
 }
+
+// One request for 500 nodes: accepted in batches, launched in parallel, fulfilled with
+// every node; Zuul uses and returns them all, and every instance is deleted once.
+func TestOneRequestForFiveHundredNodes(t *testing.T) {
+	const n = 500
+	cl := simCloud(n, "small")
+	cl.BootSteps = "[0.1]"
+	c := newCluster(t, clusterSpec{Clouds: []*cloudSpec{cl}})
+	c.startLauncher("all")
+
+	labels := make([]string, n)
+	for i := range labels {
+		labels[i] = "small"
+	}
+	id := c.submit("100", labels...)
+	req := c.waitRequest(id, 5*time.Minute, stateIs(zookeeper.StateFulfilled))
+	require.Len(t, req.Nodes, n)
+	require.Len(t, distinct(req.Nodes), n, "every node once")
+	held := c.accept(req)
+	c.giveBack(held)
+	c.waitNoNodes(5 * time.Minute)
+	waitCloudEmpty(t, cl, time.Minute)
+	st := cloudStats(t, cl)
+	require.EqualValues(t, n, st["instances.created"], "one instance per node")
+	require.EqualValues(t, 0, st["instances.duplicate_nodes"])
+}
+
+func distinct(ids []string) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out
+}
