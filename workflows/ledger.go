@@ -49,16 +49,9 @@ type (
 	LedgerRelease = activities.LedgerRelease
 )
 
-// Grant is a ledger's answer to an acquire.
-type Grant struct {
-	Granted bool   `json:"granted"`
-	Reason  string `json:"reason,omitempty"`
-	// Chain is the run chain the answer is for; a run of another chain ignores it.
-	Chain string `json:"chain,omitempty"`
-	// Ledger is the answering ledger's workflow id (a request talks to its pool's
-	// ledger and, with max-concurrency, to its provider's).
-	Ledger string `json:"ledger,omitempty"`
-}
+// Grant is a ledger's answer to an acquire (defined beside the activity that delivers
+// grants in batches).
+type Grant = activities.LedgerGrant
 
 // LedgerState is a ledger's whole state. It is carried across continue-as-new, so it
 // is kept compact: a waiting request costs a few dozen bytes.
@@ -136,10 +129,17 @@ type ledger struct {
 	actx                         workflow.Context
 	interval                     time.Duration
 	historyLimit                 int
+	// batched delivers answers with the DeliverGrants local activity rather than one
+	// SignalExternalWorkflow each (runs started before it keep the signals).
+	batched bool
 }
+
+// grantDeliveryMax bounds the answers of one DeliverGrants call.
+const grantDeliveryMax = 500
 
 func (l *ledger) setup(ctx workflow.Context) error {
 	l.id = workflow.GetInfo(ctx).WorkflowExecution.ID
+	l.batched = workflow.GetVersion(ctx, "batched-grants", workflow.DefaultVersion, 1) >= 1
 	l.b = newBook(l.in.State)
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (LedgerStatus, error) {
 		return l.b.status(l.in.Provider, l.in.Pool), nil
@@ -268,6 +268,10 @@ func (l *ledger) release(r LedgerRelease)   { l.b.release(r, requestOf(r.Request
 // grant signals the book's decisions to the requests' workflows.
 func (l *ledger) grant(ctx workflow.Context) {
 	answers := l.b.decide()
+	if l.batched {
+		l.deliver(ctx, answers)
+		return
+	}
 	futures := make([]workflow.Future, len(answers))
 	for i, ans := range answers {
 		ans.grant.Ledger = l.id
@@ -277,6 +281,31 @@ func (l *ledger) grant(ctx workflow.Context) {
 		if err := f.Get(ctx, nil); err != nil {
 			// The holder is gone; its grant is void unless it bound nodes.
 			l.b.holderGone(answers[i].rid)
+		}
+	}
+}
+
+// deliver sends answers through the DeliverGrants local activity, in batches.
+func (l *ledger) deliver(ctx workflow.Context, answers []answer) {
+	for len(answers) > 0 {
+		n := min(len(answers), grantDeliveryMax)
+		in := activities.DeliverGrantsInput{Signal: SignalCapacity}
+		for _, ans := range answers[:n] {
+			g := ans.grant
+			g.Ledger = l.id
+			in.Deliveries = append(in.Deliveries, activities.GrantDelivery{RequestID: ans.rid, WorkflowID: l.holderOf(ans.rid), Grant: g})
+		}
+		answers = answers[n:]
+		var res activities.DeliverGrantsResult
+		if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.DeliverGrants, in).Get(ctx, &res); err != nil {
+			// Undelivered answers are not lost for good: a waiting request re-sends its
+			// acquire, and a repeated acquire of a granted hold is answered again.
+			workflow.GetLogger(ctx).Warn("delivering grants", "answers", n, "error", err)
+			continue
+		}
+		for _, rid := range res.Gone {
+			// The holder is gone; its grant is void unless it bound nodes.
+			l.b.holderGone(rid)
 		}
 	}
 }

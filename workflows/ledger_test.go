@@ -52,6 +52,20 @@ func newLedgerHarness(t *testing.T) *ledgerHarness {
 			}
 			return nil
 		})
+	env.OnActivity(a.DeliverGrants, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.DeliverGrantsInput) (activities.DeliverGrantsResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			for _, d := range in.Deliveries {
+				name := holderNames[d.WorkflowID]
+				if d.Grant.Granted {
+					h.grants = append(h.grants, name)
+				} else {
+					h.denied = append(h.denied, name)
+				}
+			}
+			return activities.DeliverGrantsResult{}, nil
+		})
 	env.OnActivity(a.PoolUsage, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.PoolUsageInput) (activities.PoolUsageResult, error) {
 			out := map[string]drivers.Resources{}
