@@ -200,11 +200,12 @@ func (b *book) retire(rid string) {
 
 func (b *book) bind(bd LedgerBind, rid string) {
 	h, ok := b.state.Holds[rid]
-	if !ok {
+	if ok {
+		b.unindex(rid)
+	} else {
 		// The grant was released meanwhile; the nodes still use capacity.
 		h = &Hold{Granted: true, GrantEpoch: b.state.Epoch}
-	} else {
-		b.unindex(rid)
+		b.state.Holds[rid] = h
 	}
 	h.Bound = true
 	h.Resend = false
@@ -218,7 +219,7 @@ func (b *book) bind(bd LedgerBind, rid string) {
 			b.update(prev, func(p *Hold) { delete(p.Nodes, id) })
 		}
 	}
-	b.put(rid, h)
+	b.index(rid)
 	delete(b.fresh, rid)
 }
 
@@ -497,11 +498,6 @@ func (b *book) status(provider, pool string) LedgerStatus {
 	return st
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+// sortedKeys returns a map's keys in order: workflow code must not depend on Go's map
+// iteration order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

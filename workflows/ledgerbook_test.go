@@ -3,6 +3,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -149,13 +150,7 @@ func TestBookDecidesAsTheReferenceOverRandomHistories(t *testing.T) {
 						nextNode++
 						nodes[fmt.Sprintf("%010d", nextNode)] = drivers.Resources{"instances": 1, "cores": 2}
 					}
-					what = fmt.Sprintf("bind %s %v", r, slices.Sorted(func(yield func(string) bool) {
-						for k := range nodes {
-							if !yield(k) {
-								return
-							}
-						}
-					}))
+					what = fmt.Sprintf("bind %s %v", r, slices.Sorted(maps.Keys(nodes)))
 					b.bind(LedgerBind{RequestID: r, Nodes: nodes}, r)
 				case op < 8:
 					if rng.IntN(3) == 0 {
