@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 )
 
 const costScenario = "cost"
@@ -105,7 +106,7 @@ func costRow(size int, sc ScenarioReport, ledgerBefore int64) CostRow {
 			row.RequestEvents = int64(wc.Request.Events)
 		}
 		if wc.Delete != nil {
-			row.DeleteEvents = int64(wc.Delete.Events)
+			row.DeleteEvents = int64(math.Round(float64(wc.Delete.Events) / float64(max(wc.Delete.Nodes, 1))))
 		}
 		if wc.LedgerEvents >= ledgerBefore {
 			row.LedgerEvents = float64(wc.LedgerEvents-ledgerBefore) / n

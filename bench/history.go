@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/nodepool-temporal/nodepool-temporal/names"
+	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 )
 
@@ -28,6 +31,9 @@ type HistorySummary struct {
 	SignalsSent     int            `json:"signals_sent"`
 	SignalsReceived int            `json:"signals_received"`
 	Upserts         int            `json:"search_attribute_upserts"`
+	// Nodes is how many nodes a batch deletion (DeleteNodes) deleted, the sample's
+	// among them; 0 for other workflows.
+	Nodes int `json:"nodes,omitempty"`
 	// Timeline lists the history's milestones (activities, timers, signals, the end)
 	// in seconds since Zuul's action: the submit of the request, or "used" of the node.
 	Timeline []TimelineEntry `json:"timeline"`
@@ -80,17 +86,65 @@ func workflowCosts(ctx context.Context, address, driver string, sample workflowS
 		out.Request = h
 	}
 	if sample.NodeID != "" {
-		h, err := summarizeHistory(ctx, c, names.DeleteWorkflowID(benchTaskQueue, sample.NodeID), sample.Used)
+		id, nodes, err := findDeletion(ctx, c, sample.NodeID)
 		if err != nil {
 			out.Error = err.Error()
+		} else {
+			h, err := summarizeHistory(ctx, c, id, sample.Used)
+			if err != nil {
+				out.Error = err.Error()
+			}
+			h.Nodes = nodes
+			out.Delete = h
 		}
-		out.Delete = h
 	}
 	d, err := c.DescribeWorkflowExecution(ctx, names.LedgerWorkflowID(benchTaskQueue, providerName(driver), benchPool), "")
 	if err == nil {
 		out.LedgerEvents = d.GetWorkflowExecutionInfo().GetHistoryLength()
 	}
 	return out
+}
+
+// findDeletion returns the id of the workflow that deleted node id: its own DeleteNode
+// workflow, or the DeleteNodes batch that it was part of (with the batch's size).
+func findDeletion(ctx context.Context, c client.Client, id string) (string, int, error) {
+	single := names.DeleteWorkflowID(benchTaskQueue, id)
+	if _, err := c.DescribeWorkflowExecution(ctx, single, ""); err == nil {
+		return single, 0, nil
+	}
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowType = '" + workflows.DeleteBatchWorkflowType + "'", NextPageToken: token,
+		})
+		if err != nil {
+			return "", 0, fmt.Errorf("listing batch deletions: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			wid := e.GetExecution().GetWorkflowId()
+			it := c.GetWorkflowHistory(ctx, wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			if !it.HasNext() {
+				continue
+			}
+			ev, err := it.Next()
+			if err != nil {
+				return "", 0, fmt.Errorf("reading history of %s: %w", wid, err)
+			}
+			var in workflows.DeleteNodesInput
+			if err := converter.GetDefaultDataConverter().FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in); err != nil {
+				continue
+			}
+			for _, n := range in.Nodes {
+				if n.NodeID == id {
+					return wid, len(in.Nodes), nil
+				}
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return "", 0, fmt.Errorf("no workflow deleted node %s", id)
+		}
+	}
 }
 
 func summarizeHistory(ctx context.Context, c client.Client, workflowID string, origin time.Time) (*HistorySummary, error) {
@@ -113,6 +167,10 @@ func summarizeHistory(ctx context.Context, c client.Client, workflowID string, o
 			mark(ev, "started")
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
 			h.WorkflowTasks++
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+			mark(ev, "workflow task started")
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+			mark(ev, "workflow task completed")
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			name := ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
 			names[ev.GetEventId()] = name

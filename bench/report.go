@@ -298,6 +298,9 @@ func writeWorkflows(w io.Writer, wc *WorkflowCosts, timeline bool) {
 		}
 		fmt.Fprintf(w, "   %s: %d events, %d workflow tasks, %d activities (%s), %d timers, %d signals sent, %d received, %d search attribute upserts\n",
 			h.WorkflowID, h.Events, h.WorkflowTasks, h.ActivityTotal, strings.Join(acts, ", "), h.Timers, h.SignalsSent, h.SignalsReceived, h.Upserts)
+		if h.Nodes > 1 {
+			fmt.Fprintf(w, "      a batch of %d nodes: %.1f events per node\n", h.Nodes, float64(h.Events)/float64(h.Nodes))
+		}
 		if timeline {
 			for _, e := range h.Timeline {
 				fmt.Fprintf(w, "      %7.3f s  %s\n", e.At, e.Event)

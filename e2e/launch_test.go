@@ -197,6 +197,7 @@ func TestOneRequestForFiveHundredNodes(t *testing.T) {
 	req := c.waitRequest(id, 5*time.Minute, stateIs(zookeeper.StateFulfilled))
 	require.Len(t, req.Nodes, n)
 	require.Len(t, distinct(req.Nodes), n, "every node once")
+	c.requireEagerStart(names.RequestWorkflowID(c.taskQueue, id))
 	held := c.accept(req)
 	c.giveBack(held)
 	c.waitNoNodes(5 * time.Minute)
@@ -204,6 +205,33 @@ func TestOneRequestForFiveHundredNodes(t *testing.T) {
 	st := cloudStats(t, cl)
 	require.EqualValues(t, n, st["instances.created"], "one instance per node")
 	require.EqualValues(t, 0, st["instances.duplicate_nodes"])
+
+	// Returned together, the nodes were deleted by a few batch workflows, each node
+	// by exactly one deletion; the batches' first tasks went straight to the worker.
+	deleted := map[string]int{}
+	var workflowsUsed int
+	require.Eventually(t, func() bool {
+		singles, batches := c.deletions(req.Nodes)
+		clear(deleted)
+		for _, id := range singles {
+			deleted[id]++
+		}
+		for _, ids := range batches {
+			for _, id := range ids {
+				deleted[id]++
+			}
+		}
+		workflowsUsed = len(singles) + len(batches)
+		return len(deleted) == n
+	}, time.Minute, time.Second, "every node's deletion workflow listed")
+	for id, times := range deleted {
+		require.Equal(t, 1, times, "node %s deleted by one workflow", id)
+	}
+	require.Less(t, workflowsUsed, n/2, "nodes returned together share deletion workflows")
+	_, batches := c.deletions(req.Nodes)
+	for wid := range batches {
+		c.requireEagerStart(wid)
+	}
 }
 
 func distinct(ids []string) map[string]bool {

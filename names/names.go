@@ -6,6 +6,7 @@ package names
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -20,6 +21,13 @@ func RequestWorkflowID(taskQueue, requestID string) string {
 // DeleteWorkflowID returns the id of the workflow deleting a node.
 func DeleteWorkflowID(taskQueue, nodeID string) string {
 	return taskQueue + "/delete/" + nodeID
+}
+
+// DeleteBatchWorkflowID returns the id of a workflow deleting several nodes at once:
+// the first node's id, how many there are, and the starting process's instance and
+// sequence number, which keep it unique.
+func DeleteBatchWorkflowID(taskQueue, firstNodeID string, count int, instance string, seq uint64) string {
+	return taskQueue + "/delete-batch/" + firstNodeID + "+" + strconv.Itoa(count-1) + "/" + instance + "-" + strconv.FormatUint(seq, 10)
 }
 
 // LedgerWorkflowID returns the id of a pool's ledger workflow.

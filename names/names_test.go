@@ -9,6 +9,7 @@ func TestNames(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{RequestWorkflowID("nodepool", "100-0000000001"), "nodepool/request/100-0000000001"},
 		{DeleteWorkflowID("nodepool", "0000000007"), "nodepool/delete/0000000007"},
+		{DeleteBatchWorkflowID("nodepool", "0000000007", 3, "0123abcd", 12), "nodepool/delete-batch/0000000007+2/0123abcd-12"},
 		{LedgerWorkflowID("nodepool", "aws", "main"), "nodepool/ledger/aws/main"},
 		{SweepWorkflowID("nodepool", "aws"), "nodepool/sweep/aws"},
 		{ProviderTaskQueue("nodepool", "aws"), "nodepool-provider-aws"},

@@ -12,11 +12,8 @@ import (
 	"github.com/nodepool-temporal/nodepool-temporal/names"
 
 	"github.com/go-zookeeper/zk"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/nodepool-temporal/nodepool-temporal/lifecycle"
-	"github.com/nodepool-temporal/nodepool-temporal/workflows"
 	"github.com/nodepool-temporal/nodepool-temporal/zookeeper"
 )
 
@@ -329,16 +326,8 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 	}
 	ns.deleting = now
 	p.mu.Unlock()
-	if err := p.startDelete(ctx, id, unlockedFor); err != nil {
-		p.mu.Lock()
-		if ns := p.nodes[id]; ns != nil {
-			ns.deleting = time.Time{}
-		}
-		p.mu.Unlock()
-		p.log.Warn("starting node deletion", "node_id", id, "error", err)
-		return
-	}
-	p.log.Info("started node deletion", "node_id", id, "reason", reason)
+	p.log.Info("deleting node", "node_id", id, "reason", reason)
+	p.startDelete(ctx, id, unlockedFor.Seconds())
 }
 
 // considerBadNode handles a node whose record cannot be decoded. A znode without a
@@ -413,23 +402,4 @@ func (p *Poller) ownedByRunningLaunch(ctx context.Context, n *zookeeper.Node) bo
 		return false
 	}
 	return p.mayBeRunning(ctx, names.RequestWorkflowID(p.opts.TaskQueue, *n.AllocatedTo))
-}
-
-func (p *Poller) startDelete(ctx context.Context, id string, unlockedFor time.Duration) error {
-	opts := client.StartWorkflowOptions{
-		ID:                       names.DeleteWorkflowID(p.opts.TaskQueue, id),
-		TaskQueue:                p.opts.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		EnableEagerStart:         true,
-	}
-	_, err := p.opts.Temporal.ExecuteWorkflow(ctx, opts, workflows.DeleteWorkflowType, workflows.DeleteInput{
-		NodeID:           id,
-		TaskQueue:        p.opts.TaskQueue,
-		PollIntervalSec:  p.opts.PollInterval.Seconds(),
-		UnlockedForSec:   unlockedFor.Seconds(),
-		OrphanGraceSec:   p.opts.Policy.OrphanGrace.Seconds(),
-		SearchAttributes: p.opts.SearchAttributes,
-	})
-	return err
 }

@@ -146,3 +146,52 @@ func TestPollerDeallocatesReadyNodesOfVanishedRequests(t *testing.T) {
 	scans()
 	require.Zero(t, ft.count(names.DeleteWorkflowID("tq", id)), "a deallocated ready node is kept")
 }
+
+// Nodes that Zuul returns together are deleted by a few workflows, not one each: while
+// the first starts are under way, the nodes that must go gather into one DeleteNodes
+// workflow, and every node is deleted exactly once.
+func TestPollerBatchesDeletionsOfNodesReturnedTogether(t *testing.T) {
+	e := start(t, func(o *Options) { o.Now = nil })
+	gate := make(chan struct{})
+	e.ft.mu.Lock()
+	e.ft.gate = gate
+	e.ft.mu.Unlock()
+	ctx := context.Background()
+	const returned = 30
+	var ids []string
+	for range returned {
+		id, err := e.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeUsed, Provider: "sim", Pool: "main",
+			Type: zookeeper.Labels{"small"}, StateTime: float64(time.Now().Unix())})
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	pending := func() int {
+		e.p.deletes.mu.Lock()
+		defer e.p.deletes.mu.Unlock()
+		return len(e.p.deletes.pending)
+	}
+	// The first starts wait at the gate; every other node queues behind them.
+	eventually(t, func() bool { return pending() == returned-deleteStartsInFlight }, "deletions not queued")
+	close(gate)
+	eventually(t, func() bool {
+		for _, id := range ids {
+			if e.ft.deletions("tq", id) != 1 {
+				return false
+			}
+		}
+		return true
+	}, "not every node deleted once")
+	scans()
+	e.ft.mu.Lock()
+	defer e.ft.mu.Unlock()
+	starts := 0
+	for _, n := range e.ft.starts {
+		starts += n
+	}
+	require.LessOrEqual(t, starts, deleteStartsInFlight+1, "one workflow for the nodes that queued")
+	require.NotEmpty(t, e.ft.batches)
+	for _, b := range e.ft.batches {
+		require.Equal(t, "tq", b.TaskQueue)
+		require.LessOrEqual(t, len(b.Nodes), deleteBatchMax)
+	}
+}

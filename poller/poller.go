@@ -128,6 +128,8 @@ type Poller struct {
 	// only when it ends, so that a Stats snapshot never holds half a pass.
 	resyncMu             sync.Mutex
 	resyncs, resyncReads int64
+	// deletes are the deletions waiting to be started (see deleteQueue).
+	deletes deleteQueue
 }
 
 // New returns a Poller.
@@ -198,6 +200,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); p.syncPaused(ctx) }()
 	go func() { defer wg.Done(); p.cleanupLoop(ctx) }()
 	wg.Wait()
+	p.deletes.wg.Wait()
 	return nil
 }
 

@@ -53,7 +53,11 @@ type fakeTemporal struct {
 	latest    map[string]*fakeRun
 	// endAtOnce makes every started workflow end right away (a run that skips).
 	endAtOnce bool
-	seq       int
+	// gate, when set, holds every start until it is closed or sent to.
+	gate chan struct{}
+	// batches are the inputs of the DeleteNodes workflows started.
+	batches []workflows.DeleteNodesInput
+	seq     int
 }
 
 func newFakeTemporal() *fakeTemporal {
@@ -67,7 +71,18 @@ func newFakeTemporal() *fakeTemporal {
 func (f *fakeTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
+	if f.gate != nil {
+		f.mu.Unlock()
+		<-f.gate
+		f.mu.Lock()
+	}
+	if in, ok := args[0].(workflows.DeleteNodesInput); ok {
+		// A batch's id is its own: it never attaches to another batch.
+		if o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL || f.starts[o.ID] > 0 {
+			panic("a batch deletion's id must be new")
+		}
+		f.batches = append(f.batches, in)
+	} else if o.WorkflowIDConflictPolicy != enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
 		panic("starts must attach to a running workflow")
 	}
 	if o.WorkflowIDReusePolicy != enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE {
@@ -130,6 +145,21 @@ func (f *fakeTemporal) run(id, chain string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.latest[id] = &fakeRun{runID: chain, firstRunID: chain, running: true}
+}
+
+// deletions returns how many deletions were started for node id, alone or in a batch.
+func (f *fakeTemporal) deletions(taskQueue, id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := f.starts[names.DeleteWorkflowID(taskQueue, id)]
+	for _, b := range f.batches {
+		for _, t := range b.Nodes {
+			if t.NodeID == id {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (f *fakeTemporal) count(id string) int {

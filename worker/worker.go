@@ -121,6 +121,11 @@ func Run(ctx context.Context, opts Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	var started atomic.Bool
+	// starter starts the request and deletion workflows. In a process that also runs
+	// the workers it is their client: the SDK hands a workflow's first task straight to
+	// a worker in the same process (eager start) only when the start goes through the
+	// client the worker was created from.
+	starter := tc
 	if opts.Webapp {
 		// The web app also stops when Run returns early, before g.Wait.
 		wctx, stopWebapp := context.WithCancel(gctx)
@@ -153,6 +158,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("connecting to Temporal: %w", err)
 		}
 		defer wc.Close()
+		starter = wc
 		workers := newWorkers(wc, cfg, settings, acts, opts.StopTimeout, rec)
 		for _, w := range workers {
 			if err := w.Start(); err != nil {
@@ -183,7 +189,7 @@ func Run(ctx context.Context, opts Options) error {
 	if role == RoleAll || role == RolePoller {
 		p := poller.New(poller.Options{
 			ZK:               zk,
-			Temporal:         tc,
+			Temporal:         starter,
 			TaskQueue:        settings.TaskQueue,
 			Pools:            pollerPools(settings),
 			Instance:         processInstance,
@@ -229,6 +235,7 @@ func newWorkers(tc client.Client, cfg *config.Config, s activities.Settings, act
 	main := tworker.New(tc, s.TaskQueue, tworker.Options{WorkerStopTimeout: stop, Interceptors: intercept})
 	main.RegisterWorkflowWithOptions(workflows.HandleRequest, workflow.RegisterOptions{Name: workflows.RequestWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.DeleteNode, workflow.RegisterOptions{Name: workflows.DeleteWorkflowType})
+	main.RegisterWorkflowWithOptions(workflows.DeleteNodes, workflow.RegisterOptions{Name: workflows.DeleteBatchWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.PoolLedger, workflow.RegisterOptions{Name: workflows.LedgerWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.LeakSweep, workflow.RegisterOptions{Name: workflows.SweepWorkflowType})
 	main.RegisterWorkflowWithOptions(workflows.MinReady, workflow.RegisterOptions{Name: workflows.MinReadyWorkflowType})

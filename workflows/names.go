@@ -28,7 +28,9 @@ const (
 const (
 	RequestWorkflowType = "HandleRequest"
 	DeleteWorkflowType  = "DeleteNode"
-	LedgerWorkflowType  = "PoolLedger"
+	// DeleteBatchWorkflowType deletes several nodes in one workflow (DeleteNodes).
+	DeleteBatchWorkflowType = "DeleteNodes"
+	LedgerWorkflowType      = "PoolLedger"
 )
 
 // Search attributes the workflows set when the server has them registered.
