@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,6 +157,11 @@ func TestPollerBatchesDeletionsOfNodesReturnedTogether(t *testing.T) {
 	e.ft.mu.Lock()
 	e.ft.gate = gate
 	e.ft.mu.Unlock()
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	// Cleanups run last-first: the gate opens before the poller is stopped, so a failed
+	// assertion does not leave Run waiting for starts held at the gate.
+	t.Cleanup(open)
 	ctx := context.Background()
 	const returned = 30
 	var ids []string
@@ -165,14 +171,23 @@ func TestPollerBatchesDeletionsOfNodesReturnedTogether(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, id)
 	}
-	pending := func() int {
+	queued := func() bool {
+		e.p.mu.Lock()
+		deleting := 0
+		for _, id := range ids {
+			if ns := e.p.nodes[id]; ns != nil && !ns.deleting.IsZero() {
+				deleting++
+			}
+		}
+		e.p.mu.Unlock()
 		e.p.deletes.mu.Lock()
 		defer e.p.deletes.mu.Unlock()
-		return len(e.p.deletes.pending)
+		return deleting == returned && e.p.deletes.inflight == deleteStartsInFlight && len(e.p.deletes.pending) > 0
 	}
-	// The first starts wait at the gate; every other node queues behind them.
-	eventually(t, func() bool { return pending() == returned-deleteStartsInFlight }, "deletions not queued")
-	close(gate)
+	// The first starts wait at the gate (each with the nodes queued when it began);
+	// every other node queues behind them.
+	eventually(t, queued, "deletions not queued")
+	open()
 	eventually(t, func() bool {
 		for _, id := range ids {
 			if e.ft.deletions("tq", id) != 1 {
