@@ -792,9 +792,10 @@ func TestAwaitLockTakesTheLockWhenItsHolderLetsGo(t *testing.T) {
 				}
 			}
 			started := time.Now()
-			held, err := f.acts.awaitLock(ctx, path, "tq/delete/me", tc.wait)
+			contender, held, err := f.acts.awaitLock(ctx, path, "tq/delete/me", tc.wait)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, held)
+			require.Equal(t, tc.want, contender != "", "the holding contender is named when held")
 			require.Less(t, time.Since(started), tc.within)
 			_, holder, err := f.zk.LockHolder(ctx, path)
 			require.NoError(t, err)
@@ -1092,4 +1093,47 @@ func TestForEachNodeReadsTheMirror(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return slices.Equal([]string{ids[0] + " ready", ids[1] + " used", ids[2] + " ready"}, visit())
 	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// Deleting a node Zuul returned, inline (lock, re-check, mark deleting, delete the
+// instance, remove the znode, release), costs six ZooKeeper requests: take the free
+// lock (three), read the node, mark it deleting, and remove node and lock in one
+// transaction. The request it was allocated to is not looked up for a used node.
+func TestStartDeleteOfAReturnedNodeRequests(t *testing.T) {
+	base := newFixture(t)
+	settings := base.acts.settings
+	settings.Providers = slices.Clone(settings.Providers)
+	settings.Providers[0].InlineSteps = true
+	sig := &ledgerSignals{}
+	acts := New(base.zk, base.acts.drivers, settings, sig, nil)
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(quietLogger{})
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	ctx := context.Background()
+
+	req := "100-0000000001"
+	id, err := base.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeUsed, Provider: "sim", Pool: "main",
+		AllocatedTo: &req, ExternalID: []byte(`"sim-returned"`)})
+	require.NoError(t, err)
+	// Zuul held the node while it ran the job and released it on return.
+	zuul := base.zk.NewLock(zookeeper.NodeLockPath(id), "zuul")
+	ok, err := zuul.TryAcquire(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, zuul.Release(ctx))
+
+	before := base.zk.Requests()
+	v, err := env.ExecuteActivity(acts.StartDelete, StartDeleteInput{
+		NodeID: id, Owner: "tq/delete/" + id, Finish: &FinishTarget{TaskQueue: "tq", Signal: "release"},
+	})
+	require.NoError(t, err)
+	requests := base.zk.Requests() - before
+	var res StartDeleteResult
+	require.NoError(t, v.Get(&res))
+	require.True(t, res.Deleted, "%+v", res)
+	_, err = base.zk.GetNode(ctx, id)
+	require.ErrorIs(t, err, zookeeper.ErrNotFound)
+	require.Equal(t, []string{"tq/ledger/sim/main release"}, sig.sent)
+	require.LessOrEqual(t, requests, uint64(6), "ZooKeeper requests for one deletion")
 }

@@ -49,7 +49,7 @@ func (a *Activities) StartDelete(ctx context.Context, in StartDeleteInput) (Star
 	if activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt <= 1 {
 		wait = lockWaitInActivity
 	}
-	held, err := a.awaitLock(ctx, lock, in.Owner, wait)
+	contender, held, err := a.awaitLock(ctx, lock, in.Owner, wait)
 	if isNotFound(err) {
 		return StartDeleteResult{Reason: "node no longer exists"}, nil
 	}
@@ -83,7 +83,7 @@ func (a *Activities) StartDelete(ctx context.Context, in StartDeleteInput) (Star
 		}
 		if n.State != zookeeper.NodeDeleting {
 			obs := lifecycle.Observation{UnlockedFor: time.Duration(in.UnlockedForSec * float64(time.Second))}
-			if n.AllocatedTo != nil && *n.AllocatedTo != "" {
+			if n.AllocatedTo != nil && *n.AllocatedTo != "" && lifecycle.NeedsRequest(n) {
 				exists, err := a.requestExists(ctx, *n.AllocatedTo)
 				if err != nil {
 					return StartDeleteResult{}, err
@@ -113,6 +113,7 @@ func (a *Activities) StartDelete(ctx context.Context, in StartDeleteInput) (Star
 			Pool:       n.Pool,
 			TaskQueue:  prov.TaskQueue,
 			State:      string(n.State),
+			Contender:  contender,
 		}
 		if in.Finish != nil && prov.InlineSteps {
 			return a.finishInline(ctx, in, res)
@@ -145,7 +146,7 @@ func (a *Activities) finishInline(ctx context.Context, in StartDeleteInput, res 
 		return res, nil
 	}
 	err := a.FinishDelete(ctx, FinishDeleteInput{
-		NodeID: in.NodeID, Owner: in.Owner, Signal: in.Finish.Signal,
+		NodeID: in.NodeID, Owner: in.Owner, Contender: res.Contender, Signal: in.Finish.Signal,
 		Ledger: names.LedgerWorkflowID(in.Finish.TaskQueue, res.Provider, res.Pool),
 	})
 	if err != nil {
@@ -177,10 +178,10 @@ func (a *Activities) requestExists(ctx context.Context, id string) (bool, error)
 // when nobody else holds it, so it never queues behind (or disturbs) the holder. It
 // reports whether owner holds the lock; a lock still held by someone else when the
 // wait ends is not an error.
-func (a *Activities) awaitLock(ctx context.Context, path, owner string, wait time.Duration) (bool, error) {
-	held, err := a.zk.EnsureLock(ctx, path, owner)
+func (a *Activities) awaitLock(ctx context.Context, path, owner string, wait time.Duration) (string, bool, error) {
+	contender, held, err := a.zk.EnsureLockContender(ctx, path, owner)
 	if err != nil || held || wait <= 0 {
-		return held, err
+		return contender, held, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -190,23 +191,23 @@ func (a *Activities) awaitLock(ctx context.Context, path, owner string, wait tim
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				return false, ctx.Err()
+				return "", false, ctx.Err()
 			}
 			if len(ev.Children) > 0 {
 				locked, holder, err := a.zk.LockHolder(ctx, path)
 				if err != nil {
-					return false, err
+					return "", false, err
 				}
 				if locked && holder != owner {
 					continue
 				}
 			}
-			held, err := a.zk.EnsureLock(ctx, path, owner)
+			contender, held, err := a.zk.EnsureLockContender(ctx, path, owner)
 			if err != nil || held {
-				return held, err
+				return contender, held, err
 			}
 		case <-wctx.Done():
-			return false, ctx.Err()
+			return "", false, ctx.Err()
 		}
 	}
 }

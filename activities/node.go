@@ -130,6 +130,25 @@ func applyInstance(n *zookeeper.Node, inst drivers.Instance, need drivers.Resour
 // RemoveNode deletes a node znode (and its lock) that the owner holds or that nobody
 // holds. A node locked by someone else is left alone.
 func (a *Activities) RemoveNode(ctx context.Context, in NodeRefInput) error {
+	return a.removeNode(ctx, in.NodeID, in.Owner, "")
+}
+
+// removeNode removes node id under owner's lock. When the holding contender is known,
+// the node and its lock go in one transaction; when that cannot apply (the lock
+// changed, others queue for it), or the contender is not known, the lock is asserted
+// again and the node deleted.
+func (a *Activities) removeNode(ctx context.Context, id, owner, contender string) error {
+	if contender != "" {
+		removed, err := a.zk.RemoveHeldNode(ctx, id, contender)
+		if err != nil {
+			a.logger.Debug("removing node with its lock", "node_id", id, "error", err)
+		}
+		if removed {
+			a.logger.Info("deleted node", "node_id", id)
+			return nil
+		}
+	}
+	in := NodeRefInput{NodeID: id, Owner: owner}
 	held, err := a.zk.EnsureLock(ctx, zookeeper.NodeLockPath(in.NodeID), in.Owner)
 	if isNotFound(err) {
 		return nil
@@ -206,7 +225,7 @@ func (a *Activities) ReleaseNode(ctx context.Context, in NodeRefInput) error {
 // signal's two events and a workflow task. Releases of many deletions at once share
 // signals (see releaseBatcher).
 func (a *Activities) FinishDelete(ctx context.Context, in FinishDeleteInput) error {
-	if err := a.RemoveNode(ctx, NodeRefInput{NodeID: in.NodeID, Owner: in.Owner}); err != nil {
+	if err := a.removeNode(ctx, in.NodeID, in.Owner, in.Contender); err != nil {
 		return err
 	}
 	if a.temporal == nil || in.Ledger == "" || in.Signal == "" {

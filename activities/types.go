@@ -174,6 +174,10 @@ type BindTarget struct {
 type FinishDeleteInput struct {
 	NodeID string `json:"node_id"`
 	Owner  string `json:"owner"`
+	// Contender, when known, is the name of Owner's contender holding the node lock
+	// (StartDeleteResult.Contender): the node is then removed in one transaction with
+	// its lock (zookeeper.Client.RemoveHeldNode).
+	Contender string `json:"contender,omitempty"`
 	// Ledger is the workflow id of the pool ledger to release the node's capacity to,
 	// with Signal, the name of the ledger's release signal.
 	Ledger string `json:"ledger"`
@@ -311,6 +315,8 @@ type StartDeleteResult struct {
 	Pool       string `json:"pool,omitempty"`
 	TaskQueue  string `json:"task_queue,omitempty"`
 	State      string `json:"state,omitempty"`
+	// Contender is the name of the lock contender through which Owner holds the node.
+	Contender string `json:"contender,omitempty"`
 	// Deleted is true when the activity deleted the instance, removed the znode and
 	// released the capacity itself (StartDeleteInput.Finish): nothing is left to do.
 	Deleted bool `json:"deleted,omitempty"`

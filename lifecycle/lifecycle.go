@@ -76,6 +76,12 @@ func DeleteReason(n *zookeeper.Node, obs Observation, now time.Time, p Policy) s
 	return ""
 }
 
+// NeedsRequest reports whether DeleteReason's answer for n depends on
+// Observation.RequestExists, so callers look the request up only when it matters.
+func NeedsRequest(n *zookeeper.Node) bool {
+	return n != nil && n.State == zookeeper.NodeInit
+}
+
 // Deallocate reports whether a ready node must be given back to its pool: it is
 // allocated to a request that no longer exists (Zuul deleted it before using the
 // nodes, or a min-ready request was cleaned up) and nobody holds it. As Nodepool does,

@@ -61,6 +61,12 @@ func TestDeleteReason(t *testing.T) {
 			if (got != "") != tc.want {
 				t.Fatalf("DeleteReason = %q, want deletion %v", got, tc.want)
 			}
+			// Callers look the request up only when NeedsRequest says it matters.
+			flipped := tc.obs
+			flipped.RequestExists = !flipped.RequestExists
+			if other := DeleteReason(&n, flipped, now, policy); other != got && !NeedsRequest(&n) {
+				t.Fatalf("DeleteReason depends on RequestExists (%q, %q) but NeedsRequest is false", got, other)
+			}
 		})
 	}
 }

@@ -232,7 +232,7 @@ func (d deletion) run(ctx workflow.Context, n DeleteTarget, status *DeleteStatus
 	if d.lean {
 		// One local activity removes the znode and releases the capacity.
 		if err := workflow.ExecuteLocalActivity(zkLocal(ctx), a.FinishDelete, activities.FinishDeleteInput{
-			NodeID: n.NodeID, Owner: d.owner, Ledger: ledger, Signal: SignalRelease,
+			NodeID: n.NodeID, Owner: d.owner, Contender: start.Contender, Ledger: ledger, Signal: SignalRelease,
 		}).Get(ctx, nil); err != nil {
 			return DeleteResult{}, err
 		}

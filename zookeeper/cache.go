@@ -19,7 +19,7 @@ func (c *Client) GetNodeW(ctx context.Context, id string) (*Node, int32, <-chan 
 		stat  *zk.Stat
 		watch <-chan zk.Event
 	}
-	res, err := do(ctx, func() (result, error) {
+	res, err := do(c, ctx, func() (result, error) {
 		data, stat, watch, err := c.conn.GetW(c.abs(NodePath(id)))
 		return result{data, stat, watch}, err
 	})

@@ -81,6 +81,9 @@ type Client struct {
 	// server applied the request: the caller gets zk.ErrConnectionClosed.
 	lostReplies func(op, path string) bool
 
+	// requests counts the requests sent to the server (see Requests).
+	requests atomic.Uint64
+
 	mu           sync.Mutex
 	sessionID    int64
 	hadSession   bool
@@ -206,6 +209,11 @@ func (c *Client) Close() {
 
 // Chroot returns the chroot prefix ("" for none).
 func (c *Client) Chroot() string { return c.chroot }
+
+// Requests returns how many requests this client has sent to the server (reads,
+// writes, watches and transactions; not pings), so the cost of an operation in round
+// trips can be measured.
+func (c *Client) Requests() uint64 { return c.requests.Load() }
 
 // Connected reports whether the client currently has a live session.
 func (c *Client) Connected() bool { return c.conn.State() == zk.StateHasSession }
@@ -387,13 +395,14 @@ func (c *Client) rel(p string) string {
 	return r
 }
 
-// do runs a blocking go-zookeeper call, returning early when ctx ends. The
+// do runs a blocking go-zookeeper call of c, returning early when ctx ends. The
 // call itself still completes in the background.
-func do[T any](ctx context.Context, f func() (T, error)) (T, error) {
+func do[T any](c *Client, ctx context.Context, f func() (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
+	c.requests.Add(1)
 	type result struct {
 		v   T
 		err error
@@ -417,7 +426,7 @@ type dataStat struct {
 }
 
 func (c *Client) get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
-	r, err := do(ctx, func() (dataStat, error) {
+	r, err := do(c, ctx, func() (dataStat, error) {
 		d, s, err := c.conn.Get(c.abs(p))
 		return dataStat{d, s}, err
 	})
@@ -425,18 +434,18 @@ func (c *Client) get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
 }
 
 func (c *Client) set(ctx context.Context, p string, data []byte, version int32) (*zk.Stat, error) {
-	return do(ctx, func() (*zk.Stat, error) { return c.conn.Set(c.abs(p), data, version) })
+	return do(c, ctx, func() (*zk.Stat, error) { return c.conn.Set(c.abs(p), data, version) })
 }
 
 func (c *Client) children(ctx context.Context, p string) ([]string, error) {
-	return do(ctx, func() ([]string, error) {
+	return do(c, ctx, func() ([]string, error) {
 		ch, _, err := c.conn.Children(c.abs(p))
 		return ch, err
 	})
 }
 
 func (c *Client) exists(ctx context.Context, p string) (*zk.Stat, error) {
-	return do(ctx, func() (*zk.Stat, error) {
+	return do(c, ctx, func() (*zk.Stat, error) {
 		ok, st, err := c.conn.Exists(c.abs(p))
 		if err == nil && !ok {
 			return nil, zk.ErrNoNode
@@ -445,8 +454,23 @@ func (c *Client) exists(ctx context.Context, p string) (*zk.Stat, error) {
 	})
 }
 
+// multi runs ops (go-zookeeper request values with absolute paths) as one
+// transaction. A failed transaction's error is its first failed operation's.
+func (c *Client) multi(ctx context.Context, ops ...any) error {
+	_, err := do(c, ctx, func() (struct{}, error) {
+		res, err := c.conn.Multi(ops...)
+		for _, r := range res {
+			if r.Error != nil {
+				return struct{}{}, r.Error
+			}
+		}
+		return struct{}{}, err
+	})
+	return err
+}
+
 func (c *Client) delete(ctx context.Context, p string, version int32) error {
-	_, err := do(ctx, func() (struct{}, error) {
+	_, err := do(c, ctx, func() (struct{}, error) {
 		err := c.conn.Delete(c.abs(p), version)
 		if err == nil && c.lostReplies != nil && c.lostReplies("delete", p) {
 			err = zk.ErrConnectionClosed
@@ -464,6 +488,7 @@ func (c *Client) create(ctx context.Context, p string, data []byte, flags int32)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	c.requests.Add(1)
 	type result struct {
 		p   string
 		err error
@@ -516,7 +541,7 @@ func (c *Client) makeAbsPath(ctx context.Context, p string) error {
 	cur := ""
 	for _, part := range parts {
 		cur += "/" + part
-		_, err := do(ctx, func() (string, error) {
+		_, err := do(c, ctx, func() (string, error) {
 			return c.conn.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
 		})
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {

@@ -63,13 +63,20 @@ func (c *Client) contenders(ctx context.Context, lockPath string) ([]contender, 
 
 // contendersWithData is contenders plus each contender's data and session;
 // contenders that vanish while being read are dropped.
-func (c *Client) contendersWithData(ctx context.Context, lockPath string) ([]contender, error) {
+// known, when set, is a contender this client created and whose data it already
+// has: it is not read back.
+func (c *Client) contendersWithData(ctx context.Context, lockPath string, known *contender) ([]contender, error) {
 	cs, err := c.contenders(ctx, lockPath)
 	if err != nil {
 		return nil, err
 	}
 	out := cs[:0]
 	for _, ct := range cs {
+		if known != nil && ct.name == known.name {
+			ct.data, ct.ephemeralOwner = known.data, known.ephemeralOwner
+			out = append(out, ct)
+			continue
+		}
 		data, stat, err := c.get(ctx, lockPath+"/"+ct.name)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
@@ -106,15 +113,13 @@ func (c *Client) ensureLockDir(ctx context.Context, lockPath string) error {
 }
 
 // newContender creates an ephemeral sequential kazoo contender with data and
-// returns its name.
+// returns its name. The lock directory is created when it is missing (see
+// ensureLockDir); it usually exists, so the contender is created first.
 func (c *Client) newContender(ctx context.Context, lockPath, prefix string, data []byte) (string, error) {
-	if err := c.ensureLockDir(ctx, lockPath); err != nil {
-		return "", err
-	}
 	created, err := c.create(ctx, lockPath+"/"+prefix, data, zk.FlagEphemeralSequential)
 	if errors.Is(err, zk.ErrNoNode) {
-		// The lock directory was removed in between (its node was deleted,
-		// or lock cleanup ran): recreate it once.
+		// The lock directory is missing (never created, its node was deleted, or
+		// lock cleanup ran): create it once.
 		if err := c.ensureLockDir(ctx, lockPath); err != nil {
 			return "", err
 		}
@@ -407,7 +412,7 @@ func (l *Lock) Held(ctx context.Context) (bool, error) {
 // watchData sets a data watch on p; it returns zk.ErrNoNode (and no watch)
 // when p does not exist.
 func (c *Client) watchData(ctx context.Context, p string) (<-chan zk.Event, error) {
-	return do(ctx, func() (<-chan zk.Event, error) {
+	return do(c, ctx, func() (<-chan zk.Event, error) {
 		_, _, ch, err := c.conn.GetW(c.abs(p))
 		return ch, err
 	})

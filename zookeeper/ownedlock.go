@@ -31,24 +31,32 @@ const maxEnsureRounds = 5
 //
 // A missing lock directory is created, except for a node lock whose node is
 // gone: then the error wraps ErrNotFound and nothing is created.
+//
+// Taking a free lock costs three requests: list, create, list again.
 func (c *Client) EnsureLock(ctx context.Context, lockPath, owner string) (bool, error) {
-	held, err := c.ensureLock(ctx, lockPath, owner)
-	if err != nil {
-		return false, fmt.Errorf("locking %s for %s: %w", lockPath, owner, err)
-	}
-	return held, nil
+	_, held, err := c.EnsureLockContender(ctx, lockPath, owner)
+	return held, err
 }
 
-func (c *Client) ensureLock(ctx context.Context, lockPath, owner string) (bool, error) {
-	if err := c.ensureLockDir(ctx, lockPath); err != nil {
-		return false, err
+// EnsureLockContender is EnsureLock that also returns, when the lock is held, the
+// name of owner's holding contender (see RemoveHeldNode).
+func (c *Client) EnsureLockContender(ctx context.Context, lockPath, owner string) (string, bool, error) {
+	name, held, err := c.ensureLock(ctx, lockPath, owner)
+	if err != nil {
+		return "", false, fmt.Errorf("locking %s for %s: %w", lockPath, owner, err)
 	}
+	return name, held, nil
+}
+
+func (c *Client) ensureLock(ctx context.Context, lockPath, owner string) (string, bool, error) {
 	want := []byte(owner)
 	prefix := newContenderPrefix()
+	// created is the contender this call created: its data is known.
+	var created *contender
 	for range maxEnsureRounds {
-		cs, err := c.contendersWithData(ctx, lockPath)
+		cs, err := c.contendersWithData(ctx, lockPath, created)
 		if err != nil {
-			return false, err
+			return "", false, err
 		}
 		var mine []contender
 		for _, ct := range cs {
@@ -57,20 +65,22 @@ func (c *Client) ensureLock(ctx context.Context, lockPath, owner string) (bool, 
 			}
 		}
 		if len(mine) == 0 {
-			if _, err := c.newContender(ctx, lockPath, prefix, want); err != nil {
-				return false, err
+			name, err := c.newContender(ctx, lockPath, prefix, want)
+			if err != nil {
+				return "", false, err
 			}
+			created = &contender{name: name, data: want, ephemeralOwner: c.SessionID()}
 			continue
 		}
 		if !bytes.Equal(cs[0].data, want) {
 			// Someone else holds the lock: do not queue behind them.
-			return false, c.removeContenders(ctx, lockPath, mine)
+			return "", false, c.removeContenders(ctx, lockPath, mine)
 		}
 
 		holder, extra := mine[0], mine[1:]
 		sid := c.SessionID()
 		if holder.ephemeralOwner == 0 || holder.ephemeralOwner == sid {
-			return true, c.removeContenders(ctx, lockPath, extra)
+			return holder.name, true, c.removeContenders(ctx, lockPath, extra)
 		}
 		// The holding contender lives in another session. Keep exactly one
 		// standby in ours.
@@ -84,16 +94,16 @@ func (c *Client) ensureLock(ctx context.Context, lockPath, owner string) (bool, 
 			drop = append(drop, extra[i])
 		}
 		if err := c.removeContenders(ctx, lockPath, drop); err != nil {
-			return true, err
+			return holder.name, true, err
 		}
 		if standby == nil {
 			if _, err := c.newContender(ctx, lockPath, prefix, want); err != nil {
-				return true, err
+				return holder.name, true, err
 			}
 		}
-		return true, nil
+		return holder.name, true, nil
 	}
-	return false, errors.New("lock contenders kept changing")
+	return "", false, errors.New("lock contenders kept changing")
 }
 
 func (c *Client) removeContenders(ctx context.Context, lockPath string, cs []contender) error {
@@ -109,7 +119,7 @@ func (c *Client) removeContenders(ctx context.Context, lockPath string, cs []con
 // whose data is owner, in whatever session it lives. A missing lock is not
 // an error.
 func (c *Client) ReleaseOwned(ctx context.Context, lockPath, owner string) error {
-	cs, err := c.contendersWithData(ctx, lockPath)
+	cs, err := c.contendersWithData(ctx, lockPath, nil)
 	if err != nil {
 		return fmt.Errorf("unlocking %s for %s: %w", lockPath, owner, err)
 	}

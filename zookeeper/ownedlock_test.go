@@ -1,13 +1,14 @@
 package zookeeper
 
 import (
+	"errors"
 	"testing"
 )
 
 // ownerContenders returns the sessions of the contenders whose data is owner.
 func ownerContenders(t *testing.T, c *Client, lockPath, owner string) []int64 {
 	t.Helper()
-	cs, err := c.contendersWithData(testCtx(t), lockPath)
+	cs, err := c.contendersWithData(testCtx(t), lockPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,4 +170,89 @@ func TestReleaseOwnedAndMissingLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertEqual(t, "contenders", len(contenderNames(t, c, path)), 0)
+}
+
+// Taking a free lock is three requests (list, create, list again), and asserting a
+// lock already held two; neither re-reads the contender it created.
+func TestEnsureLockRequests(t *testing.T) {
+	ctx := testCtx(t)
+	z := newTestZK(t)
+	c := z.connect(t)
+	id, err := c.CreateNode(ctx, &Node{State: NodeUsed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := NodeLockPath(id)
+	// Zuul locked and released the node: its lock directory exists and is empty.
+	zuul := c.NewLock(path, "")
+	if ok, err := zuul.TryAcquire(ctx); err != nil || !ok {
+		t.Fatalf("TryAcquire: %v %v", ok, err)
+	}
+	if err := zuul.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		want uint64
+	}{
+		{"free lock", 3},
+		{"already held", 2},
+	}
+	for _, tc := range cases {
+		before := c.Requests()
+		name, held, err := c.EnsureLockContender(ctx, path, "tq/delete/"+id)
+		if err != nil || !held || name == "" {
+			t.Fatalf("%s: EnsureLockContender: %q %v %v", tc.name, name, held, err)
+		}
+		assertEqual(t, tc.name+": requests", c.Requests()-before, tc.want)
+	}
+}
+
+func TestRemoveHeldNode(t *testing.T) {
+	const owner = "tq/delete/x"
+	cases := []struct {
+		name string
+		// setup runs after owner took the lock, through contender.
+		setup       func(t *testing.T, c *Client, id, contender string)
+		wantRemoved bool
+	}{
+		{name: "held alone: node and lock removed together", wantRemoved: true},
+		{name: "someone queued behind the holder", setup: func(t *testing.T, c *Client, id, _ string) {
+			if _, err := c.Create(testCtx(t), NodeLockPath(id)+"/waiting__lock__0000000099", []byte("zuul"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "contender gone (lock lost)", setup: func(t *testing.T, c *Client, id, contender string) {
+			if err := c.delete(testCtx(t), NodeLockPath(id)+"/"+contender, -1); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	z := newTestZK(t)
+	c := z.connect(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			id, err := c.CreateNode(ctx, &Node{State: NodeDeleting})
+			if err != nil {
+				t.Fatal(err)
+			}
+			contender, held, err := c.EnsureLockContender(ctx, NodeLockPath(id), owner)
+			if err != nil || !held {
+				t.Fatalf("EnsureLockContender: %v %v", held, err)
+			}
+			if tc.setup != nil {
+				tc.setup(t, c, id, contender)
+			}
+			before := c.Requests()
+			removed, err := c.RemoveHeldNode(ctx, id, contender)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertEqual(t, "removed", removed, tc.wantRemoved)
+			assertEqual(t, "requests", c.Requests()-before, uint64(1))
+			_, err = c.GetNode(ctx, id)
+			assertEqual(t, "node gone", errors.Is(err, ErrNotFound), tc.wantRemoved)
+		})
+	}
 }

@@ -11,7 +11,7 @@ import (
 // Children lists the child names of p (relative to the chroot), sorted. A missing p
 // yields ErrNotFound.
 func (c *Client) Children(ctx context.Context, p string) ([]string, error) {
-	ch, err := do(ctx, func() ([]string, error) {
+	ch, err := do(c, ctx, func() ([]string, error) {
 		names, _, err := c.conn.Children(c.abs(p))
 		return names, err
 	})
@@ -30,7 +30,7 @@ func (c *Client) GetW(ctx context.Context, p string) ([]byte, <-chan zk.Event, e
 		data  []byte
 		watch <-chan zk.Event
 	}
-	r, err := do(ctx, func() (result, error) {
+	r, err := do(c, ctx, func() (result, error) {
 		data, _, watch, err := c.conn.GetW(c.abs(p))
 		return result{data, watch}, err
 	})
@@ -72,7 +72,7 @@ func (c *Client) ExistsW(ctx context.Context, p string) (bool, <-chan zk.Event, 
 		ok    bool
 		watch <-chan zk.Event
 	}
-	r, err := do(ctx, func() (result, error) {
+	r, err := do(c, ctx, func() (result, error) {
 		ok, _, watch, err := c.conn.ExistsW(c.abs(p))
 		return result{ok, watch}, err
 	})

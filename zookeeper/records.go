@@ -64,7 +64,7 @@ func (c *Client) GetRequestW(ctx context.Context, id string) (*NodeRequest, <-ch
 		stat  *zk.Stat
 		watch <-chan zk.Event
 	}
-	res, err := do(ctx, func() (result, error) {
+	res, err := do(c, ctx, func() (result, error) {
 		data, stat, watch, err := c.conn.GetW(c.abs(RequestPath(id)))
 		return result{data, stat, watch}, err
 	})
@@ -229,6 +229,33 @@ func (c *Client) DeleteNode(ctx context.Context, id string) error {
 		return fmt.Errorf("deleting node %s: %w", id, err)
 	}
 	return nil
+}
+
+// RemoveHeldNode removes node id in one transaction with its lock: contender (the
+// name EnsureLockContender returned for the lock's holder), the lock directory and
+// the node znode go together or not at all, so no one ever sees the node unlocked
+// or half removed, and the removal costs one request instead of a lock re-check, a
+// state write and a walk of the tree. removed is false, with nothing changed, when
+// that transaction cannot apply: the contender is gone (the lock was lost, or the
+// node was removed already), or the lock or the node has other children (contenders
+// queued behind the holder). The caller then removes the node the general way:
+// re-assert the lock and DeleteNode.
+func (c *Client) RemoveHeldNode(ctx context.Context, id, contender string) (removed bool, err error) {
+	p := NodePath(id)
+	lock := NodeLockPath(id)
+	err = c.multi(ctx,
+		&zk.DeleteRequest{Path: c.abs(lock + "/" + contender), Version: -1},
+		&zk.DeleteRequest{Path: c.abs(lock), Version: -1},
+		&zk.DeleteRequest{Path: c.abs(p), Version: -1},
+	)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, zk.ErrNoNode), errors.Is(err, zk.ErrNotEmpty):
+		return false, nil
+	default:
+		return false, fmt.Errorf("removing node %s: %w", id, err)
+	}
 }
 
 // DeleteRecursive removes p (relative to the chroot) and everything below

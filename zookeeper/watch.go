@@ -112,7 +112,7 @@ func (c *Client) childrenWatch(ctx context.Context, p string) (ChildrenEvent, <-
 		watch    <-chan zk.Event
 	}
 	abs := c.abs(p)
-	r, err := do(ctx, func() (result, error) {
+	r, err := do(c, ctx, func() (result, error) {
 		for {
 			children, _, watch, err := c.conn.ChildrenW(abs)
 			if err == nil {
