@@ -45,6 +45,8 @@ type Activities struct {
 	poolsAt time.Time
 	// releases batches the ledger releases of deletions that finish together.
 	releases releaseBatcher
+	// ledgerSignals batches the acquires and binds sent to a ledger at once.
+	ledgerSignals ledgerBatcher
 	// nodes, when set, mirrors the node records from watches: activities that look at
 	// every node (planning's ready nodes, pool usage, min-ready, tenant limits) read it
 	// instead of every record.

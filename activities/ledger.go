@@ -10,7 +10,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/client"
 
 	"github.com/nodepool-temporal/nodepool-temporal/drivers"
 	"github.com/nodepool-temporal/nodepool-temporal/names"
@@ -131,11 +130,5 @@ func (a *Activities) signalLedger(ctx context.Context, in SignalLedgerInput) err
 	if in.StartInput.TaskQueue != "" {
 		tq = names.LedgerTaskQueue(in.StartInput.TaskQueue)
 	}
-	_, err := a.temporal.SignalWithStartWorkflow(ctx, in.WorkflowID, in.Signal, in.Payload.arg(),
-		client.StartWorkflowOptions{ID: in.WorkflowID, TaskQueue: tq},
-		in.WorkflowType, in.StartInput)
-	if err != nil {
-		return fmt.Errorf("signalling ledger %s: %w", in.WorkflowID, err)
-	}
-	return nil
+	return a.ledgerSignals.signal(ctx, a.temporal, tq, in)
 }

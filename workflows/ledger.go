@@ -47,6 +47,7 @@ type (
 	LedgerAcquire = activities.LedgerAcquire
 	LedgerBind    = activities.LedgerBind
 	LedgerRelease = activities.LedgerRelease
+	LedgerBatch   = activities.LedgerBatch
 )
 
 // Grant is a ledger's answer to an acquire (defined beside the activity that delivers
@@ -125,14 +126,22 @@ type ledger struct {
 	id string
 	b  *book
 
-	acquireCh, bindCh, releaseCh workflow.ReceiveChannel
-	actx                         workflow.Context
-	interval                     time.Duration
-	historyLimit                 int
+	acquireCh, bindCh, releaseCh, batchCh workflow.ReceiveChannel
+	actx                                  workflow.Context
+	interval                              time.Duration
+	historyLimit                          int
 	// batched delivers answers with the DeliverGrants local activity rather than one
 	// SignalExternalWorkflow each (runs started before it keep the signals).
 	batched bool
+	// batches is whether this run reads batch signals (SignalBatch). A run started by
+	// a build without them never does, so its history replays the same; batches sent
+	// to it are lost at its continue-as-new, and their requests ask again (acquires
+	// within reacquireRounds watchdog rounds, binds at the next reconciliation).
+	batches bool
 }
+
+// changeBatchSignals versions the reading of SignalBatch.
+const changeBatchSignals = "batch-signals"
 
 // grantDeliveryMax bounds the answers of one DeliverGrants call.
 const grantDeliveryMax = 500
@@ -140,6 +149,7 @@ const grantDeliveryMax = 500
 func (l *ledger) setup(ctx workflow.Context) error {
 	l.id = workflow.GetInfo(ctx).WorkflowExecution.ID
 	l.batched = workflow.GetVersion(ctx, "batched-grants", workflow.DefaultVersion, 1) >= 1
+	l.batches = workflow.GetVersion(ctx, changeBatchSignals, workflow.DefaultVersion, 1) >= 1
 	l.b = newBook(l.in.State)
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (LedgerStatus, error) {
 		return l.b.status(l.in.Provider, l.in.Pool), nil
@@ -163,6 +173,7 @@ func (l *ledger) setup(ctx workflow.Context) error {
 	l.acquireCh = workflow.GetSignalChannel(ctx, SignalAcquire)
 	l.bindCh = workflow.GetSignalChannel(ctx, SignalBind)
 	l.releaseCh = workflow.GetSignalChannel(ctx, SignalRelease)
+	l.batchCh = workflow.GetSignalChannel(ctx, SignalBatch)
 	return nil
 }
 
@@ -199,6 +210,13 @@ func (l *ledger) run(ctx workflow.Context) error {
 			c.Receive(ctx, &r)
 			l.release(r)
 		})
+		if l.batches {
+			sel.AddReceive(l.batchCh, func(c workflow.ReceiveChannel, _ bool) {
+				var b LedgerBatch
+				c.Receive(ctx, &b)
+				l.handleBatch(b)
+			})
+		}
 		if reconcile != nil {
 			sel.AddFuture(reconcile, func(f workflow.Future) {
 				var res activities.PoolUsageResult
@@ -247,7 +265,10 @@ func (l *ledger) drain() bool {
 		var acq LedgerAcquire
 		var b LedgerBind
 		var r LedgerRelease
+		var batch LedgerBatch
 		switch {
+		case l.batches && l.batchCh.ReceiveAsync(&batch):
+			l.handleBatch(batch)
 		case l.acquireCh.ReceiveAsync(&acq):
 			l.acquire(acq)
 		case l.bindCh.ReceiveAsync(&b):
@@ -264,6 +285,20 @@ func (l *ledger) drain() bool {
 func (l *ledger) acquire(acq LedgerAcquire) { l.b.acquire(acq, requestOf(acq.RequestID, acq.Holder)) }
 func (l *ledger) bind(b LedgerBind)         { l.b.bind(b, requestOf(b.RequestID, b.Holder)) }
 func (l *ledger) release(r LedgerRelease)   { l.b.release(r, requestOf(r.RequestID, r.Holder)) }
+
+// handleBatch handles a batch signal's inputs in order, as if each had come alone.
+func (l *ledger) handleBatch(b LedgerBatch) {
+	for _, s := range b.Signals {
+		switch {
+		case s.Acquire != nil:
+			l.acquire(*s.Acquire)
+		case s.Bind != nil:
+			l.bind(*s.Bind)
+		case s.Release != nil:
+			l.release(*s.Release)
+		}
+	}
+}
 
 // grant signals the book's decisions to the requests' workflows.
 func (l *ledger) grant(ctx workflow.Context) {

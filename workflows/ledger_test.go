@@ -185,6 +185,31 @@ func TestLedgerCountsUnknownNodesAndDropsVanishedOnes(t *testing.T) {
 	require.Equal(t, []string{"w-a"}, h.grants)
 }
 
+// A batch signal's inputs count exactly as if each had come alone, in order.
+func TestLedgerHandlesBatchSignalsAsSingleOnes(t *testing.T) {
+	h := newLedgerHarness(t)
+	h.at(time.Second, func() {
+		a, b, c := acquire("b-a", "100", 0, "0000000001", 1), acquire("b-b", "100", 0, "0000000002", 1), acquire("b-c", "100", 0, "0000000003", 1)
+		h.env.SignalWorkflow(SignalBatch, LedgerBatch{Signals: []activities.LedgerSignal{{Acquire: &a}, {Acquire: &b}, {Acquire: &c}}})
+	})
+	var st LedgerStatus
+	h.at(2*time.Second, func() {
+		require.ElementsMatch(t, []string{"b-a", "b-b"}, h.granted(), "two fit the pool's two instances, in order")
+		bind := LedgerBind{RequestID: requestIDs["b-a"], Nodes: map[string]drivers.Resources{"0000000001": {"instances": 1, "cores": 2}}}
+		release := LedgerRelease{RequestID: requestIDs["b-b"]}
+		h.env.SignalWorkflow(SignalBatch, LedgerBatch{Signals: []activities.LedgerSignal{{Bind: &bind}, {Release: &release}}})
+	})
+	h.at(3*time.Second, func() {
+		v, err := h.env.QueryWorkflow(QueryStatus)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&st))
+	})
+	h.run(t)
+	require.Equal(t, []string{"b-a", "b-b", "b-c"}, h.grants, "b-b's release lets b-c in")
+	require.Equal(t, 1, st.Nodes, "the bound node")
+	require.Equal(t, int64(2), st.Used["instances"])
+}
+
 func TestLedgerRepeatedAcquireIsAnsweredAgain(t *testing.T) {
 	h := newLedgerHarness(t)
 	h.at(time.Second, func() { h.env.SignalWorkflow(SignalAcquire, acquire("w-a", "100", 0, "0000000001", 1)) })

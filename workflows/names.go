@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/nodepool-temporal/nodepool-temporal/activities"
 )
 
 // Signal and query names.
@@ -17,6 +19,9 @@ const (
 	SignalAcquire = "acquire"
 	SignalBind    = "bind"
 	SignalRelease = "release"
+	// SignalBatch carries several of a ledger's inputs at once (LedgerBatch), as the
+	// activities send them when many requests plan or bind together.
+	SignalBatch = activities.LedgerBatchSignal
 	// SignalRequestUpdated tells a request workflow that Zuul revised its request
 	// while it waits (relative_priority). Payload: RequestUpdated.
 	SignalRequestUpdated = "request-updated"
