@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -293,7 +295,7 @@ func writeWorkflows(w io.Writer, wc *WorkflowCosts, timeline bool) {
 			continue
 		}
 		var acts []string
-		for _, k := range sortedKeys(h.Activities) {
+		for _, k := range slices.Sorted(maps.Keys(h.Activities)) {
 			acts = append(acts, fmt.Sprintf("%s %d", k, h.Activities[k]))
 		}
 		fmt.Fprintf(w, "   %s: %d events, %d workflow tasks, %d activities (%s), %d timers, %d signals sent, %d received, %d search attribute upserts\n",
@@ -317,7 +319,7 @@ func writeWorkflows(w io.Writer, wc *WorkflowCosts, timeline bool) {
 
 func callsString(perNode map[string]float64) string {
 	var calls []string
-	for _, k := range sortedKeys(perNode) {
+	for _, k := range slices.Sorted(maps.Keys(perNode)) {
 		calls = append(calls, fmt.Sprintf("%s %.2f", k, perNode[k]))
 	}
 	return strings.Join(calls, ", ")

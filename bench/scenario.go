@@ -472,13 +472,3 @@ func summaryOrNil(xs []time.Duration) *Summary {
 	s := summarize(xs)
 	return &s
 }
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

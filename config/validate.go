@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -116,7 +117,7 @@ func (v *validator) nonNegative(pos Pos, key string, value Seconds) {
 }
 
 func (v *validator) resources(pos Pos, key string, m map[string]int64) {
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if m[k] < 0 {
 			v.add(Problem{File: pos.File, Line: pos.KeyLine(key), Path: pos.Child(key) + "." + k,
 				Msg: fmt.Sprintf("must be >= 0, got %d", m[k])})
@@ -134,15 +135,6 @@ func (v *validator) unique(pos Pos, what, name string, seen map[string]int) {
 		return
 	}
 	seen[name] = pos.KeyLine(KeyName)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func (c *Config) problems() []Problem {
@@ -187,7 +179,7 @@ func (c *Config) problems() []Problem {
 				tenants[t.TenantName] = t.Pos.KeyLine(KeyTenantName)
 			}
 		}
-		for _, key := range sortedKeys(t.Pos.keys) {
+		for _, key := range slices.Sorted(maps.Keys(t.Pos.keys)) {
 			if key == KeyTenantName {
 				continue
 			}

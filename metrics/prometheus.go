@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -225,10 +227,10 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range ledgers {
 		gauge(descWaiting, float64(l.Waiting), l.Provider, l.Pool)
 		gauge(descLedgerPaused, boolValue(l.Paused), l.Provider, l.Pool)
-		for _, r := range sortedKeys(l.Used) {
+		for _, r := range slices.Sorted(maps.Keys(l.Used)) {
 			gauge(descLedgerUsed, float64(l.Used[r]), l.Provider, l.Pool, r)
 		}
-		for _, r := range sortedKeys(l.Limits) {
+		for _, r := range slices.Sorted(maps.Keys(l.Limits)) {
 			gauge(descLedgerLimit, float64(l.Limits[r]), l.Provider, l.Pool, r)
 		}
 	}

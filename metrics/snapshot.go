@@ -3,8 +3,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -96,8 +96,8 @@ func Compute(now time.Time, pools []zookeeper.PoolComponent, nodes []*zookeeper.
 			labels[l] = true
 		}
 	}
-	s.Providers = sortedKeys(providers)
-	s.Labels = sortedKeys(labels)
+	s.Providers = slices.Sorted(maps.Keys(providers))
+	s.Labels = slices.Sorted(maps.Keys(labels))
 
 	for _, st := range NodeStates {
 		state := string(st)
@@ -161,15 +161,6 @@ func supportsAll(supported, wanted []string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // readNodes reads every node record, a few at a time.

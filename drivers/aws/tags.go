@@ -5,7 +5,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -109,7 +108,7 @@ func instanceTags(l *Label, req drivers.CreateRequest) (map[string]string, map[s
 	}
 	skipped := map[string]error{}
 	attrs := newRequestAttrs(req.Request)
-	for _, k := range sortedKeys(l.DynamicTags) {
+	for _, k := range slices.Sorted(maps.Keys(l.DynamicTags)) {
 		v, err := formatTag(l.DynamicTags[k], attrs)
 		if err != nil {
 			skipped[k] = err
@@ -135,7 +134,7 @@ func instanceTags(l *Label, req drivers.CreateRequest) (map[string]string, map[s
 // byte-for-byte the same (EC2 compares the arguments of idempotent requests).
 func ec2Tags(tags map[string]string) []ec2types.Tag {
 	out := make([]ec2types.Tag, 0, len(tags))
-	for _, k := range sortedKeys(tags) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		out = append(out, ec2types.Tag{Key: awssdk.String(k), Value: awssdk.String(tags[k])})
 	}
 	return out
@@ -148,13 +147,4 @@ func tagMap(tags []ec2types.Tag) map[string]string {
 		out[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -166,12 +167,12 @@ func StartEC2Sim(ctx context.Context, opts EC2SimOptions) (*EC2Sim, error) {
 	}
 	if len(opts.ErrorRates) > 0 {
 		var kv []string
-		for _, k := range sortedKeys(opts.ErrorRates) {
+		for _, k := range slices.Sorted(maps.Keys(opts.ErrorRates)) {
 			kv = append(kv, k+"="+strconv.FormatFloat(opts.ErrorRates[k], 'g', -1, 64))
 		}
 		args = append(args, "--error-rate", strings.Join(kv, ","))
 	}
-	for _, code := range sortedKeys(opts.VCPULimits) {
+	for _, code := range slices.Sorted(maps.Keys(opts.VCPULimits)) {
 		args = append(args, "--vcpu-limit", code+"="+strconv.Itoa(opts.VCPULimits[code]))
 	}
 	args = append(args, opts.ExtraArgs...)
@@ -313,13 +314,4 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

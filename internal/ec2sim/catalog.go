@@ -2,7 +2,6 @@ package ec2sim
 
 import (
 	"regexp"
-	"sort"
 	"time"
 )
 
@@ -124,13 +123,4 @@ func quotaCode(instanceType string, spot bool) string {
 		return codes[1]
 	}
 	return codes[0]
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -2,7 +2,9 @@ package ec2sim
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -99,7 +101,7 @@ func (s *Server) listServiceQuotas(body []byte) (any, *apiError) {
 	}
 	var quotas []jsonQuota
 	if in.ServiceCode == "ec2" {
-		for _, code := range sortedKeys(s.limits) {
+		for _, code := range slices.Sorted(maps.Keys(s.limits)) {
 			quotas = append(quotas, jsonQuota{
 				ServiceCode: "ec2", ServiceName: "Amazon Elastic Compute Cloud (Amazon EC2)",
 				QuotaArn:  "arn:aws:servicequotas:" + s.opts.Region + ":" + s.opts.OwnerID + ":ec2/" + code,

@@ -39,7 +39,7 @@ func (s *Server) describeInstanceTypes(p params, _ time.Time) (any, *apiError) {
 			return nil, newError("InvalidInstanceType", "The following supplied instance types do not exist: [%s]", strings.Join(missing, ", "))
 		}
 	} else {
-		for _, n := range sortedKeys(s.types) {
+		for _, n := range slices.Sorted(maps.Keys(s.types)) {
 			types = append(types, s.types[n])
 		}
 	}
@@ -97,7 +97,7 @@ func (s *Server) describeImages(p params, _ time.Time) (any, *apiError) {
 			return nil, newError("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", strings.Join(missing, ", "))
 		}
 	} else {
-		for _, id := range sortedKeys(s.images) {
+		for _, id := range slices.Sorted(maps.Keys(s.images)) {
 			candidates = append(candidates, s.images[id])
 		}
 	}

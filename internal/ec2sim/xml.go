@@ -1,6 +1,10 @@
 package ec2sim
 
-import "encoding/xml"
+import (
+	"encoding/xml"
+	"maps"
+	"slices"
+)
 
 // ec2Namespace is the XML namespace of EC2 API version 2016-11-15.
 const ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -307,7 +311,7 @@ type xmlDescribeAvailabilityZonesResponse struct {
 
 // xmlTags renders a tag map sorted by key.
 func xmlTags(tags map[string]string) []xmlTag {
-	keys := sortedKeys(tags)
+	keys := slices.Sorted(maps.Keys(tags))
 	out := make([]xmlTag, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, xmlTag{Key: k, Value: tags[k]})
