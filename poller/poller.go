@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -117,6 +118,9 @@ type Poller struct {
 	// live are the ids of every registered pool (every launcher's, every process's),
 	// as last listed.
 	live atomic.Pointer[[]string]
+	// liveNames are the registrations last listed, by znode name (see refreshLive).
+	liveMu    sync.Mutex
+	liveNames map[string]string
 	// launcherReg is this process's launcher component registration.
 	launcherReg *zookeeper.Registration
 
@@ -243,17 +247,22 @@ func (p *Poller) registrationID(pool Pool) string {
 	return names.PoolInstanceID(pool.ID, p.opts.Instance)
 }
 
-// refreshLive lists the registered pools' ids for allDeclined. A failed listing keeps
-// the previous one.
+// refreshLive lists the registered pools' ids for allDeclined: one listing, plus a
+// read of each registration not seen before. A failed listing keeps the previous one.
 func (p *Poller) refreshLive(ctx context.Context) {
-	pools, err := p.opts.ZK.ListPools(ctx)
+	p.liveMu.Lock()
+	defer p.liveMu.Unlock()
+	regs, err := p.opts.ZK.PoolIDs(ctx, p.liveNames)
 	if err != nil {
 		p.log.Debug("listing registered pools", "error", err)
 		return
 	}
-	ids := make([]string, len(pools))
-	for i, pool := range pools {
-		ids[i] = pool.ID
+	p.liveNames = regs
+	ids := make([]string, 0, len(regs))
+	for _, name := range slices.Sorted(maps.Keys(regs)) {
+		if regs[name] != "" {
+			ids = append(ids, regs[name])
+		}
 	}
 	p.live.Store(&ids)
 }

@@ -233,6 +233,41 @@ func (r *Registration) Unregister(ctx context.Context) error {
 // ListPools returns every pool registration, sorted by path. Entries that do
 // not parse are logged and skipped; entries that vanish while being read are
 // skipped.
+// PoolIDs returns the ids of the registered pools by registration (the znode's name).
+// A registration's id never changes, so ids of registrations in known (the previous
+// call's answer) are not read again: with it, a call is one listing plus a read of
+// each new registration. A registration that cannot be decoded maps to "" and is
+// logged once.
+func (c *Client) PoolIDs(ctx context.Context, known map[string]string) (map[string]string, error) {
+	names, err := c.listChildren(ctx, PoolComponentsPath)
+	if err != nil {
+		return nil, fmt.Errorf("listing pools: %w", err)
+	}
+	out := make(map[string]string, len(names))
+	for _, name := range names {
+		if id, ok := known[name]; ok {
+			out[name] = id
+			continue
+		}
+		p := PoolComponentsPath + "/" + name
+		data, _, err := c.get(ctx, p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing pools: reading %s: %w", p, err)
+		}
+		comp, err := DecodePoolComponent(p, data)
+		if err != nil {
+			c.log.Warn("skipping pool registration", "path", p, "error", err)
+			out[name] = ""
+			continue
+		}
+		out[name] = comp.ID
+	}
+	return out, nil
+}
+
 func (c *Client) ListPools(ctx context.Context) ([]PoolComponent, error) {
 	names, err := c.listChildren(ctx, PoolComponentsPath)
 	if err != nil {

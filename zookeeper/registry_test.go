@@ -186,3 +186,60 @@ func TestRegistrationRestoredAfterSessionExpiry(t *testing.T) {
 	assertEqual(t, "registrations after a reconnect", len(pools), 1)
 	assertEqual(t, "session callbacks", sessions.Load(), int32(1))
 }
+
+// Listing the registered pools again reads only the registrations not seen before.
+func TestPoolIDsReadsOnlyNewRegistrations(t *testing.T) {
+	ctx := testCtx(t)
+	z := newTestZK(t)
+	c := z.connect(t)
+	regA, err := c.RegisterPool(ctx, testPool("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.create(ctx, PoolComponentsPath+"/broken0000000099", []byte("{not json"), zk.FlagEphemeral); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(m map[string]string) []string {
+		var out []string
+		for _, id := range m {
+			if id != "" {
+				out = append(out, id)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	steps := []struct {
+		name         string
+		change       func()
+		wantIDs      []string
+		wantRequests uint64
+	}{
+		{name: "first listing reads every registration", wantIDs: []string{"a"}, wantRequests: 3},
+		{name: "nothing new: one listing", wantIDs: []string{"a"}, wantRequests: 1},
+		{name: "a new registration is read", change: func() {
+			if _, err := c.RegisterPool(ctx, testPool("b")); err != nil {
+				t.Fatal(err)
+			}
+		}, wantIDs: []string{"a", "b"}, wantRequests: 2},
+		{name: "an unregistered pool is gone", change: func() {
+			if err := regA.Unregister(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, wantIDs: []string{"b"}, wantRequests: 1},
+	}
+	var known map[string]string
+	for _, st := range steps {
+		if st.change != nil {
+			st.change()
+		}
+		before := c.Requests()
+		got, err := c.PoolIDs(ctx, known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertEqual(t, st.name+": requests", c.Requests()-before, st.wantRequests)
+		assertEqual(t, st.name+": ids", ids(got), st.wantIDs)
+		known = got
+	}
+}
