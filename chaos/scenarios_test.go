@@ -306,6 +306,12 @@ func terminateAndReset(ctx context.Context, c *cluster, b *burst, log *faultLog)
 				continue
 			}
 			if err := resetToFirstTask(ctx, c, wid); err != nil {
+				if errors.Is(err, errNoCompletedTask) {
+					// Its first workflow task is still running (planning under load):
+					// there is no point to reset to yet. Look at it again later.
+					done[r.id] = false
+					continue
+				}
 				return err
 			}
 			reset++
@@ -318,6 +324,10 @@ func terminateAndReset(ctx context.Context, c *cluster, b *burst, log *faultLog)
 	}
 	return nil
 }
+
+// errNoCompletedTask is resetToFirstTask's error for a workflow whose first workflow
+// task has not completed yet.
+var errNoCompletedTask = errors.New("no completed workflow task")
 
 // resetToFirstTask resets a workflow to the end of its first workflow task.
 func resetToFirstTask(ctx context.Context, c *cluster, wid string) error {
@@ -333,7 +343,7 @@ func resetToFirstTask(ctx context.Context, c *cluster, wid string) error {
 		}
 	}
 	if first == 0 {
-		return fmt.Errorf("%s has no completed workflow task", wid)
+		return fmt.Errorf("%s: %w", wid, errNoCompletedTask)
 	}
 	_, err := c.temporal.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
 		Namespace:                 "default",

@@ -83,5 +83,5 @@ func TestRecordHistories(t *testing.T) {
 	save("handle-request-declined.json", names.RequestWorkflowID(c.taskQueue, failed), false)
 	save("delete-node.json", names.DeleteWorkflowID(c.taskQueue, req.Nodes[0]), false)
 	// The ledger runs on; its history so far replays up to its last workflow task.
-	save("pool-ledger-batched.json", names.LedgerWorkflowID(c.taskQueue, "sim", "main"), true)
+	save("pool-ledger-batch-signals.json", names.LedgerWorkflowID(c.taskQueue, "sim", "main"), true)
 }
