@@ -90,6 +90,11 @@ func workflowCosts(ctx context.Context, address, driver string, sample workflowS
 		if err != nil {
 			out.Error = err.Error()
 		} else {
+			// A batch's nodes are gone before its workflow task completes: summarize the
+			// whole workflow, not its beginning.
+			wctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_ = c.GetWorkflow(wctx, id, "").Get(wctx, nil)
+			cancel()
 			h, err := summarizeHistory(ctx, c, id, sample.Used)
 			if err != nil {
 				out.Error = err.Error()

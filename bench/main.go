@@ -240,6 +240,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	dir, err := os.MkdirTemp("", "npbench-")
+	if err == nil && o.Cluster {
+		// PostgreSQL runs as its own user (when the bench runs as root) and must be
+		// able to reach its data directory below this one.
+		err = os.Chmod(dir, 0o755)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "npbench: creating working directory:", err)
 		return 1
