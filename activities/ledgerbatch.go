@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -36,21 +35,14 @@ const (
 	ledgerSignalTimeout = 10 * time.Second
 )
 
-// ledgerBatcher sends a process's ledger signals. The zero value is ready.
+// ledgerBatcher sends a process's ledger signals, per ledger.
 type ledgerBatcher struct {
-	mu     sync.Mutex
-	queues map[string]*ledgerQueue
-}
-
-type ledgerQueue struct {
-	sending bool
-	items   []queuedLedgerSignal
+	groupCommit[queuedLedgerSignal]
 }
 
 type queuedLedgerSignal struct {
 	in        SignalLedgerInput
 	taskQueue string
-	done      chan error
 }
 
 // signal delivers in to its ledger (starting the ledger on taskQueue when it is not
@@ -58,45 +50,8 @@ type queuedLedgerSignal struct {
 // waiting, and returns that signal's result, or ctx's error if ctx ends first (the
 // signal is still sent).
 func (b *ledgerBatcher) signal(ctx context.Context, s Signaller, taskQueue string, in SignalLedgerInput) error {
-	done := make(chan error, 1)
-	b.mu.Lock()
-	if b.queues == nil {
-		b.queues = map[string]*ledgerQueue{}
-	}
-	q := b.queues[in.WorkflowID]
-	if q == nil {
-		q = &ledgerQueue{}
-		b.queues[in.WorkflowID] = q
-	}
-	q.items = append(q.items, queuedLedgerSignal{in: in, taskQueue: taskQueue, done: done})
-	start := !q.sending
-	q.sending = true
-	b.mu.Unlock()
-	if start {
-		go b.send(s, in.WorkflowID, q)
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// send sends the waiting signals of a ledger until none are left.
-func (b *ledgerBatcher) send(s Signaller, ledger string, q *ledgerQueue) {
-	for {
-		b.mu.Lock()
-		if len(q.items) == 0 {
-			q.sending = false
-			delete(b.queues, ledger)
-			b.mu.Unlock()
-			return
-		}
-		n := min(len(q.items), ledgerBatchMax)
-		items := q.items[:n:n]
-		q.items = q.items[n:]
-		b.mu.Unlock()
+	ledger := in.WorkflowID
+	return b.add(ctx, ledger, queuedLedgerSignal{in: in, taskQueue: taskQueue}, ledgerBatchMax, func(items []queuedLedgerSignal) error {
 		first := items[0]
 		name, arg := first.in.Signal, first.in.Payload.arg()
 		if len(items) > 1 {
@@ -107,15 +62,13 @@ func (b *ledgerBatcher) send(s Signaller, ledger string, q *ledgerQueue) {
 			name, arg = LedgerBatchSignal, batch
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), ledgerSignalTimeout)
+		defer cancel()
 		_, err := s.SignalWithStartWorkflow(ctx, ledger, name, arg,
 			client.StartWorkflowOptions{ID: ledger, TaskQueue: first.taskQueue},
 			first.in.WorkflowType, first.in.StartInput)
-		cancel()
 		if err != nil {
-			err = fmt.Errorf("signalling ledger %s: %w", ledger, err)
+			return fmt.Errorf("signalling ledger %s: %w", ledger, err)
 		}
-		for _, it := range items {
-			it.done <- err
-		}
-	}
+		return nil
+	})
 }

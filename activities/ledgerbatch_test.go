@@ -85,11 +85,7 @@ func TestLedgerSignalsSentWhileOneIsInFlightGoTogether(t *testing.T) {
 			for i := 1; i < tc.requests; i++ {
 				go func() { results <- b.signal(ctx, s, "tq-ledger", in(i)) }()
 			}
-			require.Eventually(t, func() bool {
-				b.mu.Lock()
-				defer b.mu.Unlock()
-				return len(b.queues["tq/ledger/sim/main"].items) == tc.requests-1
-			}, 5*time.Second, time.Millisecond)
+			require.Eventually(t, func() bool { return b.queued("tq/ledger/sim/main") == tc.requests-1 }, 5*time.Second, time.Millisecond)
 			close(s.gate)
 			for range tc.requests {
 				err := <-results
@@ -111,11 +107,7 @@ func TestLedgerSignalsSentWhileOneIsInFlightGoTogether(t *testing.T) {
 				}
 			}
 			require.Len(t, seen, tc.requests, "every acquire is sent once")
-			require.Eventually(t, func() bool {
-				b.mu.Lock()
-				defer b.mu.Unlock()
-				return len(b.queues) == 0
-			}, 5*time.Second, time.Millisecond, "nothing is left queued")
+			require.Eventually(t, b.idle, 5*time.Second, time.Millisecond, "nothing is left queued")
 		})
 	}
 }

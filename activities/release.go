@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"sync"
 	"time"
 )
 
@@ -27,70 +26,16 @@ type releaseSender interface {
 	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
 }
 
-// releaseBatcher sends the releases of a process's deletions. The zero value is ready.
-type releaseBatcher struct {
-	mu      sync.Mutex
-	batches map[releaseKey]*releaseBatch
-}
-
-type releaseKey struct{ ledger, signal string }
-
-type releaseBatch struct {
-	sending bool
-	nodes   []string
-	waiters []chan error
-}
+// releaseBatcher sends the releases of a process's deletions, per ledger and signal.
+type releaseBatcher struct{ groupCommit[string] }
 
 // release tells ledger (by signal) that nodeID's capacity is free, in one signal with
 // whatever other releases for the same ledger are waiting, and returns that signal's
 // result, or ctx's error if ctx ends first (the release is still sent).
 func (b *releaseBatcher) release(ctx context.Context, s releaseSender, ledger, signal, nodeID string) error {
-	done := make(chan error, 1)
-	key := releaseKey{ledger, signal}
-	b.mu.Lock()
-	if b.batches == nil {
-		b.batches = map[releaseKey]*releaseBatch{}
-	}
-	batch := b.batches[key]
-	if batch == nil {
-		batch = &releaseBatch{}
-		b.batches[key] = batch
-	}
-	batch.nodes = append(batch.nodes, nodeID)
-	batch.waiters = append(batch.waiters, done)
-	start := !batch.sending
-	batch.sending = true
-	b.mu.Unlock()
-	if start {
-		go b.send(s, key, batch)
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// send sends the waiting releases of a ledger until none are left.
-func (b *releaseBatcher) send(s releaseSender, key releaseKey, batch *releaseBatch) {
-	for {
-		b.mu.Lock()
-		if len(batch.nodes) == 0 {
-			batch.sending = false
-			delete(b.batches, key)
-			b.mu.Unlock()
-			return
-		}
-		n := min(len(batch.nodes), releaseBatchMax)
-		nodes, waiters := batch.nodes[:n:n], batch.waiters[:n:n]
-		batch.nodes, batch.waiters = batch.nodes[n:], batch.waiters[n:]
-		b.mu.Unlock()
+	return b.add(ctx, ledger+"\x00"+signal, nodeID, releaseBatchMax, func(nodes []string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-		err := s.SignalWorkflow(ctx, key.ledger, "", key.signal, LedgerRelease{NodeIDs: nodes})
-		cancel()
-		for _, w := range waiters {
-			w <- err
-		}
-	}
+		defer cancel()
+		return s.SignalWorkflow(ctx, ledger, "", signal, LedgerRelease{NodeIDs: nodes})
+	})
 }

@@ -65,11 +65,7 @@ func TestReleaseBatcherSendsReleasesTogether(t *testing.T) {
 				}()
 			}
 			queued.Wait()
-			require.Eventually(t, func() bool {
-				b.mu.Lock()
-				defer b.mu.Unlock()
-				return len(b.batches[releaseKey{"ledger", "release"}].nodes) == tc.nodes-1
-			}, 5*time.Second, time.Millisecond)
+			require.Eventually(t, func() bool { return b.queued("ledger\x00release") == tc.nodes-1 }, 5*time.Second, time.Millisecond)
 			close(s.gate)
 			for range tc.nodes {
 				require.Equal(t, tc.err, <-results)
@@ -86,11 +82,7 @@ func TestReleaseBatcherSendsReleasesTogether(t *testing.T) {
 			for i := 1; i < len(all); i++ {
 				require.NotEqual(t, all[i-1], all[i], "every node is released once")
 			}
-			require.Eventually(t, func() bool {
-				b.mu.Lock()
-				defer b.mu.Unlock()
-				return len(b.batches) == 0
-			}, 5*time.Second, time.Millisecond, "nothing is left waiting")
+			require.Eventually(t, b.idle, 5*time.Second, time.Millisecond, "nothing is left waiting")
 		})
 	}
 }

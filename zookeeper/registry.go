@@ -233,6 +233,24 @@ func (r *Registration) Unregister(ctx context.Context) error {
 // ListPools returns every pool registration, sorted by path. Entries that do
 // not parse are logged and skipped; entries that vanish while being read are
 // skipped.
+func (c *Client) ListPools(ctx context.Context) ([]PoolComponent, error) {
+	names, err := c.listChildren(ctx, PoolComponentsPath)
+	if err != nil {
+		return nil, fmt.Errorf("listing pools: %w", err)
+	}
+	out := make([]PoolComponent, 0, len(names))
+	for _, name := range names {
+		comp, _, err := c.readPool(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if comp != nil {
+			out = append(out, *comp)
+		}
+	}
+	return out, nil
+}
+
 // PoolIDs returns the ids of the registered pools by registration (the znode's name).
 // A registration's id never changes, so ids of registrations in known (the previous
 // call's answer) are not read again: with it, a call is one listing plus a read of
@@ -249,46 +267,34 @@ func (c *Client) PoolIDs(ctx context.Context, known map[string]string) (map[stri
 			out[name] = id
 			continue
 		}
-		p := PoolComponentsPath + "/" + name
-		data, _, err := c.get(ctx, p)
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing pools: reading %s: %w", p, err)
-		}
-		comp, err := DecodePoolComponent(p, data)
-		if err != nil {
-			c.log.Warn("skipping pool registration", "path", p, "error", err)
+		comp, exists, err := c.readPool(ctx, name)
+		switch {
+		case err != nil:
+			return nil, err
+		case comp != nil:
+			out[name] = comp.ID
+		case exists:
 			out[name] = ""
-			continue
 		}
-		out[name] = comp.ID
 	}
 	return out, nil
 }
 
-func (c *Client) ListPools(ctx context.Context) ([]PoolComponent, error) {
-	names, err := c.listChildren(ctx, PoolComponentsPath)
+// readPool reads the pool registration name. One that vanished is (nil, false); one
+// that cannot be decoded is logged and (nil, true).
+func (c *Client) readPool(ctx context.Context, name string) (comp *PoolComponent, exists bool, err error) {
+	p := PoolComponentsPath + "/" + name
+	data, _, err := c.get(ctx, p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, false, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("listing pools: %w", err)
+		return nil, false, fmt.Errorf("listing pools: reading %s: %w", p, err)
 	}
-	out := make([]PoolComponent, 0, len(names))
-	for _, name := range names {
-		p := PoolComponentsPath + "/" + name
-		data, _, err := c.get(ctx, p)
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing pools: reading %s: %w", p, err)
-		}
-		comp, err := DecodePoolComponent(p, data)
-		if err != nil {
-			c.log.Warn("skipping pool registration", "path", p, "error", err)
-			continue
-		}
-		out = append(out, *comp)
+	comp, err = DecodePoolComponent(p, data)
+	if err != nil {
+		c.log.Warn("skipping pool registration", "path", p, "error", err)
+		return nil, true, nil
 	}
-	return out, nil
+	return comp, true, nil
 }
