@@ -175,17 +175,18 @@ func (p *Poller) watchNodeData(ctx context.Context, id string, changed chan<- st
 			continue
 		}
 		retry = watchRetry
-		p.mu.Lock()
-		ns := p.node(id)
-		ns.rec, ns.decodeErr = n, err
-		ns.allocatedTo = ""
-		if n != nil {
-			ns.badSince = time.Time{}
-			if n.AllocatedTo != nil {
-				ns.allocatedTo = *n.AllocatedTo
+		if !p.keepNode(ctx, id, func(ns *nodeState) {
+			ns.rec, ns.decodeErr = n, err
+			ns.allocatedTo = ""
+			if n != nil {
+				ns.badSince = time.Time{}
+				if n.AllocatedTo != nil {
+					ns.allocatedTo = *n.AllocatedTo
+				}
 			}
+		}) {
+			return
 		}
-		p.mu.Unlock()
 		select {
 		case changed <- id:
 		case <-ctx.Done():
@@ -207,16 +208,33 @@ func (p *Poller) watchNodeData(ctx context.Context, id string, changed chan<- st
 func (p *Poller) watchNodeLock(ctx context.Context, id string, changed chan<- string) {
 	for ev := range p.opts.ZK.WatchLock(ctx, zookeeper.NodeLockPath(id)) {
 		p.nodeReads.Add(int64(ev.Reads))
-		p.mu.Lock()
-		ns := p.node(id)
-		ns.lockKnown, ns.locked, ns.owner = true, ev.Locked, ev.Owner
-		p.mu.Unlock()
+		if !p.keepNode(ctx, id, func(ns *nodeState) {
+			ns.lockKnown, ns.locked, ns.owner = true, ev.Locked, ev.Owner
+		}) {
+			return
+		}
 		select {
 		case changed <- id:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// keepNode records what node id's watch (whose context is ctx) saw, through set. It
+// reports false, recording nothing, once the watch has ended: the node left the listing
+// and was forgotten, and a read that was under way must not bring back its last record
+// (a "deleting" node with its lock gone looks like one whose deletion must start again).
+// Watches end (their context cancelled) before their node is forgotten, and both
+// happen under p.mu here, so a forgotten node stays forgotten.
+func (p *Poller) keepNode(ctx context.Context, id string, set func(*nodeState)) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	set(p.node(id))
+	return true
 }
 
 func (p *Poller) forgetNode(id string) {
@@ -277,7 +295,11 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 	}
 	now := p.now()
 	p.mu.Lock()
-	ns = p.node(id)
+	if ns = p.nodes[id]; ns == nil {
+		// Forgotten while being looked at: it left the listing.
+		p.mu.Unlock()
+		return
+	}
 	var unlockedFor time.Duration
 	if locked {
 		ns.unlockedSince = time.Time{}
@@ -319,8 +341,7 @@ func (p *Poller) considerNode(ctx context.Context, id string) {
 		return
 	}
 	p.mu.Lock()
-	ns = p.node(id)
-	if !ns.deleting.IsZero() && now.Sub(ns.deleting) < restartDeleteAfter {
+	if ns = p.nodes[id]; ns == nil || (!ns.deleting.IsZero() && now.Sub(ns.deleting) < restartDeleteAfter) {
 		p.mu.Unlock()
 		return
 	}
@@ -347,7 +368,12 @@ func (p *Poller) considerBadNode(ctx context.Context, id string, decodeErr error
 	removable := !isJSONObject(data)
 	now := p.now()
 	p.mu.Lock()
-	ns := p.node(id)
+	ns := p.nodes[id]
+	if ns == nil {
+		// Forgotten meanwhile: it left the listing.
+		p.mu.Unlock()
+		return
+	}
 	fresh := ns.badSince.IsZero() || ns.badVersion != stat.Version
 	if ns.badSince.IsZero() {
 		ns.badSince = now

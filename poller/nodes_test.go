@@ -210,3 +210,44 @@ func TestPollerBatchesDeletionsOfNodesReturnedTogether(t *testing.T) {
 		require.LessOrEqual(t, len(b.Nodes), deleteBatchMax)
 	}
 }
+
+// A watch's read that finishes after its node left the listing does not bring the node
+// back: its last record ("deleting") with its lock gone would look like a node whose
+// deletion must start again.
+func TestPollerKeepsForgottenNodesForgotten(t *testing.T) {
+	e := start(t, func(o *Options) { o.Now = nil })
+	const id = "0000009999"
+	deleting := &zookeeper.Node{State: zookeeper.NodeDeleting, Provider: "sim", Pool: "main", Type: zookeeper.Labels{"small"}}
+	cases := []struct {
+		name      string
+		cancelled bool
+		wantKept  bool
+	}{
+		{name: "a live watch records", wantKept: true},
+		{name: "an ended watch records nothing", cancelled: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.p.forgetNode(id)
+			wctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancelled {
+				// As the listing does: the node's watches end, then it is forgotten.
+				cancel()
+			}
+			kept := e.p.keepNode(wctx, id, func(ns *nodeState) { ns.rec = deleting })
+			kept = e.p.keepNode(wctx, id, func(ns *nodeState) { ns.lockKnown, ns.locked = true, false }) && kept
+			require.Equal(t, tc.wantKept, kept)
+			if !tc.cancelled {
+				return
+			}
+			e.p.mu.Lock()
+			_, present := e.p.nodes[id]
+			e.p.mu.Unlock()
+			require.False(t, present, "the forgotten node stays forgotten")
+			e.p.considerNode(context.Background(), id)
+			require.Zero(t, e.ft.deletions("tq", id), "no deletion for a forgotten node")
+		})
+	}
+	e.p.forgetNode(id)
+}
