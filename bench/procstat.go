@@ -19,28 +19,95 @@ const clockTicks = 100
 // find a phase's peak.
 const rssSampleInterval = 200 * time.Millisecond
 
+// procTimes is what /proc/PID/stat says of a process's parent and CPU time.
+type procTimes struct {
+	ppid int
+	// self is utime+stime and children cutime+cstime (the time of children it has
+	// waited for), in clock ticks.
+	self, children int64
+}
+
 // parseProcStat returns utime+stime, in clock ticks, from the text of /proc/PID/stat.
-// The command name (field 2) may contain spaces and parentheses, so fields are counted
-// from the last ')'.
 func parseProcStat(s string) (int64, error) {
+	t, err := parseProcTimes(s)
+	return t.self, err
+}
+
+// parseProcTimes parses the text of /proc/PID/stat. The command name (field 2) may
+// contain spaces and parentheses, so fields are counted from the last ')'.
+func parseProcTimes(s string) (procTimes, error) {
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("parsing /proc stat: no command name in %q", s)
+		return procTimes{}, fmt.Errorf("parsing /proc stat: no command name in %q", s)
 	}
-	// After ") " come field 3 (state) onwards; utime and stime are fields 14 and 15.
+	// After ") " come field 3 (state) onwards: ppid is field 4; utime, stime, cutime
+	// and cstime are fields 14 to 17.
 	fields := strings.Fields(s[i+1:])
 	if len(fields) < 13 {
-		return 0, fmt.Errorf("parsing /proc stat: %d fields after the command name", len(fields))
+		return procTimes{}, fmt.Errorf("parsing /proc stat: %d fields after the command name", len(fields))
 	}
-	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	var v [5]int64
+	for j, k := range []int{1, 11, 12, 13, 14} {
+		if k >= len(fields) {
+			break // cutime and cstime missing: a truncated line counts none
+		}
+		n, err := strconv.ParseInt(fields[k], 10, 64)
+		if err != nil {
+			return procTimes{}, fmt.Errorf("parsing /proc stat %s: %w", [...]string{"ppid", "utime", "stime", "cutime", "cstime"}[j], err)
+		}
+		v[j] = n
+	}
+	return procTimes{ppid: int(v[0]), self: v[1] + v[2], children: v[3] + v[4]}, nil
+}
+
+// treeTicks returns the CPU ticks of the process tree under root (root included) and
+// the number of processes in it, from every process's times: each member's own time
+// plus the time of the children it has reaped. A child that exits during a phase
+// moves its time into its parent's children field, so the sum only grows, and a
+// component whose work is done by forked processes (PostgreSQL's backends) is
+// measured whole.
+func treeTicks(procs map[int]procTimes, root int) (ticks int64, members []int) {
+	kids := map[int][]int{}
+	for pid, t := range procs {
+		kids[t.ppid] = append(kids[t.ppid], pid)
+	}
+	if _, ok := procs[root]; !ok {
+		return 0, nil
+	}
+	queue := []int{root}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		members = append(members, pid)
+		t := procs[pid]
+		ticks += t.self + t.children
+		queue = append(queue, kids[pid]...)
+	}
+	return ticks, members
+}
+
+// readAllProcTimes reads every process's times from /proc. Processes that exit while
+// it reads are left out.
+func readAllProcTimes() map[int]procTimes {
+	out := map[int]procTimes{}
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, fmt.Errorf("parsing /proc stat utime: %w", err)
+		return out
 	}
-	stime, err := strconv.ParseInt(fields[12], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("parsing /proc stat stime: %w", err)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		if t, err := parseProcTimes(string(data)); err == nil {
+			out[pid] = t
+		}
 	}
-	return utime + stime, nil
+	return out
 }
 
 // parseProcStatus returns VmRSS and VmHWM, in KiB, from the text of /proc/PID/status.
@@ -154,16 +221,20 @@ type ProcUsage struct {
 	// Name is the component ("launcher", "temporal-dev", ...); several processes of one
 	// component (launcher workers) are summed.
 	Name string `json:"name"`
-	// Processes is the number of processes summed.
+	// Processes is the number of processes summed at the end of the phase: the
+	// tracked ones and their descendants (PostgreSQL's backends).
 	Processes int `json:"processes"`
-	// CPUSeconds is utime+stime used during the phase.
+	// CPUSeconds is the CPU time (utime+stime) the processes and their descendants
+	// used during the phase, descendants that exited and were reaped included.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// CPUPercent is CPUSeconds over the phase's wall time, in percent of one core.
 	CPUPercent float64 `json:"cpu_percent"`
-	// PeakRSSMiB is the highest sampled resident memory during the phase (summed over
-	// the component's processes).
+	// PeakRSSMiB is the highest sampled resident memory during the phase, summed over
+	// the component's processes; descendants count by their proportional share (Pss),
+	// since their shared memory is in their parent's resident set already.
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
-	// HWMMiB is VmHWM at the end of the phase: the peak since the process started.
+	// HWMMiB is VmHWM at the end of the phase: the peak since the process started
+	// (tracked processes only).
 	HWMMiB float64 `json:"vm_hwm_mib"`
 }
 
@@ -179,13 +250,21 @@ type MachineUsage struct {
 	LoadAvg [3]float64 `json:"load_avg"`
 }
 
-// monitor tracks the CPU and memory of the benchmark's processes.
+// monitor tracks the CPU and memory of the benchmark's processes. Each tracked process
+// counts with its descendants (treeTicks), so PostgreSQL's backends are PostgreSQL's and
+// not "other processes".
 type monitor struct {
 	mu    sync.Mutex
 	procs map[string][]int // component name to pids
 	order []string
 
-	// Per mark: CPU ticks per pid, machine ticks, time, and peak RSS per component.
+	// descendants of each tracked pid, as last seen (refreshed every
+	// descendantRefresh samples, and at every mark and usage).
+	descendants map[int][]int
+	samples     int
+
+	// Per mark: CPU ticks per tracked pid (its tree), machine ticks, time, and peak RSS
+	// per component.
 	markTicks  map[int]int64
 	markBusy   int64
 	markTotal  int64
@@ -193,11 +272,15 @@ type monitor struct {
 	peakRSSKiB map[string]int64
 }
 
+// descendantRefresh is how many memory samples go by between rescans of /proc for
+// the tracked processes' descendants.
+const descendantRefresh = 5
+
 func newMonitor() *monitor {
-	return &monitor{procs: map[string][]int{}, markTicks: map[int]int64{}, peakRSSKiB: map[string]int64{}}
+	return &monitor{procs: map[string][]int{}, descendants: map[int][]int{}, markTicks: map[int]int64{}, peakRSSKiB: map[string]int64{}}
 }
 
-// track adds a process to a component.
+// track adds a process, and the processes it forks, to a component.
 func (m *monitor) track(name string, pid int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -221,32 +304,80 @@ func (m *monitor) run(ctx context.Context) {
 	}
 }
 
+// treeTicksLocked reads /proc once and returns every tracked pid's tree ticks,
+// remembering each tree's descendants for the memory samples.
+func (m *monitor) treeTicksLocked() (ticks map[int]int64, members map[int]int) {
+	all := readAllProcTimes()
+	ticks, members = map[int]int64{}, map[int]int{}
+	for _, pids := range m.procs {
+		for _, pid := range pids {
+			t, tree := treeTicks(all, pid)
+			if len(tree) == 0 {
+				continue
+			}
+			ticks[pid], members[pid] = t, len(tree)
+			m.descendants[pid] = tree[1:]
+		}
+	}
+	return ticks, members
+}
+
 func (m *monitor) sample() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.samples%descendantRefresh == 0 {
+		m.treeTicksLocked()
+	}
+	m.samples++
 	for name, pids := range m.procs {
 		var sum int64
 		for _, pid := range pids {
 			if rss, _, err := readMemory(pid); err == nil {
 				sum += rss
 			}
+			// A descendant's shared memory (PostgreSQL's shared buffers) is already in
+			// its parent's resident set: it counts by its proportional share.
+			for _, d := range m.descendants[pid] {
+				if pss, err := readPss(d); err == nil {
+					sum += pss
+				}
+			}
 		}
 		m.peakRSSKiB[name] = max(m.peakRSSKiB[name], sum)
 	}
+}
+
+// readPss returns a process's proportional set size in KiB, from
+// /proc/PID/smaps_rollup.
+func readPss(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parsePss(string(data))
+}
+
+// parsePss returns the Pss line, in KiB, of the text of /proc/PID/smaps_rollup.
+func parsePss(s string) (int64, error) {
+	for line := range strings.SplitSeq(s, "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || key != "Pss" {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) == 0 {
+			break
+		}
+		return strconv.ParseInt(f[0], 10, 64)
+	}
+	return 0, fmt.Errorf("parsing smaps_rollup: no Pss")
 }
 
 // mark starts a phase: CPU counters are read and the RSS peaks reset.
 func (m *monitor) mark() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.markTicks = map[int]int64{}
-	for _, pids := range m.procs {
-		for _, pid := range pids {
-			if t, err := readCPUTicks(pid); err == nil {
-				m.markTicks[pid] = t
-			}
-		}
-	}
+	m.markTicks, _ = m.treeTicksLocked()
 	if t, err := readCPUTicks(os.Getpid()); err == nil {
 		m.markTicks[os.Getpid()] = t
 	}
@@ -272,13 +403,15 @@ func (m *monitor) usage() ([]ProcUsage, MachineUsage) {
 	if rss, hwm, err := readMemory(os.Getpid()); err == nil {
 		self.PeakRSSMiB, self.HWMMiB = float64(rss)/1024, float64(hwm)/1024
 	}
+	ticks, members := m.treeTicksLocked()
 	for _, name := range m.order {
-		u := ProcUsage{Name: name, Processes: len(m.procs[name]), PeakRSSMiB: float64(m.peakRSSKiB[name]) / 1024}
+		u := ProcUsage{Name: name, PeakRSSMiB: float64(m.peakRSSKiB[name]) / 1024}
 		for _, pid := range m.procs[name] {
-			if t, err := readCPUTicks(pid); err == nil {
+			if t, ok := ticks[pid]; ok {
 				d := t - m.markTicks[pid]
 				ours += d
 				u.CPUSeconds += float64(d) / clockTicks
+				u.Processes += members[pid]
 			}
 			if _, hwm, err := readMemory(pid); err == nil {
 				u.HWMMiB += float64(hwm) / 1024

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -106,4 +110,100 @@ func TestReadSelf(t *testing.T) {
 	require.NoError(t, err)
 	assert.Positive(t, total)
 	assert.LessOrEqual(t, busy, total)
+}
+
+func TestParseProcTimes(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    procTimes
+		wantErr string
+	}{
+		{"postmaster", "900 (postgres) S 1 900 900 0 -1 4194560 5000 0 0 0 40 10 700 300 20 0 1 0 100 2000000 4000",
+			procTimes{ppid: 1, self: 50, children: 1000}, ""},
+		{"backend", "901 (postgres: temporal) S 900 900 900 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 100 10",
+			procTimes{ppid: 900, self: 10}, ""},
+		{"bad cutime", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 7 3 y 0 20", procTimes{}, "cutime"},
+		{"bad ppid", "77 (x) R z 77 77 0 -1 0 0 0 0 0 7 3 0 0 20", procTimes{}, "ppid"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseProcTimes(tc.in)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestTreeTicks(t *testing.T) {
+	procs := map[int]procTimes{
+		1:   {ppid: 0, self: 1000, children: 99999},
+		900: {ppid: 1, self: 50, children: 1000}, // postmaster: 1000 from reaped backends
+		901: {ppid: 900, self: 10},
+		902: {ppid: 900, self: 20, children: 5},
+		903: {ppid: 902, self: 1},
+		950: {ppid: 1, self: 7}, // another process: not in the tree
+	}
+	tests := []struct {
+		name    string
+		root    int
+		ticks   int64
+		members []int
+	}{
+		{"forking server", 900, 50 + 1000 + 10 + 20 + 5 + 1, []int{900, 901, 902, 903}},
+		{"leaf", 950, 7, []int{950}},
+		{"gone", 4242, 0, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ticks, members := treeTicks(procs, tc.root)
+			assert.Equal(t, tc.ticks, ticks)
+			assert.ElementsMatch(t, tc.members, members)
+			if len(tc.members) > 0 {
+				assert.Equal(t, tc.root, members[0], "the root comes first")
+			}
+		})
+	}
+}
+
+func TestParsePss(t *testing.T) {
+	got, err := parsePss("55d0-7ff [rollup]\nRss:     2048 kB\nPss:      512 kB\nPss_Anon:  100 kB\n")
+	require.NoError(t, err)
+	assert.Equal(t, int64(512), got)
+	_, err = parsePss("Rss: 10 kB\n")
+	assert.Error(t, err)
+}
+
+// A component whose work is done by short-lived children (as PostgreSQL's backends
+// do it) is charged for them: the shell sleeps, its children burn the CPU and exit.
+func TestMonitorCountsExitedChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `end=$(($(date +%s)+2)); while [ "$(date +%s)" -lt "$end" ]; do :; done; sleep 30`)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	m := newMonitor()
+	m.track("forker", cmd.Process.Pid)
+	m.mark()
+	// Until the loop is over: every "date" it ran has exited and been reaped.
+	require.Eventually(t, func() bool {
+		_, members := treeTicks(readAllProcTimes(), cmd.Process.Pid)
+		if len(members) != 2 {
+			return false
+		}
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", members[1]))
+		return strings.Contains(string(data), "(sleep)")
+	}, 20*time.Second, 50*time.Millisecond)
+	own, err := readCPUTicks(cmd.Process.Pid)
+	require.NoError(t, err)
+	usage, _ := m.usage()
+	require.Len(t, usage, 2)
+	assert.Equal(t, "forker", usage[0].Name)
+	assert.Equal(t, 2, usage[0].Processes, "the shell and its sleep")
+	// The forked dates' time is in the shell's cutime: the component used more than
+	// the shell's own time.
+	assert.Greater(t, usage[0].CPUSeconds, float64(own)/clockTicks)
 }
