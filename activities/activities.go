@@ -47,10 +47,10 @@ type Activities struct {
 	releases releaseBatcher
 	// ledgerSignals batches the acquires and binds sent to a ledger at once.
 	ledgerSignals ledgerBatcher
-	// nodes, when set, mirrors the node records from watches: activities that look at
+	// nodes, when set, keeps the node records from watches: activities that look at
 	// every node (planning's ready nodes, pool usage, min-ready, tenant limits) read it
 	// instead of every record.
-	nodes *zookeeper.Mirror[*zookeeper.Node]
+	nodes zookeeper.RecordSource[*zookeeper.Node]
 }
 
 // Option changes an Activities value built by New.
@@ -59,10 +59,11 @@ type Option func(*Activities)
 // WithRecorder sends counts (leaked resources deleted) to a metrics recorder.
 func WithRecorder(r metrics.Recorder) Option { return func(a *Activities) { a.recorder = r } }
 
-// WithNodeMirror makes the activities read the node records from m (once m has read
-// every node) rather than reading every record each time they need them all.
-func WithNodeMirror(m *zookeeper.Mirror[*zookeeper.Node]) Option {
-	return func(a *Activities) { a.nodes = m }
+// WithNodeRecords makes the activities read the node records from src (a Mirror, or
+// the poller's records in a process that runs one), once src has read every node,
+// rather than reading every record each time they need them all.
+func WithNodeRecords(src zookeeper.RecordSource[*zookeeper.Node]) Option {
+	return func(a *Activities) { a.nodes = src }
 }
 
 // WithClock replaces the clock, for tests.

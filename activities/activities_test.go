@@ -1073,7 +1073,7 @@ func TestForEachNodeReadsTheMirror(t *testing.T) {
 		ids = append(ids, id)
 	}
 	m := f.zk.MirrorNodes(ctx)
-	acts := New(f.zk, f.acts.drivers, f.acts.settings, nil, nil, WithNodeMirror(m))
+	acts := New(f.zk, f.acts.drivers, f.acts.settings, nil, nil, WithNodeRecords(m))
 	require.Eventually(t, func() bool { _, ok := m.Records(); return ok }, 10*time.Second, 10*time.Millisecond)
 	reads := m.Reads()
 	visit := func() []string {

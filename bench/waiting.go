@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nodepool-temporal/nodepool-temporal/internal/devstack"
 	"github.com/nodepool-temporal/nodepool-temporal/internal/zuul"
 	"github.com/nodepool-temporal/nodepool-temporal/names"
 	"github.com/nodepool-temporal/nodepool-temporal/workflows"
@@ -368,32 +367,6 @@ func signalsBetween(ctx context.Context, tc client.Client, workflowID string, fr
 	return n, nil
 }
 
-// consLine matches one connection of ZooKeeper's `cons` output.
-var consLine = regexp.MustCompile(`recved=(\d+).*?sid=0x([0-9a-fA-F]+)`)
-
-// parseCons returns the requests received per session id from ZooKeeper's `cons`
-// output. Connections without a session (the one asking) are left out.
-func parseCons(r io.Reader) (map[int64]int64, error) {
-	out := map[int64]int64{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		m := consLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		recved, err := strconv.ParseInt(m[1], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("parsing cons line %q: %w", sc.Text(), err)
-		}
-		sid, err := strconv.ParseUint(m[2], 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("parsing cons line %q: %w", sc.Text(), err)
-		}
-		out[int64(sid)] += recved
-	}
-	return out, sc.Err()
-}
-
 // zkSessionCounts asks every ZooKeeper member (four-letter word `cons`) how many
 // requests each session connected to it has sent.
 func zkSessionCounts(ctx context.Context, addrs []string) (map[int64]int64, error) {
@@ -403,7 +376,7 @@ func zkSessionCounts(ctx context.Context, addrs []string) (map[int64]int64, erro
 		if err != nil {
 			return nil, err
 		}
-		counts, err := parseCons(strings.NewReader(out))
+		counts, err := devstack.ParseCons(strings.NewReader(out))
 		if err != nil {
 			return nil, err
 		}

@@ -76,6 +76,7 @@ type clusterSpec struct {
 // servers).
 type cluster struct {
 	t         *testing.T
+	zkAddr    string
 	stack     *devstack.Stack
 	cfgPath   string
 	taskQueue string
@@ -106,7 +107,7 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	temporalAddr := testenv.Temporal(t)
 	st, err := devstack.New(devstack.Options{Dir: t.TempDir(), BinDir: binDir})
 	require.NoError(t, err)
-	c := &cluster{t: t, stack: st, taskQueue: "e2e-" + randomHex(6)}
+	c := &cluster{t: t, zkAddr: zkAddr, stack: st, taskQueue: "e2e-" + randomHex(6)}
 	t.Cleanup(func() {
 		// Launchers first, then the clouds; also when the test fails before the end.
 		if err := st.Stop(); err != nil {

@@ -28,6 +28,11 @@ const (
 // CollectorOptions configure a Collector.
 type CollectorOptions struct {
 	ZK *zookeeper.Client
+	// Requests and Nodes, when set, are the process's copies of the request and node
+	// records (the poller's); when nil the reporter mirrors the trees itself while it
+	// reports.
+	Requests zookeeper.RecordSource[*zookeeper.NodeRequest]
+	Nodes    zookeeper.RecordSource[*zookeeper.Node]
 	// Statsd and Prometheus are the sinks; either may be nil.
 	Statsd     *Statsd
 	Prometheus *Prometheus
@@ -56,8 +61,8 @@ type CollectorOptions struct {
 type Collector struct {
 	opts CollectorOptions
 	log  *slog.Logger
-	// mirrored holds the mirrors while this process reports.
-	mirrored atomic.Pointer[mirrors]
+	// mirrored holds the reporter's own mirrors while this process reports with them.
+	mirrored atomic.Pointer[ownMirrors]
 }
 
 // NewCollector returns a Collector.
@@ -135,13 +140,17 @@ func (c *Collector) report(ctx context.Context, lock *zookeeper.Lock) {
 	c.setReporter(true)
 	t := time.NewTicker(c.opts.Interval)
 	defer t.Stop()
-	// The records are mirrored from watches while this process reports: each is read
-	// when it changes, not every interval.
-	mctx, stopMirrors := context.WithCancel(ctx)
-	defer stopMirrors()
-	m := mirrors{requests: c.opts.ZK.MirrorRequests(mctx), nodes: c.opts.ZK.MirrorNodes(mctx)}
-	c.mirrored.Store(&m)
-	defer c.mirrored.Store(nil)
+	// The records come from watches: the process's own copies, or mirrors kept while
+	// this process reports. Each is read when it changes, not every interval.
+	m := mirrors{requests: c.opts.Requests, nodes: c.opts.Nodes}
+	if m.requests == nil || m.nodes == nil {
+		mctx, stopMirrors := context.WithCancel(ctx)
+		defer stopMirrors()
+		reqs, nodes := c.opts.ZK.MirrorRequests(mctx), c.opts.ZK.MirrorNodes(mctx)
+		m = mirrors{requests: reqs, nodes: nodes}
+		c.mirrored.Store(&ownMirrors{requests: reqs, nodes: nodes})
+		defer c.mirrored.Store(nil)
+	}
 	var lastFacts time.Time
 	for {
 		c.publishSnapshot(ctx, m)
@@ -185,6 +194,12 @@ func (c *Collector) recordReads() int64 {
 
 // mirrors are the watched copies of the request and node trees the reporter uses.
 type mirrors struct {
+	requests zookeeper.RecordSource[*zookeeper.NodeRequest]
+	nodes    zookeeper.RecordSource[*zookeeper.Node]
+}
+
+// ownMirrors are the mirrors the reporter keeps when the process has no copies.
+type ownMirrors struct {
 	requests *zookeeper.Mirror[*zookeeper.NodeRequest]
 	nodes    *zookeeper.Mirror[*zookeeper.Node]
 }

@@ -140,6 +140,9 @@ func (p *Poller) watchNodes(ctx context.Context) {
 					p.forgetNode(id)
 				}
 			}
+			p.mu.Lock()
+			p.nodeListing = current
+			p.mu.Unlock()
 		case id := <-changed:
 			check(id)
 		case <-ticker.C:

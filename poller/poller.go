@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,8 +103,12 @@ type Poller struct {
 	reqs map[string]*reqState
 	// checkBudget is what is left of this scan's stranded-request checks.
 	checkBudget int
-	// nodes tracks each listed node (see nodeState).
-	nodes map[string]*nodeState
+	// nodes tracks each listed node (see nodeState); nodeListing is the last listing of
+	// the node tree (nil until the first).
+	nodes       map[string]*nodeState
+	nodeListing map[string]bool
+	// requestsListed is set once the request tree has been listed.
+	requestsListed bool
 	// holders tracks, per lock directory, which of our workflows has held it since when.
 	holders map[string]holding
 	// running remembers the workflows and lock owners recently found running.
@@ -324,26 +327,56 @@ func (p *Poller) syncPaused(ctx context.Context) {
 	}
 }
 
-// Records returns the request and node records the poller's watches keep, as last read
-// (requests and nodes whose record could not be decoded are left out). They are shared:
-// callers must not change them. A reader that needs every request and node (the stats
-// gauges, say) can use them instead of reading ZooKeeper.
-func (p *Poller) Records() ([]*zookeeper.NodeRequest, []*zookeeper.Node) {
+// NodeRecords returns the node records the poller's watches keep, as last read: the
+// record source of the process's other readers (activities that look at every node,
+// the stats), so that a change of a node is read once in the process.
+func (p *Poller) NodeRecords() zookeeper.RecordSource[*zookeeper.Node] { return nodeRecords{p} }
+
+// RequestRecords returns the request records the poller's watches keep, as last read
+// (a request whose newest version cannot be decoded keeps its last readable one).
+func (p *Poller) RequestRecords() zookeeper.RecordSource[*zookeeper.NodeRequest] {
+	return requestRecords{p}
+}
+
+type nodeRecords struct{ p *Poller }
+
+func (v nodeRecords) Records() (map[string]*zookeeper.Node, bool) {
+	p := v.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	reqs := make([]*zookeeper.NodeRequest, 0, len(p.reqs))
-	for id, st := range p.reqs {
-		if st.rec != nil && p.known[id] {
-			reqs = append(reqs, st.rec)
+	out := make(map[string]*zookeeper.Node, len(p.nodeListing))
+	complete := p.nodeListing != nil
+	for id := range p.nodeListing {
+		ns := p.nodes[id]
+		switch {
+		case ns == nil || (ns.rec == nil && ns.decodeErr == nil):
+			complete = false // not read yet
+		case ns.rec != nil:
+			out[id] = ns.rec
 		}
 	}
-	nodes := make([]*zookeeper.Node, 0, len(p.nodes))
-	for _, ns := range p.nodes {
-		if ns.rec != nil {
-			nodes = append(nodes, ns.rec)
+	return out, complete
+}
+
+type requestRecords struct{ p *Poller }
+
+func (v requestRecords) Records() (map[string]*zookeeper.NodeRequest, bool) {
+	p := v.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]*zookeeper.NodeRequest, len(p.known))
+	complete := p.requestsListed
+	for id := range p.known {
+		if !zookeeper.IsNodepoolRequestID(id) {
+			continue // never watched
+		}
+		st := p.reqs[id]
+		switch {
+		case st == nil || (st.rec == nil && !st.bad):
+			complete = false
+		case st.rec != nil:
+			out[id] = st.rec
 		}
 	}
-	slices.SortFunc(reqs, func(a, b *zookeeper.NodeRequest) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(nodes, func(a, b *zookeeper.Node) int { return strings.Compare(a.ID, b.ID) })
-	return reqs, nodes
+	return out, complete
 }

@@ -2,6 +2,8 @@ package poller
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -136,7 +138,8 @@ func TestPollerReadsNodesOnlyWhenTheyChange(t *testing.T) {
 	require.Less(t, e.p.Stats().NodeReads-after.NodeReads, int64(5), "one change costs a read or two")
 }
 
-// Records gives the kept records: every listed request and node as last changed.
+// The record sources give the kept records: every listed request and node as last
+// changed, complete once each has been read.
 func TestPollerRecords(t *testing.T) {
 	e := start(t, func(o *Options) { o.Now = nil })
 	ctx := context.Background()
@@ -144,32 +147,35 @@ func TestPollerRecords(t *testing.T) {
 	bad := rawRequest(t, e.zk, []byte("junk"))
 	node, err := e.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeReady, Provider: "elsewhere", Type: zookeeper.Labels{"small"}})
 	require.NoError(t, err)
-	ids := func() ([]string, []string) {
-		rs, ns := e.p.Records()
-		var r, n []string
-		for _, x := range rs {
-			r = append(r, x.ID)
-		}
-		for _, x := range ns {
-			n = append(n, x.ID)
-		}
-		return r, n
+	_, err = e.zk.Create(ctx, zookeeper.NodePath("0000000999"), []byte("{not json"), 0)
+	require.NoError(t, err)
+	ids := func() (r, n []string, complete bool) {
+		rs, rok := e.p.RequestRecords().Records()
+		ns, nok := e.p.NodeRecords().Records()
+		return slices.Sorted(maps.Keys(rs)), slices.Sorted(maps.Keys(ns)), rok && nok
 	}
-	eventually(t, func() bool { r, n := ids(); return len(r) == 2 && len(n) == 1 }, "records not kept")
-	r, n := ids()
+	eventually(t, func() bool { r, n, ok := ids(); return ok && len(r) == 2 && len(n) == 1 }, "records not kept")
+	r, n, _ := ids()
 	require.Equal(t, reqs, r, "undecodable requests are left out")
-	require.Equal(t, []string{node}, n)
 	require.NotContains(t, r, bad)
+	require.Equal(t, []string{node}, n, "undecodable nodes are left out")
 
 	// A change shows; a deletion removes the record.
 	req := getRequest(t, e.zk, reqs[0])
 	req.RelativePriority = 9
 	require.NoError(t, e.zk.UpdateRequest(ctx, req))
 	eventually(t, func() bool {
-		rs, _ := e.p.Records()
-		return len(rs) > 0 && rs[0].RelativePriority == 9
+		rs, _ := e.p.RequestRecords().Records()
+		return rs[reqs[0]] != nil && rs[reqs[0]].RelativePriority == 9
 	}, "change not kept")
 	require.NoError(t, e.zk.DeleteRequest(ctx, reqs[1]))
 	require.NoError(t, e.zk.DeleteRecursive(ctx, zookeeper.NodePath(node)))
-	eventually(t, func() bool { r, n := ids(); return len(r) == 1 && len(n) == 0 }, "gone records kept")
+	eventually(t, func() bool { r, n, ok := ids(); return ok && len(r) == 1 && len(n) == 0 }, "gone records kept")
+
+	// A node that appears is not complete until it has been read.
+	reads := e.p.Stats().NodeReads
+	id, err := e.zk.CreateNode(ctx, &zookeeper.Node{State: zookeeper.NodeReady, Provider: "elsewhere", Type: zookeeper.Labels{"small"}})
+	require.NoError(t, err)
+	eventually(t, func() bool { _, n, ok := ids(); return ok && slices.Contains(n, id) }, "new node not kept")
+	require.Greater(t, e.p.Stats().NodeReads, reads)
 }

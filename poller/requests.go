@@ -171,7 +171,7 @@ func (p *Poller) handleRequests(ctx context.Context, children []string, watches 
 		}
 		p.forgetRequest(id)
 	}
-	p.known = current
+	p.known, p.requestsListed = current, true
 	p.mu.Unlock()
 
 	for id, cancel := range watches {

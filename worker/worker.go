@@ -121,16 +121,45 @@ func Run(ctx context.Context, opts Options) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	var started atomic.Bool
-	// starter starts the request and deletion workflows. In a process that also runs
-	// the workers it is their client: the SDK hands a workflow's first task straight to
-	// a worker in the same process (eager start) only when the start goes through the
-	// client the worker was created from.
-	starter := tc
 	if opts.Webapp {
 		// The web app also stops when Run returns early, before g.Wait.
 		wctx, stopWebapp := context.WithCancel(gctx)
 		defer stopWebapp()
 		startWebapp(wctx, g, cfg, zk, sinks, started.Load, role, settings, logger)
+	}
+	// starter starts the request and deletion workflows. In a process that also runs
+	// the workers it is their client: the SDK hands a workflow's first task straight to
+	// a worker in the same process (eager start) only when the start goes through the
+	// client the worker was created from.
+	starter := tc
+	if role == RoleAll || role == RoleWorker {
+		// The workers' client carries the metrics handler through which workflows
+		// record launch attempts (metrics.SDKHandler); it shares tc's connection.
+		wc, err := client.NewClientFromExisting(tc, client.Options{Namespace: cfg.Temporal.Namespace,
+			Logger: log.NewStructuredLogger(logger.With("component", "temporal")), MetricsHandler: metrics.SDKHandler(rec)})
+		if err != nil {
+			return fmt.Errorf("connecting to Temporal: %w", err)
+		}
+		defer wc.Close()
+		starter = wc
+	}
+	var p *poller.Poller
+	if role == RoleAll || role == RolePoller {
+		p = poller.New(poller.Options{
+			ZK:               zk,
+			Temporal:         starter,
+			TaskQueue:        settings.TaskQueue,
+			Pools:            pollerPools(settings),
+			Instance:         processInstance,
+			Hostname:         hostname(),
+			Version:          Version,
+			Policy:           settings.Policy(orphanGrace(cfg)),
+			ScanInterval:     cfg.Launcher.DeleteInterval.Duration(),
+			PollInterval:     settings.PollInterval,
+			SearchAttributes: searchAttrs,
+			Register:         true,
+			Logger:           logger.With("component", "poller"),
+		})
 	}
 	if role == RoleAll || role == RoleWorker {
 		drv, err := BuildDrivers(ctx, cfg, logger)
@@ -147,19 +176,18 @@ func Run(ctx context.Context, opts Options) error {
 		if err := restoreStaticClaims(ctx, zk, drv, logger); err != nil {
 			return err
 		}
-		// Activities that look at every node read them from a mirror kept by watches.
-		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"), activities.WithRecorder(rec),
-			activities.WithNodeMirror(zk.MirrorNodes(ctx)))
-		// The workers' client carries the metrics handler through which workflows
-		// record launch attempts (metrics.SDKHandler); it shares tc's connection.
-		wc, err := client.NewClientFromExisting(tc, client.Options{Namespace: cfg.Temporal.Namespace,
-			Logger: log.NewStructuredLogger(logger.With("component", "temporal")), MetricsHandler: metrics.SDKHandler(rec)})
-		if err != nil {
-			return fmt.Errorf("connecting to Temporal: %w", err)
+		// Activities that look at every node read them from the records kept by
+		// watches: the poller's in a process that runs one (each change is read once
+		// in the process), else a mirror of the node tree.
+		var nodes zookeeper.RecordSource[*zookeeper.Node]
+		if p != nil {
+			nodes = p.NodeRecords()
+		} else {
+			nodes = zk.MirrorNodes(ctx)
 		}
-		defer wc.Close()
-		starter = wc
-		workers := newWorkers(wc, cfg, settings, acts, opts.StopTimeout, rec)
+		acts := activities.New(zk, drv, settings, tc, logger.With("component", "activities"), activities.WithRecorder(rec),
+			activities.WithNodeRecords(nodes))
+		workers := newWorkers(starter, cfg, settings, acts, opts.StopTimeout, rec)
 		for _, w := range workers {
 			if err := w.Start(); err != nil {
 				for _, started := range workers {
@@ -186,28 +214,15 @@ func Run(ctx context.Context, opts Options) error {
 			return nil
 		})
 	}
-	if role == RoleAll || role == RolePoller {
-		p := poller.New(poller.Options{
-			ZK:               zk,
-			Temporal:         starter,
-			TaskQueue:        settings.TaskQueue,
-			Pools:            pollerPools(settings),
-			Instance:         processInstance,
-			Hostname:         hostname(),
-			Version:          Version,
-			Policy:           settings.Policy(orphanGrace(cfg)),
-			ScanInterval:     cfg.Launcher.DeleteInterval.Duration(),
-			PollInterval:     settings.PollInterval,
-			SearchAttributes: searchAttrs,
-			Register:         true,
-			Logger:           logger.With("component", "poller"),
-		})
+	if p != nil {
 		g.Go(func() error { return p.Run(gctx) })
 		// The process that watches ZooKeeper also reports the gauges: the configured
-		// limits always, nodes, requests and workflows when it wins the stats election.
+		// limits always, nodes, requests and workflows when it wins the stats election,
+		// from the records the poller keeps.
 		if sinks.Enabled() {
 			col := metrics.NewCollector(metrics.CollectorOptions{
 				ZK: zk, Statsd: sinks.Statsd, Prometheus: sinks.Prometheus,
+				Requests: p.RequestRecords(), Nodes: p.NodeRecords(),
 				Facts: &facts.Temporal{Client: tc, Namespace: cfg.Temporal.Namespace,
 					TaskQueue: settings.TaskQueue, Pools: facts.Pools(cfg)},
 				Limits:     facts.Limits(cfg),

@@ -10,6 +10,17 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
+// RecordSource is a copy of every record of one tree kept from watches: a Mirror, or a
+// component that watches the tree for its own work (the poller). A process keeps one
+// per tree, so a change is read once however many readers look at the records.
+type RecordSource[T any] interface {
+	// Records returns the records as last read, by id, and whether the copy is
+	// complete: the tree has been listed and every listed record read once. Records
+	// that could not be decoded are left out. The records are shared: callers must not
+	// change them.
+	Records() (map[string]T, bool)
+}
+
 // Mirror keeps the decoded records of one tree (node requests, or nodes) up to date
 // from ZooKeeper watches: the tree's listing is watched, and each record has a data
 // watch, so a record is read when it appears and each time it changes, and never

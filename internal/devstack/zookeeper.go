@@ -1,6 +1,8 @@
 package devstack
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -311,6 +314,42 @@ func ZooKeeperMode(addr string) string {
 		}
 	}
 	return ""
+}
+
+// ZooKeeperSessionRequests asks the ZooKeeper at addr (four-letter word `cons`) how
+// many requests each session connected to it has sent, pings included.
+func ZooKeeperSessionRequests(addr string) (map[int64]int64, error) {
+	out := fourLetterWord(addr, "cons")
+	if out == nil {
+		return nil, fmt.Errorf("asking ZooKeeper at %s for its connections: no answer", addr)
+	}
+	return ParseCons(bytes.NewReader(out))
+}
+
+// consLine matches one connection of ZooKeeper's `cons` output.
+var consLine = regexp.MustCompile(`recved=(\d+).*?sid=0x([0-9a-fA-F]+)`)
+
+// ParseCons returns the requests received per session id from ZooKeeper's `cons`
+// output. Connections without a session (the one asking) are left out.
+func ParseCons(r io.Reader) (map[int64]int64, error) {
+	out := map[int64]int64{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		m := consLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		recved, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("parsing cons line %q: %w", sc.Text(), err)
+		}
+		sid, err := strconv.ParseUint(m[2], 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("parsing cons line %q: %w", sc.Text(), err)
+		}
+		out[int64(sid)] += recved
+	}
+	return out, sc.Err()
 }
 
 // fourLetterWord sends a ZooKeeper four-letter command and returns the answer.
