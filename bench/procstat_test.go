@@ -12,34 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseProcStat(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    int64
-		wantErr string
-	}{
-		{"plain", "1234 (temporal-dev) S 1 1234 1234 0 -1 4194560 5000 0 0 0 1500 250 0 0 20 0 30 0 100 2000000 40000 18446744073709551615",
-			1750, ""},
-		{"name with spaces and parens", "77 (a (b) c) R 1 77 77 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 100 10", 10, ""},
-		{"no name", "77 R 1", 0, "no command name"},
-		{"short", "77 (x) R 1 2 3", 0, "fields after the command name"},
-		{"bad number", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 x 3 0", 0, "utime"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseProcStat(tc.in)
-			if tc.wantErr != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-		})
-	}
-}
-
 func TestParseProcStatus(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -123,6 +95,11 @@ func TestParseProcTimes(t *testing.T) {
 			procTimes{ppid: 1, self: 50, children: 1000}, ""},
 		{"backend", "901 (postgres: temporal) S 900 900 900 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 100 10",
 			procTimes{ppid: 900, self: 10}, ""},
+		{"name with spaces and parens", "77 (a (b) c) R 1 77 77 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 100 10",
+			procTimes{ppid: 1, self: 10}, ""},
+		{"no name", "77 R 1", procTimes{}, "no command name"},
+		{"short", "77 (x) R 1 2 3", procTimes{}, "fields after the command name"},
+		{"bad utime", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 x 3 0", procTimes{}, "utime"},
 		{"bad cutime", "77 (x) R 1 77 77 0 -1 0 0 0 0 0 7 3 y 0 20", procTimes{}, "cutime"},
 		{"bad ppid", "77 (x) R z 77 77 0 -1 0 0 0 0 0 7 3 0 0 20", procTimes{}, "ppid"},
 	}

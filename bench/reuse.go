@@ -136,59 +136,31 @@ func runReuse(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, m
 			stopped = err
 			break
 		}
-		id, t0, err := z.submit(ctx, []string{benchLabel})
+		c, err := requestCycle(ctx, z, p, boot)
 		if err != nil {
 			return err
 		}
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout+boot)
-		req, t1, err := z.waitDone(rctx, id)
-		if err == nil && req.State != zookeeper.StateFulfilled {
-			err = z.dropFailed(ctx, req)
-		}
-		if err != nil {
-			cancel()
-			p.fail(err)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if c == nil {
 			continue
 		}
-		d := t1.Sub(t0)
-		launch = append(launch, d)
+		launch = append(launch, c.latency())
 		rr.Fulfilled++
-		served := len(req.Nodes) == 1 && slices.Contains(ready, req.Nodes[0])
+		served := len(c.req.Nodes) == 1 && slices.Contains(ready, c.req.Nodes[0])
 		if served {
 			rr.FromReady++
-			fromReady = append(fromReady, d)
+			fromReady = append(fromReady, c.latency())
 		}
-		used, err := z.useAndReturn(rctx, req)
-		cancel()
-		if err != nil {
-			p.fail(err)
-			continue
-		}
-		dctx, cancel := context.WithTimeout(ctx, deleteTimeout)
-		for _, n := range req.Nodes {
+		for _, n := range c.req.Nodes {
 			seen[n] = true
-			gone, err := z.waitGone(dctx, n)
-			if err != nil {
-				p.fail(err)
-				continue
-			}
-			ret = append(ret, gone.Sub(used[n]))
-			p.report.Completed++
-			if sample.RequestID == "" {
-				sample = workflowSample{RequestID: id, Submitted: t0, NodeID: n, Used: used[n]}
-			}
 		}
-		cancel()
+		ret = c.returns(ret, &sample)
 		if _, err := waitReady(ctx, st, minReady, replenishTimeout, seen); err != nil {
 			p.fail(err)
 			stopped = err
 			break
 		}
-		replenish = append(replenish, time.Since(t1))
-		o.Logger.Debug("request done", "i", i, "request_id", id, "latency", d, "from_ready", served)
+		replenish = append(replenish, time.Since(c.fulfilled))
+		o.Logger.Debug("request done", "i", i, "request_id", c.id, "latency", c.latency(), "from_ready", served)
 	}
 	r := p.end(ctx)
 	r.Launch, r.Return = summaryOrNil(launch), summaryOrNil(ret)

@@ -187,19 +187,96 @@ func warmUp(ctx context.Context, z *zuulClient, boot time.Duration) error {
 	return nil
 }
 
+// warmedClient returns the scenario's Zuul client once a warm-up request has been
+// through launch and return (counted as launched).
+func warmedClient(ctx context.Context, st *stack, logger *slog.Logger, rep *ScenarioReport) (*zuulClient, error) {
+	z, err := newZuulClient(st.zk)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("warming up")
+	if err := warmUp(ctx, z, seconds(rep.BootSeconds)); err != nil {
+		return nil, err
+	}
+	rep.Launched++
+	return z, nil
+}
+
+// cycle is one request of a sequential scenario, played through as Zuul does.
+type cycle struct {
+	id                   string
+	submitted, fulfilled time.Time
+	req                  *zookeeper.NodeRequest
+	// used is when each node was marked used (nil when returning failed); deleted when
+	// each node's znode was seen gone.
+	used, deleted map[string]time.Time
+}
+
+// latency is the time from submission to fulfilment.
+func (c *cycle) latency() time.Duration { return c.fulfilled.Sub(c.submitted) }
+
+// requestCycle submits one single-node request and waits for it; once it is
+// fulfilled, uses and returns its nodes and waits until they are deleted. Failures are
+// counted on p, and the cycle is nil when the request was not fulfilled; the error is
+// a failed submission or the end of ctx.
+func requestCycle(ctx context.Context, z *zuulClient, p *phase, boot time.Duration) (*cycle, error) {
+	id, t0, err := z.submit(ctx, []string{benchLabel})
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout+boot)
+	defer cancel()
+	req, t1, err := z.waitDone(rctx, id)
+	if err == nil && req.State != zookeeper.StateFulfilled {
+		err = z.dropFailed(ctx, req)
+	}
+	if err != nil {
+		p.fail(err)
+		return nil, ctx.Err()
+	}
+	c := &cycle{id: id, submitted: t0, fulfilled: t1, req: req, deleted: map[string]time.Time{}}
+	if c.used, err = z.useAndReturn(rctx, req); err != nil {
+		p.fail(err)
+		return c, nil
+	}
+	dctx, cancelDelete := context.WithTimeout(ctx, deleteTimeout)
+	defer cancelDelete()
+	for _, n := range req.Nodes {
+		gone, err := z.waitGone(dctx, n)
+		if err != nil {
+			p.fail(err)
+			continue
+		}
+		c.deleted[n] = gone
+		p.report.Completed++
+	}
+	return c, nil
+}
+
+// returns appends the used-to-deleted time of each of the cycle's deleted nodes to
+// ret, and sets sample from its first one when it is not set yet.
+func (c *cycle) returns(ret []time.Duration, sample *workflowSample) []time.Duration {
+	for _, n := range c.req.Nodes {
+		gone, ok := c.deleted[n]
+		if !ok {
+			continue
+		}
+		ret = append(ret, gone.Sub(c.used[n]))
+		if sample.RequestID == "" {
+			*sample = workflowSample{RequestID: c.id, Submitted: c.submitted, NodeID: n, Used: c.used[n]}
+		}
+	}
+	return ret
+}
+
 // runLatency submits single-node requests one after another; each node is returned
 // and deleted before the next request.
 func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, rep *ScenarioReport) error {
-	z, err := newZuulClient(st.zk)
+	z, err := warmedClient(ctx, st, o.Logger, rep)
 	if err != nil {
 		return err
 	}
 	boot := seconds(rep.BootSeconds)
-	o.Logger.Info("warming up")
-	if err := warmUp(ctx, z, boot); err != nil {
-		return err
-	}
-	rep.Launched++
 	o.Logger.Info("latency: sequential requests", "requests", o.Requests)
 	p := beginPhase(ctx, st, mon, phaseLatencyCycle)
 	p.report.Requests = o.Requests
@@ -209,48 +286,18 @@ func runLatency(ctx context.Context, st *stack, mon *monitor, o scenarioOptions,
 		if err := st.checkAlive(); err != nil {
 			return err
 		}
-		id, t0, err := z.submit(ctx, []string{benchLabel})
+		c, err := requestCycle(ctx, z, p, boot)
 		if err != nil {
 			return err
 		}
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout+boot)
-		req, t1, err := z.waitDone(rctx, id)
-		if err == nil && req.State != zookeeper.StateFulfilled {
-			err = z.dropFailed(ctx, req)
-		}
-		if err != nil {
-			cancel()
-			p.fail(err)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if c == nil {
 			continue
 		}
 		rep.Launched++
-		d := t1.Sub(t0)
-		launch = append(launch, d)
-		overhead = append(overhead, d-boot)
-		used, err := z.useAndReturn(rctx, req)
-		cancel()
-		if err != nil {
-			p.fail(err)
-			continue
-		}
-		dctx, cancel := context.WithTimeout(ctx, deleteTimeout)
-		for _, n := range req.Nodes {
-			gone, err := z.waitGone(dctx, n)
-			if err != nil {
-				p.fail(err)
-				continue
-			}
-			ret = append(ret, gone.Sub(used[n]))
-			p.report.Completed++
-			if sample.RequestID == "" {
-				sample = workflowSample{RequestID: id, Submitted: t0, NodeID: n, Used: used[n]}
-			}
-		}
-		cancel()
-		o.Logger.Debug("request done", "i", i, "request_id", id, "latency", d)
+		launch = append(launch, c.latency())
+		overhead = append(overhead, c.latency()-boot)
+		ret = c.returns(ret, &sample)
+		o.Logger.Debug("request done", "i", i, "request_id", c.id, "latency", c.latency())
 	}
 	r := p.end(ctx)
 	r.Launch, r.Overhead, r.Return = summaryOrNil(launch), summaryOrNil(overhead), summaryOrNil(ret)
@@ -271,16 +318,11 @@ type burstResult struct {
 // runBurst submits o.Requests single-node requests at once, waits for all of them, then
 // returns every node at once and waits for all deletions.
 func runBurst(ctx context.Context, st *stack, mon *monitor, o scenarioOptions, rep *ScenarioReport) error {
-	z, err := newZuulClient(st.zk)
+	z, err := warmedClient(ctx, st, o.Logger, rep)
 	if err != nil {
 		return err
 	}
 	boot := seconds(rep.BootSeconds)
-	o.Logger.Info("warming up")
-	if err := warmUp(ctx, z, boot); err != nil {
-		return err
-	}
-	rep.Launched++
 
 	o.Logger.Info("burst: submitting", "requests", o.Requests)
 	p := beginPhase(ctx, st, mon, phaseBurstLaunch)

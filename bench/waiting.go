@@ -92,15 +92,10 @@ type waitingOptions struct {
 func runWaiting(ctx context.Context, st *stack, mon *monitor, o waitingOptions, rep *ScenarioReport) error {
 	w := &WaitingReport{Requests: o.Requests, Capacity: o.Capacity}
 	rep.Waiting = w
-	z, err := newZuulClient(st.zk)
+	z, err := warmedClient(ctx, st, o.Logger, rep)
 	if err != nil {
 		return err
 	}
-	o.Logger.Info("warming up")
-	if err := warmUp(ctx, z, seconds(rep.BootSeconds)); err != nil {
-		return err
-	}
-	rep.Launched++
 	tc, err := client.DialContext(ctx, client.Options{
 		HostPort: st.temporalAddr, Namespace: "default",
 		Logger: tlog.NewStructuredLogger(o.Logger.With("component", "temporal-client")),
