@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -1074,7 +1075,7 @@ func TestForEachNodeReadsTheMirror(t *testing.T) {
 	}
 	m := f.zk.MirrorNodes(ctx)
 	acts := New(f.zk, f.acts.drivers, f.acts.settings, nil, nil, WithNodeRecords(m))
-	require.Eventually(t, func() bool { _, ok := m.Records(); return ok }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { _, unread, listed := m.Records(); return listed && len(unread) == 0 }, 10*time.Second, 10*time.Millisecond)
 	reads := m.Reads()
 	visit := func() []string {
 		var seen []string
@@ -1093,6 +1094,42 @@ func TestForEachNodeReadsTheMirror(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return slices.Equal([]string{ids[0] + " ready", ids[1] + " used", ids[2] + " ready"}, visit())
 	}, 10*time.Second, 10*time.Millisecond)
+}
+
+// While nodes are being created (a burst), the node records always have one that has
+// just appeared and is not read yet: only that one is read, not every node.
+func TestForEachNodeReadsOnlyUnreadNodes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	recs := map[string]*zookeeper.Node{}
+	var ids []string
+	for i := range 20 {
+		n := &zookeeper.Node{State: zookeeper.NodeReady, Provider: "sim", Pool: "main", Type: zookeeper.Labels{"small"}}
+		id, err := f.zk.CreateNode(ctx, n)
+		require.NoError(t, err)
+		ids = append(ids, id)
+		if i > 0 {
+			n.ID = id
+			recs[id] = n
+		}
+	}
+	src := partialRecords{recs: recs, unread: ids[:1]}
+	acts := New(f.zk, f.acts.drivers, f.acts.settings, nil, nil, WithNodeRecords(src))
+	before := f.zk.Requests()
+	var seen []string
+	require.NoError(t, acts.forEachNode(ctx, func(n *zookeeper.Node) { seen = append(seen, n.ID) }))
+	require.Equal(t, ids, seen)
+	require.Equal(t, uint64(1), f.zk.Requests()-before, "only the unread node is read")
+}
+
+// partialRecords is node records with some listed nodes not read yet.
+type partialRecords struct {
+	recs   map[string]*zookeeper.Node
+	unread []string
+}
+
+func (p partialRecords) Records() (map[string]*zookeeper.Node, []string, bool) {
+	return maps.Clone(p.recs), p.unread, true
 }
 
 // Deleting a node Zuul returned, inline (lock, re-check, mark deleting, delete the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -76,18 +77,18 @@ func (a *Activities) chainRunning(ctx context.Context, workflowID, chain string)
 }
 
 // forEachNode calls fn for every readable node, in the order of their ids: from the
-// node mirror once it is complete (fn must not change the node), else by reading each
-// record. Nodes that vanish while listed and malformed znodes are skipped; any other
-// read error ends the scan.
+// process's node records once they have listed the tree (fn must not change the node),
+// reading only the nodes that have just appeared and are not read yet; else by reading
+// each record. Nodes that vanish while listed and malformed znodes are skipped; any
+// other read error ends the scan.
 func (a *Activities) forEachNode(ctx context.Context, fn func(*zookeeper.Node)) error {
 	if a.nodes != nil {
-		if recs, complete := a.nodes.Records(); complete {
-			ids := make([]string, 0, len(recs))
-			for id := range recs {
-				ids = append(ids, id)
-			}
-			slices.Sort(ids)
-			for _, id := range ids {
+		recs, ok, err := zookeeper.ReadThrough(ctx, a.nodes, a.zk.GetNode)
+		if err != nil {
+			return err
+		}
+		if ok {
+			for _, id := range slices.Sorted(maps.Keys(recs)) {
 				fn(recs[id])
 			}
 			return nil

@@ -204,11 +204,17 @@ type ownMirrors struct {
 	nodes    *zookeeper.Mirror[*zookeeper.Node]
 }
 
-// snapshot computes the gauges from the mirrors once they are complete, and reads
-// every record until then.
+// snapshot computes the gauges from the mirrors once they have listed their trees
+// (reading the records that have just appeared), and reads every record until then.
 func (m mirrors) snapshot(ctx context.Context, zk *zookeeper.Client, now time.Time) (*Snapshot, error) {
-	reqs, rok := m.requests.Records()
-	nodes, nok := m.nodes.Records()
+	reqs, rok, err := zookeeper.ReadThrough(ctx, m.requests, zk.GetRequest)
+	if err != nil {
+		return nil, err
+	}
+	nodes, nok, err := zookeeper.ReadThrough(ctx, m.nodes, zk.GetNode)
+	if err != nil {
+		return nil, err
+	}
 	if !rok || !nok {
 		return TakeSnapshot(ctx, zk, now)
 	}

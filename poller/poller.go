@@ -340,32 +340,32 @@ func (p *Poller) RequestRecords() zookeeper.RecordSource[*zookeeper.NodeRequest]
 
 type nodeRecords struct{ p *Poller }
 
-func (v nodeRecords) Records() (map[string]*zookeeper.Node, bool) {
+func (v nodeRecords) Records() (map[string]*zookeeper.Node, []string, bool) {
 	p := v.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[string]*zookeeper.Node, len(p.nodeListing))
-	complete := p.nodeListing != nil
+	var unread []string
 	for id := range p.nodeListing {
 		ns := p.nodes[id]
 		switch {
 		case ns == nil || (ns.rec == nil && ns.decodeErr == nil):
-			complete = false // not read yet
+			unread = append(unread, id)
 		case ns.rec != nil:
 			out[id] = ns.rec
 		}
 	}
-	return out, complete
+	return out, unread, p.nodeListing != nil
 }
 
 type requestRecords struct{ p *Poller }
 
-func (v requestRecords) Records() (map[string]*zookeeper.NodeRequest, bool) {
+func (v requestRecords) Records() (map[string]*zookeeper.NodeRequest, []string, bool) {
 	p := v.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[string]*zookeeper.NodeRequest, len(p.known))
-	complete := p.requestsListed
+	var unread []string
 	for id := range p.known {
 		if !zookeeper.IsNodepoolRequestID(id) {
 			continue // never watched
@@ -373,10 +373,10 @@ func (v requestRecords) Records() (map[string]*zookeeper.NodeRequest, bool) {
 		st := p.reqs[id]
 		switch {
 		case st == nil || (st.rec == nil && !st.bad):
-			complete = false
+			unread = append(unread, id)
 		case st.rec != nil:
 			out[id] = st.rec
 		}
 	}
-	return out, complete
+	return out, unread, p.requestsListed
 }

@@ -150,9 +150,9 @@ func TestPollerRecords(t *testing.T) {
 	_, err = e.zk.Create(ctx, zookeeper.NodePath("0000000999"), []byte("{not json"), 0)
 	require.NoError(t, err)
 	ids := func() (r, n []string, complete bool) {
-		rs, rok := e.p.RequestRecords().Records()
-		ns, nok := e.p.NodeRecords().Records()
-		return slices.Sorted(maps.Keys(rs)), slices.Sorted(maps.Keys(ns)), rok && nok
+		rs, runread, rok := e.p.RequestRecords().Records()
+		ns, nunread, nok := e.p.NodeRecords().Records()
+		return slices.Sorted(maps.Keys(rs)), slices.Sorted(maps.Keys(ns)), rok && nok && len(runread)+len(nunread) == 0
 	}
 	eventually(t, func() bool { r, n, ok := ids(); return ok && len(r) == 2 && len(n) == 1 }, "records not kept")
 	r, n, _ := ids()
@@ -165,7 +165,7 @@ func TestPollerRecords(t *testing.T) {
 	req.RelativePriority = 9
 	require.NoError(t, e.zk.UpdateRequest(ctx, req))
 	eventually(t, func() bool {
-		rs, _ := e.p.RequestRecords().Records()
+		rs, _, _ := e.p.RequestRecords().Records()
 		return rs[reqs[0]] != nil && rs[reqs[0]].RelativePriority == 9
 	}, "change not kept")
 	require.NoError(t, e.zk.DeleteRequest(ctx, reqs[1]))

@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,11 +15,35 @@ import (
 // component that watches the tree for its own work (the poller). A process keeps one
 // per tree, so a change is read once however many readers look at the records.
 type RecordSource[T any] interface {
-	// Records returns the records as last read, by id, and whether the copy is
-	// complete: the tree has been listed and every listed record read once. Records
-	// that could not be decoded are left out. The records are shared: callers must not
-	// change them.
-	Records() (map[string]T, bool)
+	// Records returns the records as last read, by id (records that could not be
+	// decoded are left out; the records are shared and must not be changed); unread,
+	// the ids listed whose records have not been read once yet; and listed, whether
+	// the tree has been listed at all.
+	Records() (recs map[string]T, unread []string, listed bool)
+}
+
+// ReadThrough returns every record of src's tree as of about now: src's records, and
+// those it has listed but not read yet (a record that has just appeared) read by read,
+// so that a reader neither misses a new record nor reads the whole tree because of
+// one. Records that vanish or cannot be decoded are left out. It reports false, having
+// read nothing, while src has not listed its tree (the caller reads ZooKeeper itself).
+func ReadThrough[T any](ctx context.Context, src RecordSource[T], read func(context.Context, string) (T, error)) (map[string]T, bool, error) {
+	recs, unread, listed := src.Records()
+	if !listed {
+		return nil, false, nil
+	}
+	for _, id := range unread {
+		rec, err := read(ctx, id)
+		var derr *DecodeError
+		switch {
+		case errors.Is(err, ErrNotFound) || errors.As(err, &derr):
+		case err != nil:
+			return nil, true, fmt.Errorf("reading record %s: %w", id, err)
+		default:
+			recs[id] = rec
+		}
+	}
+	return recs, true, nil
 }
 
 // Mirror keeps the decoded records of one tree (node requests, or nodes) up to date
@@ -36,16 +61,16 @@ type Mirror[T any] struct {
 	root string
 	read func(ctx context.Context, id string) (T, <-chan zk.Event, error)
 
-	mu      sync.Mutex
-	recs    map[string]T
-	listed  bool
-	pending int // records listed but not read once yet
-	reads   atomic.Int64
+	mu     sync.Mutex
+	recs   map[string]T
+	listed bool
+	unread map[string]bool // records listed but not read once yet
+	reads  atomic.Int64
 }
 
 // MirrorRequests returns a mirror of the node requests, kept until ctx ends.
 func (c *Client) MirrorRequests(ctx context.Context) *Mirror[*NodeRequest] {
-	m := &Mirror[*NodeRequest]{c: c, root: RequestsPath, read: c.GetRequestW, recs: map[string]*NodeRequest{}}
+	m := &Mirror[*NodeRequest]{c: c, root: RequestsPath, read: c.GetRequestW, recs: map[string]*NodeRequest{}, unread: map[string]bool{}}
 	go m.run(ctx)
 	return m
 }
@@ -56,21 +81,25 @@ func (c *Client) MirrorNodes(ctx context.Context) *Mirror[*Node] {
 		n, _, watch, err := c.GetNodeW(ctx, id)
 		return n, watch, err
 	}
-	m := &Mirror[*Node]{c: c, root: NodesPath, read: read, recs: map[string]*Node{}}
+	m := &Mirror[*Node]{c: c, root: NodesPath, read: read, recs: map[string]*Node{}, unread: map[string]bool{}}
 	go m.run(ctx)
 	return m
 }
 
-// Records returns the records as last read, by id, and whether the mirror is
-// complete: the tree has been listed and every listed record read once.
-func (m *Mirror[T]) Records() (map[string]T, bool) {
+// Records returns the records as last read, by id, the ids listed but not read yet,
+// and whether the tree has been listed (see RecordSource).
+func (m *Mirror[T]) Records() (map[string]T, []string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make(map[string]T, len(m.recs))
 	for id, r := range m.recs {
 		out[id] = r
 	}
-	return out, m.listed && m.pending == 0
+	unread := make([]string, 0, len(m.unread))
+	for id := range m.unread {
+		unread = append(unread, id)
+	}
+	return out, unread, m.listed
 }
 
 // Reads returns how many record reads the mirror has made.
@@ -99,6 +128,7 @@ func (m *Mirror[T]) run(ctx context.Context) {
 				cancel()
 				delete(watches, id)
 				delete(m.recs, id)
+				delete(m.unread, id)
 			}
 		}
 		for _, id := range ev.Children {
@@ -107,7 +137,7 @@ func (m *Mirror[T]) run(ctx context.Context) {
 			}
 			wctx, cancel := context.WithCancel(ctx)
 			watches[id] = cancel
-			m.pending++
+			m.unread[id] = true
 			wg.Add(1)
 			go func() { defer wg.Done(); m.follow(wctx, id) }()
 		}
@@ -124,7 +154,7 @@ func (m *Mirror[T]) follow(ctx context.Context, id string) {
 		if first {
 			first = false
 			m.mu.Lock()
-			m.pending--
+			delete(m.unread, id)
 			m.mu.Unlock()
 		}
 	}

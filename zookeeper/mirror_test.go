@@ -1,6 +1,8 @@
 package zookeeper
 
 import (
+	"maps"
+	"slices"
 	"testing"
 	"time"
 )
@@ -34,8 +36,8 @@ func TestMirrorReadsOnlyChanges(t *testing.T) {
 	reqs := c.MirrorRequests(ctx)
 	nodes := c.MirrorNodes(ctx)
 	waitUntil(t, "the mirrors are complete", func() bool {
-		r, rok := reqs.Records()
-		n, nok := nodes.Records()
+		r, rok := complete(reqs)
+		n, nok := complete(nodes)
 		return rok && nok && len(r) == 5 && len(n) == 1
 	})
 	if got := reqs.Reads(); got != 6 {
@@ -84,7 +86,7 @@ func TestMirrorReadsOnlyChanges(t *testing.T) {
 			before := reqs.Reads()
 			tc.change(t)
 			waitUntil(t, "the mirror follows", func() bool {
-				recs, ok := reqs.Records()
+				recs, ok := complete(reqs)
 				return ok && tc.check(recs)
 			})
 			time.Sleep(100 * time.Millisecond)
@@ -103,19 +105,82 @@ func TestMirrorReadsOnlyChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the node mirror follows", func() bool {
-		recs, _ := nodes.Records()
+		recs, _, _ := nodes.Records()
 		return recs[nodeID] != nil && recs[nodeID].State == NodeUsed
 	})
 	if err := c.DeleteNode(ctx, nodeID); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the deleted node leaves the mirror", func() bool {
-		recs, _ := nodes.Records()
+		recs, _, _ := nodes.Records()
 		return len(recs) == 0
 	})
 	// Appearance, the change to used, and (unless the deletion came first) the
 	// "deleted" state Nodepool writes before it deletes a node.
 	if got := nodes.Reads(); got < 2 || got > 3 {
 		t.Fatalf("node reads %d, want 2 or 3", got)
+	}
+}
+
+// complete returns src's records and whether it has listed its tree and read every
+// listed record.
+func complete[T any](src RecordSource[T]) (map[string]T, bool) {
+	recs, unread, listed := src.Records()
+	return recs, listed && len(unread) == 0
+}
+
+// fixedSource is a RecordSource with given contents.
+type fixedSource struct {
+	recs   map[string]*Node
+	unread []string
+	listed bool
+}
+
+func (f fixedSource) Records() (map[string]*Node, []string, bool) {
+	return maps.Clone(f.recs), f.unread, f.listed
+}
+
+// ReadThrough reads only what the source has not read: a node that has just appeared
+// costs one read, not a read of the whole tree.
+func TestReadThrough(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestZK(t).connect(t)
+	kept := &Node{ID: "0000000001", State: NodeReady}
+	fresh, err := c.CreateNode(ctx, &Node{State: NodeBuilding, Provider: "sim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := c.createMakePath(ctx, NodePath("0000099999"), []byte("{not json"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad = bad[len(NodesPath)+1:]
+	tests := []struct {
+		name      string
+		src       fixedSource
+		wantOK    bool
+		wantIDs   []string
+		wantReads uint64
+	}{
+		{"not listed yet", fixedSource{}, false, nil, 0},
+		{"complete", fixedSource{recs: map[string]*Node{kept.ID: kept}, listed: true}, true, []string{kept.ID}, 0},
+		{"one just appeared", fixedSource{recs: map[string]*Node{kept.ID: kept}, unread: []string{fresh}, listed: true},
+			true, []string{kept.ID, fresh}, 1},
+		{"gone and undecodable ones are left out", fixedSource{recs: map[string]*Node{kept.ID: kept},
+			unread: []string{"0000077777", bad}, listed: true}, true, []string{kept.ID}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := c.Requests()
+			recs, ok, err := ReadThrough(ctx, RecordSource[*Node](tc.src), c.GetNode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reads := c.Requests() - before
+			ids := slices.Sorted(maps.Keys(recs))
+			if want := slices.Sorted(slices.Values(tc.wantIDs)); ok != tc.wantOK || !slices.Equal(ids, want) || reads != tc.wantReads {
+				t.Fatalf("got %v %v after %d requests, want %v %v after %d", ok, ids, reads, tc.wantOK, tc.wantIDs, tc.wantReads)
+			}
+		})
 	}
 }
