@@ -230,7 +230,7 @@ type ProcUsage struct {
 	// CPUPercent is CPUSeconds over the phase's wall time, in percent of one core.
 	CPUPercent float64 `json:"cpu_percent"`
 	// PeakRSSMiB is the highest sampled resident memory during the phase, summed over
-	// the component's processes; descendants count by their proportional share (Pss),
+	// the component's processes; descendants count by their private resident memory,
 	// since their shared memory is in their parent's resident set already.
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 	// HWMMiB is VmHWM at the end of the phase: the peak since the process started
@@ -336,10 +336,10 @@ func (m *monitor) sample() {
 				sum += rss
 			}
 			// A descendant's shared memory (PostgreSQL's shared buffers) is already in
-			// its parent's resident set: it counts by its proportional share.
+			// its parent's resident set: it counts by its private memory.
 			for _, d := range m.descendants[pid] {
-				if pss, err := readPss(d); err == nil {
-					sum += pss
+				if kib, err := readPrivateKiB(d); err == nil {
+					sum += kib
 				}
 			}
 		}
@@ -347,30 +347,33 @@ func (m *monitor) sample() {
 	}
 }
 
-// readPss returns a process's proportional set size in KiB, from
-// /proc/PID/smaps_rollup.
-func readPss(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+// readPrivateKiB returns a process's private resident memory in KiB: resident minus
+// shared pages, from /proc/PID/statm (cheap to read, unlike smaps_rollup, which walks
+// the page tables of every mapping).
+func readPrivateKiB(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
 	if err != nil {
 		return 0, err
 	}
-	return parsePss(string(data))
+	return parseStatmPrivate(string(data), int64(os.Getpagesize()))
 }
 
-// parsePss returns the Pss line, in KiB, of the text of /proc/PID/smaps_rollup.
-func parsePss(s string) (int64, error) {
-	for line := range strings.SplitSeq(s, "\n") {
-		key, val, ok := strings.Cut(line, ":")
-		if !ok || key != "Pss" {
-			continue
-		}
-		f := strings.Fields(val)
-		if len(f) == 0 {
-			break
-		}
-		return strconv.ParseInt(f[0], 10, 64)
+// parseStatmPrivate returns resident minus shared, in KiB, from the text of
+// /proc/PID/statm ("size resident shared text lib data dt", in pages of pageSize bytes).
+func parseStatmPrivate(s string, pageSize int64) (int64, error) {
+	f := strings.Fields(s)
+	if len(f) < 3 {
+		return 0, fmt.Errorf("parsing statm: %q", s)
 	}
-	return 0, fmt.Errorf("parsing smaps_rollup: no Pss")
+	resident, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parsing statm resident: %w", err)
+	}
+	shared, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parsing statm shared: %w", err)
+	}
+	return max(0, resident-shared) * pageSize / 1024, nil
 }
 
 // mark starts a phase: CPU counters are read and the RSS peaks reset.

@@ -148,12 +148,15 @@ func TestTreeTicks(t *testing.T) {
 	}
 }
 
-func TestParsePss(t *testing.T) {
-	got, err := parsePss("55d0-7ff [rollup]\nRss:     2048 kB\nPss:      512 kB\nPss_Anon:  100 kB\n")
+func TestParseStatmPrivate(t *testing.T) {
+	got, err := parseStatmPrivate("52000 3000 1000 200 0 4000 0\n", 4096)
 	require.NoError(t, err)
-	assert.Equal(t, int64(512), got)
-	_, err = parsePss("Rss: 10 kB\n")
+	assert.Equal(t, int64(8000), got, "2000 private pages of 4 KiB")
+	_, err = parseStatmPrivate("52000\n", 4096)
 	assert.Error(t, err)
+	got, err = readPrivateKiB(os.Getpid())
+	require.NoError(t, err)
+	assert.Positive(t, got)
 }
 
 // A component whose work is done by short-lived children (as PostgreSQL's backends

@@ -171,8 +171,12 @@ func writeText(w io.Writer, r *Report, timeline bool) {
 	fmt.Fprintf(w, "npbench: nodepool-temporal end to end (%s)\n\n", r.Started.Format(time.RFC3339))
 	fmt.Fprintf(w, "machine      %d cores (%s), %.1f GiB, Linux %s, %s\n", m.Cores, m.CPUModel, m.MemoryGiB, m.Kernel, m.GoVersion)
 	fmt.Fprintf(w, "load average %s at start, %s at end\n", loadString(m.LoadAvgStart), loadString(m.LoadAvgEnd))
-	fmt.Fprintf(w, "setup        driver %s, %d launcher process(es), temporal-dev in memory with %d history shard(s), poll-interval %gs, delete-interval %gs, rate %s\n",
-		s.Driver, s.Workers, s.Shards, s.PollInterval, s.DeleteInterval, rateString(s.Rate))
+	server := "temporal-dev in memory"
+	if s.Cluster {
+		server = "Temporal on PostgreSQL"
+	}
+	fmt.Fprintf(w, "setup        driver %s, %d launcher process(es), %s with %d history shard(s), poll-interval %gs, delete-interval %gs, rate %s\n",
+		s.Driver, s.Workers, server, s.Shards, s.PollInterval, s.DeleteInterval, rateString(s.Rate))
 	if s.Cluster {
 		fmt.Fprintf(w, "topology     cluster: PostgreSQL, the four Temporal services, a 3-member ZooKeeper ensemble, one poller and %d worker process(es)\n", s.Workers)
 	}
