@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -367,11 +365,7 @@ func signalsBetween(ctx context.Context, tc client.Client, workflowID string, fr
 func zkSessionCounts(ctx context.Context, addrs []string) (map[int64]int64, error) {
 	all := map[int64]int64{}
 	for _, addr := range addrs {
-		out, err := fourLetter(ctx, addr, "cons")
-		if err != nil {
-			return nil, err
-		}
-		counts, err := devstack.ParseCons(strings.NewReader(out))
+		counts, err := devstack.ZooKeeperSessionRequests(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -385,7 +379,7 @@ func zkSessionCounts(ctx context.Context, addrs []string) (map[int64]int64, erro
 // zkZxid asks ZooKeeper (four-letter word `srvr`) for its last transaction id: within
 // one epoch, the difference of two readings is the number of writes in between.
 func zkZxid(ctx context.Context, addr string) (int64, error) {
-	out, err := fourLetter(ctx, addr, "srvr")
+	out, err := devstack.FourLetterWord(ctx, addr, "srvr")
 	if err != nil {
 		return 0, err
 	}
@@ -404,29 +398,6 @@ func parseZxid(out string) (int64, error) {
 		}
 	}
 	return 0, errors.New("no Zxid in srvr output")
-}
-
-// fourLetter sends one of ZooKeeper's four-letter words and returns the answer.
-func fourLetter(ctx context.Context, addr, word string) (string, error) {
-	var d net.Dialer
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := d.DialContext(cctx, "tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("asking ZooKeeper %s: %w", word, err)
-	}
-	defer conn.Close()
-	if dl, ok := cctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if _, err := conn.Write([]byte(word)); err != nil {
-		return "", fmt.Errorf("asking ZooKeeper %s: %w", word, err)
-	}
-	out, err := io.ReadAll(conn)
-	if err != nil {
-		return "", fmt.Errorf("asking ZooKeeper %s: %w", word, err)
-	}
-	return string(out), nil
 }
 
 // sessionDelta sums the requests sent between two `cons` readings by every session but

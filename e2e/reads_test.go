@@ -32,7 +32,7 @@ func TestLauncherReadsAChangedNodeOnce(t *testing.T) {
 	const changes = 10
 	const window = 3 * time.Second
 	count := func() int64 {
-		counts, err := devstack.ZooKeeperSessionRequests(c.zkAddr)
+		counts, err := devstack.ZooKeeperSessionRequests(ctx, c.zkAddr)
 		require.NoError(t, err)
 		v, ok := counts[sid]
 		require.True(t, ok, "the launcher's session %#x is connected", sid)

@@ -2,7 +2,6 @@ package devstack
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -318,20 +317,20 @@ func ZooKeeperMode(addr string) string {
 
 // ZooKeeperSessionRequests asks the ZooKeeper at addr (four-letter word `cons`) how
 // many requests each session connected to it has sent, pings included.
-func ZooKeeperSessionRequests(addr string) (map[int64]int64, error) {
-	out := fourLetterWord(addr, "cons")
-	if out == nil {
-		return nil, fmt.Errorf("asking ZooKeeper at %s for its connections: no answer", addr)
+func ZooKeeperSessionRequests(ctx context.Context, addr string) (map[int64]int64, error) {
+	out, err := FourLetterWord(ctx, addr, "cons")
+	if err != nil {
+		return nil, err
 	}
-	return ParseCons(bytes.NewReader(out))
+	return parseCons(strings.NewReader(out))
 }
 
 // consLine matches one connection of ZooKeeper's `cons` output.
 var consLine = regexp.MustCompile(`recved=(\d+).*?sid=0x([0-9a-fA-F]+)`)
 
-// ParseCons returns the requests received per session id from ZooKeeper's `cons`
+// parseCons returns the requests received per session id from ZooKeeper's `cons`
 // output. Connections without a session (the one asking) are left out.
-func ParseCons(r io.Reader) (map[int64]int64, error) {
+func parseCons(r io.Reader) (map[int64]int64, error) {
 	out := map[int64]int64{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -352,19 +351,43 @@ func ParseCons(r io.Reader) (map[int64]int64, error) {
 	return out, sc.Err()
 }
 
-// fourLetterWord sends a ZooKeeper four-letter command and returns the answer.
+// fourLetterTimeout bounds one four-letter command.
+const fourLetterTimeout = 10 * time.Second
+
+// FourLetterWord sends a ZooKeeper four-letter command to addr and returns the answer,
+// within ctx and at most fourLetterTimeout.
+func FourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, fourLetterTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("asking ZooKeeper %s: %w", cmd, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := conn.Write([]byte(cmd)); err != nil {
+		return "", fmt.Errorf("asking ZooKeeper %s: %w", cmd, err)
+	}
+	out, err := io.ReadAll(conn)
+	if err != nil {
+		return "", fmt.Errorf("asking ZooKeeper %s: %w", cmd, err)
+	}
+	return string(out), nil
+}
+
+// fourLetterWord is FourLetterWord for the readiness probes: within 2 s, and an
+// unanswered command is an empty answer.
 func fourLetterWord(addr, cmd string) []byte {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out, err := FourLetterWord(ctx, addr, cmd)
 	if err != nil {
 		return nil
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conn.Write([]byte(cmd)); err != nil {
-		return nil
-	}
-	out, _ := io.ReadAll(conn)
-	return out
+	return []byte(out)
 }
 
 // PortOpen reports whether something accepts TCP connections on addr.

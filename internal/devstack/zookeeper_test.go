@@ -20,7 +20,7 @@ func TestParseCons(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseCons(strings.NewReader(tc.in))
+			got, err := parseCons(strings.NewReader(tc.in))
 			if err != nil {
 				t.Fatal(err)
 			}
