@@ -60,18 +60,27 @@ func parseProcTimes(s string) (procTimes, error) {
 	return procTimes{ppid: int(v[0]), self: v[1] + v[2], children: v[3] + v[4]}, nil
 }
 
-// treeTicks returns the CPU ticks of the process tree under root (root included) and
-// the number of processes in it, from every process's times: each member's own time
-// plus the time of the children it has reaped. A child that exits during a phase
-// moves its time into its parent's children field, so the sum only grows, and a
-// component whose work is done by forked processes (PostgreSQL's backends) is
-// measured whole.
-func treeTicks(procs map[int]procTimes, root int) (ticks int64, members []int) {
+// procTree is every process's times with an index of each process's children.
+type procTree struct {
+	procs map[int]procTimes
+	kids  map[int][]int
+}
+
+func newProcTree(procs map[int]procTimes) procTree {
 	kids := map[int][]int{}
 	for pid, t := range procs {
 		kids[t.ppid] = append(kids[t.ppid], pid)
 	}
-	if _, ok := procs[root]; !ok {
+	return procTree{procs: procs, kids: kids}
+}
+
+// treeTicks returns the CPU ticks of the process tree under root (root included) and
+// its members, root first: each member's own time plus the time of the children it
+// has reaped. A child that exits during a phase moves its time into its parent's
+// children field, so the sum only grows, and a component whose work is done by forked
+// processes (PostgreSQL's backends) is measured whole.
+func (pt procTree) treeTicks(root int) (ticks int64, members []int) {
+	if _, ok := pt.procs[root]; !ok {
 		return 0, nil
 	}
 	queue := []int{root}
@@ -79,9 +88,9 @@ func treeTicks(procs map[int]procTimes, root int) (ticks int64, members []int) {
 		pid := queue[0]
 		queue = queue[1:]
 		members = append(members, pid)
-		t := procs[pid]
+		t := pt.procs[pid]
 		ticks += t.self + t.children
-		queue = append(queue, kids[pid]...)
+		queue = append(queue, pt.kids[pid]...)
 	}
 	return ticks, members
 }
@@ -251,7 +260,7 @@ type MachineUsage struct {
 }
 
 // monitor tracks the CPU and memory of the benchmark's processes. Each tracked process
-// counts with its descendants (treeTicks), so PostgreSQL's backends are PostgreSQL's and
+// counts with its descendants (procTree.treeTicks), so PostgreSQL's backends are PostgreSQL's and
 // not "other processes".
 type monitor struct {
 	mu    sync.Mutex
@@ -307,11 +316,11 @@ func (m *monitor) run(ctx context.Context) {
 // treeTicksLocked reads /proc once and returns every tracked pid's tree ticks,
 // remembering each tree's descendants for the memory samples.
 func (m *monitor) treeTicksLocked() (ticks map[int]int64, members map[int]int) {
-	all := readAllProcTimes()
+	all := newProcTree(readAllProcTimes())
 	ticks, members = map[int]int64{}, map[int]int{}
 	for _, pids := range m.procs {
 		for _, pid := range pids {
-			t, tree := treeTicks(all, pid)
+			t, tree := all.treeTicks(pid)
 			if len(tree) == 0 {
 				continue
 			}

@@ -138,7 +138,7 @@ func TestTreeTicks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ticks, members := treeTicks(procs, tc.root)
+			ticks, members := newProcTree(procs).treeTicks(tc.root)
 			assert.Equal(t, tc.ticks, ticks)
 			assert.ElementsMatch(t, tc.members, members)
 			if len(tc.members) > 0 {
@@ -170,7 +170,7 @@ func TestMonitorCountsExitedChildren(t *testing.T) {
 	m.mark()
 	// Until the loop is over: every "date" it ran has exited and been reaped.
 	require.Eventually(t, func() bool {
-		_, members := treeTicks(readAllProcTimes(), cmd.Process.Pid)
+		_, members := newProcTree(readAllProcTimes()).treeTicks(cmd.Process.Pid)
 		if len(members) != 2 {
 			return false
 		}
