@@ -70,9 +70,7 @@ type Mirror[T any] struct {
 
 // MirrorRequests returns a mirror of the node requests, kept until ctx ends.
 func (c *Client) MirrorRequests(ctx context.Context) *Mirror[*NodeRequest] {
-	m := &Mirror[*NodeRequest]{c: c, root: RequestsPath, read: c.GetRequestW, recs: map[string]*NodeRequest{}, unread: map[string]bool{}}
-	go m.run(ctx)
-	return m
+	return startMirror(ctx, c, RequestsPath, c.GetRequestW)
 }
 
 // MirrorNodes returns a mirror of the node records, kept until ctx ends.
@@ -81,7 +79,13 @@ func (c *Client) MirrorNodes(ctx context.Context) *Mirror[*Node] {
 		n, _, watch, err := c.GetNodeW(ctx, id)
 		return n, watch, err
 	}
-	m := &Mirror[*Node]{c: c, root: NodesPath, read: read, recs: map[string]*Node{}, unread: map[string]bool{}}
+	return startMirror(ctx, c, NodesPath, read)
+}
+
+// startMirror returns a mirror of the tree at root, whose records read reads, kept
+// until ctx ends.
+func startMirror[T any](ctx context.Context, c *Client, root string, read func(context.Context, string) (T, <-chan zk.Event, error)) *Mirror[T] {
+	m := &Mirror[T]{c: c, root: root, read: read, recs: map[string]T{}, unread: map[string]bool{}}
 	go m.run(ctx)
 	return m
 }
