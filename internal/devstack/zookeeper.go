@@ -357,9 +357,13 @@ const fourLetterTimeout = 10 * time.Second
 // FourLetterWord sends a ZooKeeper four-letter command to addr and returns the answer,
 // within ctx and at most fourLetterTimeout.
 func FourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
+	return askFourLetter(ctx, net.Dialer{}, addr, cmd)
+}
+
+// askFourLetter is FourLetterWord connecting with d.
+func askFourLetter(ctx context.Context, d net.Dialer, addr, cmd string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, fourLetterTimeout)
 	defer cancel()
-	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("asking ZooKeeper %s: %w", cmd, err)
@@ -378,12 +382,12 @@ func FourLetterWord(ctx context.Context, addr, cmd string) (string, error) {
 	return string(out), nil
 }
 
-// fourLetterWord is FourLetterWord for the readiness probes: within 2 s, and an
-// unanswered command is an empty answer.
+// fourLetterWord is FourLetterWord for the readiness probes: connected within 1 s and
+// answered within 2 s, and an unanswered command is an empty answer.
 func fourLetterWord(addr, cmd string) []byte {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	out, err := FourLetterWord(ctx, addr, cmd)
+	out, err := askFourLetter(ctx, net.Dialer{Timeout: time.Second}, addr, cmd)
 	if err != nil {
 		return nil
 	}
